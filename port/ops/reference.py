@@ -1,0 +1,74 @@
+"""Pure-PyTorch PSA semantics, written to mirror the fork's PointwiseSpatialAttention layer; the oracle for the kernels."""
+from __future__ import annotations
+
+import torch
+
+from port.config import COLLECT, DISTRIBUTE
+
+
+def _window_index(h: int, w: int, mask_h: int, mask_w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every (source q, target p) pair: the mask channel that links them, and whether one does.
+
+    Both results are (h*w, h*w), indexed [q, p]; q = a*w + b, p = y*w + x, channel
+    (a - y + half_h) * mask_w + (b - x + half_w) as in paper Eq. 9.
+    """
+    rows = torch.arange(h, device=device)
+    cols = torch.arange(w, device=device)
+    dh = rows[:, None] - rows[None, :] + (mask_h - 1) // 2  # [a, y]
+    dw = cols[:, None] - cols[None, :] + (mask_w - 1) // 2  # [b, x]
+    ok_h = (dh >= 0) & (dh < mask_h)
+    ok_w = (dw >= 0) & (dw < mask_w)
+    channel = dh.clamp(0, mask_h - 1)[:, None, :, None] * mask_w + dw.clamp(0, mask_w - 1)[None, :, None, :]
+    valid = ok_h[:, None, :, None] & ok_w[None, :, None, :]
+    return channel.reshape(h * w, h * w), valid.reshape(h * w, h * w)
+
+
+def psa_mask_reference(mask: torch.Tensor, psa_type: int, mask_h: int, mask_w: int, compact: bool = False) -> torch.Tensor:
+    """Scatter a (N, mask_h*mask_w, H, W) attention mask into the layer's zero-filled (N, H*W, H, W) buffer.
+
+    COLLECT gives buffer[n, q, p] with q the source and p the target position, DISTRIBUTE its
+    transpose; `compact` masks have H*W channels indexed by absolute position, not by offset.
+    """
+    if psa_type not in (COLLECT, DISTRIBUTE):
+        raise ValueError(f"psa_type must be COLLECT ({COLLECT}) or DISTRIBUTE ({DISTRIBUTE}), got {psa_type}")
+    n, channels, h, w = mask.shape
+    if channels != mask_h * mask_w:
+        raise ValueError(f"mask has {channels} channels, expected {mask_h}*{mask_w}={mask_h * mask_w}")
+    hw = h * w
+    flat = mask.reshape(n, channels, hw)
+    if compact:
+        if (mask_h, mask_w) != (h, w):
+            raise ValueError(f"a compact mask must be {h}x{w}, got {mask_h}x{mask_w}")
+        buffer = flat
+    else:
+        channel, valid = _window_index(h, w, mask_h, mask_w, mask.device)
+        target = torch.arange(hw, device=mask.device).expand(hw, hw)
+        buffer = flat[:, channel, target] * valid.to(mask.dtype)
+    if psa_type == DISTRIBUTE:
+        buffer = buffer.transpose(1, 2)
+    return buffer.reshape(n, hw, h, w)
+
+
+def psa_aggregate_reference(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    psa_type: int,
+    mask_h: int,
+    mask_w: int,
+    softmax: bool,
+    normalization_factor: float,
+    compact: bool = False,
+) -> torch.Tensor:
+    """The whole PSA layer: top[n, c, p] = sum_q x[n, c, q] * buffer[n, q, p] / normalization_factor.
+
+    NOTE: the fork's softmax runs over all H*W buffer entries of a target, the zeros a small
+    mask leaves uncovered included; kept so outputs match the released models' layer.
+    """
+    n, c, h, w = x.shape
+    if mask.shape[0] != n or mask.shape[2:] != x.shape[2:]:
+        raise ValueError(f"x {tuple(x.shape)} and mask {tuple(mask.shape)} differ in batch or spatial size")
+    buffer = psa_mask_reference(mask, psa_type, mask_h, mask_w, compact).reshape(n, h * w, h * w)
+    if softmax:
+        buffer = torch.softmax(buffer, dim=1)
+    out = torch.bmm(x.reshape(n, c, h * w), buffer) / normalization_factor
+    return out.reshape(n, c, h, w)

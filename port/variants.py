@@ -1,0 +1,74 @@
+"""The released PSANet models and the paper's ablation variants, with their datasets and published numbers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from port.config import PSANetConfig
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Per-dataset facts used by the network definitions and the authors' evaluation."""
+
+    name: str
+    num_classes: int
+    crop: int
+    shrink_factor: int  # PSA input shrink (1: none)
+    base_size: int  # evaluation: long side = base_size * scale + 1
+
+
+DATASETS = {
+    "ade20k": Dataset("ade20k", 150, 465, 2, 512),
+    "voc2012": Dataset("voc2012", 21, 465, 1, 512),
+    "cityscapes": Dataset("cityscapes", 19, 705, 2, 2048),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named network: its architecture, dataset and the authors' published val numbers (percent)."""
+
+    name: str
+    dataset: str
+    config: PSANetConfig
+    released: bool
+    published: dict[str, float] = field(default_factory=dict)  # keys: miou_ss, pacc_ss, miou_ms, pacc_ms
+    caffemodel_md5_prefix: str = ""
+
+
+def dataset_config(dataset: str, depth: int, **changes: object) -> PSANetConfig:
+    """The released architecture for `dataset` and `depth`, with optional changes."""
+    d = DATASETS[dataset]
+    return PSANetConfig(depth=depth, num_classes=d.num_classes, crop=d.crop, shrink_factor=d.shrink_factor, **changes)
+
+
+def _scores(miou_ss: float, pacc_ss: float, miou_ms: float, pacc_ms: float) -> dict[str, float]:
+    return {"miou_ss": miou_ss, "pacc_ss": pacc_ss, "miou_ms": miou_ms, "pacc_ms": pacc_ms}
+
+
+_RELEASED = [
+    ("psanet50_ade20k_465", "ade20k", 50, _scores(41.92, 80.17, 42.97, 80.92), "a8e884"),
+    ("psanet101_ade20k_465", "ade20k", 101, _scores(42.75, 80.71, 43.77, 81.51), "ab5e56"),
+    ("psanet50_voc2012_465", "voc2012", 50, _scores(77.24, 94.88, 78.14, 95.12), "d5fc37"),
+    ("psanet101_voc2012_465", "voc2012", 101, _scores(78.51, 95.18, 79.77, 95.43), "5d8c0f"),
+    ("psanet50_cityscapes_705", "cityscapes", 50, _scores(76.65, 95.99, 77.79, 96.24), "25c06a"),
+    ("psanet101_cityscapes_705", "cityscapes", 101, _scores(77.94, 96.10, 79.05, 96.30), "3ac1bf"),
+]
+
+# Paper Tables 1, 4, 5 ablations (ResNet-50); only COLLECT+DISTRIBUTE models were released.
+ABLATIONS = {
+    "fcn": {"branches": ()},
+    "collect": {"branches": ("COLLECT",)},
+    "distribute": {"branches": ("DISTRIBUTE",)},
+    "collect_compact": {"branches": ("COLLECT",), "compact": True},
+}
+
+VARIANTS: dict[str, Variant] = {
+    name: Variant(name, ds, dataset_config(ds, depth), True, scores, md5) for name, ds, depth, scores, md5 in _RELEASED
+}
+for _ds, _d in DATASETS.items():
+    for _suffix, _changes in ABLATIONS.items():
+        _name = f"psanet50_{_ds}_{_d.crop}_{_suffix}"
+        VARIANTS[_name] = Variant(_name, _ds, dataset_config(_ds, 50, **_changes), False)
+
+RELEASED = [v for v in VARIANTS.values() if v.released]
