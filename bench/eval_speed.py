@@ -1,0 +1,72 @@
+"""Evaluation throughput: images/s of the authors' procedure, batched crops vs one network input at a time.
+
+For an ADE20K-sized (512x683, crop 465, base 512) and a Cityscapes-sized (1024x2048, crop 705,
+base 2048) random image, single scale + flip and the six scales + flip, each run with
+`--batch-size` crops per forward and with one input per forward, side by side in one run.
+The network is a PSANet of the dataset's real crop and depth with random weights (speed only);
+`--width-divisor` narrows every layer so that the default run stays short on a small CPU.
+Read the ratio column: absolute numbers depend on the machine and on the divisor.
+
+    python bench/eval_speed.py                 # width/8, ResNet-50, ss + ms (several minutes on 2 cores)
+    python bench/eval_speed.py --quick         # width/32, single scale only
+    python bench/eval_speed.py --width-divisor 1 --device cuda   # the released network's size
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, predict_probabilities  # noqa: E402
+from port.model import PSANet  # noqa: E402
+from port.variants import DATASETS, dataset_config  # noqa: E402
+
+CASES = {"ade20k": (512, 683), "cityscapes": (1024, 2048)}
+
+
+def _seconds(net: torch.nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    predict_probabilities(net, image, settings, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width-divisor", type=int, default=8)
+    parser.add_argument("--depth", type=int, default=50, choices=(50, 101))
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="width/32 and single scale only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    divisor = 32 if args.quick else args.width_divisor
+    scale_sets = {"ss+flip": SINGLE_SCALE} if args.quick else {"ss+flip": SINGLE_SCALE, "ms+flip": MULTI_SCALE}
+    device = torch.device(args.device)
+    print(f"PSANet-{args.depth} width/{divisor}, random weights, {device}, {torch.get_num_threads()} threads")
+    print(f"{'input':>22s} {'scales':>8s} {'batch ' + str(args.batch_size) + ' img/s':>14s} {'batch 1 img/s':>14s} {'ratio':>6s}")
+    for name, (rows, cols) in CASES.items():
+        dataset = DATASETS[name]
+        net = PSANet(dataset_config(name, args.depth, width_divisor=divisor)).eval().to(device)
+        image = np.random.default_rng(0).integers(0, 256, (rows, cols, 3), dtype=np.uint8)
+        for tag, scales in scale_sets.items():
+            def settings(batch: int) -> InferenceSettings:
+                return InferenceSettings(dataset.crop, dataset.num_classes, dataset.base_size, scales, True, batch)
+
+            _seconds(net, image, settings(args.batch_size), device)  # warm-up (allocations, kernel choice)
+            batched = _seconds(net, image, settings(args.batch_size), device)
+            single = _seconds(net, image, settings(1), device)
+            print(f"{name + f' {rows}x{cols}':>22s} {tag:>8s} {1 / batched:14.3f} {1 / single:14.3f} {single / batched:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Caffe <-> PyTorch weight converters for the PSANet port (no pycaffe needed)."""

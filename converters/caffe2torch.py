@@ -1,0 +1,92 @@
+"""caffe2torch: convert a released PSANet .caffemodel into a self-describing .safetensors (or .pth) file."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+from tqdm import tqdm
+
+from converters.cli import run_cli
+from converters.caffemodel import iter_layers
+from converters.check import check_against_prototxt
+from converters.infer import Hints, infer_config
+from converters.mapping import layers_to_state
+from converters.prototxt import read_prototxt
+from converters.summary import describe
+from port.io import save_weights
+from port.model import PSANet
+from port.variants import DATASETS, VARIANTS
+
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+def convert(path: str | Path, hints: Hints | None = None, progress: bool = False) -> tuple[PSANet, dict[str, str]]:
+    """Read a caffemodel, infer its config, load the weights (strict); returns (eval model, source info)."""
+    path = Path(path)
+    data = path.read_bytes()
+    bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="reading", file=sys.stderr,
+               disable=not progress or len(data) < PROGRESS_MIN_BYTES)
+    with bar:
+        layers = list(iter_layers(data, lambda done: bar.update(done - bar.n)))
+    if hints is not None and hints.prototxt is not None:
+        check_against_prototxt(layers, hints.prototxt)
+    source = {"file": path.name, "md5": hashlib.md5(data).hexdigest(), "bytes": str(len(data))}
+    del data
+    cfg = infer_config({layer.name: [b.shape for b in layer.blobs] for layer in layers if layer.blobs}, hints or Hints())
+    with torch.device("meta"):
+        model = PSANet(cfg)
+    state = layers_to_state(layers, model)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval(), source
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="caffe2torch", description=__doc__)
+    p.add_argument("caffemodel", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="output .safetensors (default: beside the input) or .pth")
+    p.add_argument("--prototxt", type=Path, help="network definition to check names, widths and PSA params against")
+    p.add_argument("--variant", choices=sorted(VARIANTS), metavar="NAME", help="registered variant the file must match")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset (crop, shrink) when the class count is not enough")
+    p.add_argument("--crop", type=int, help="input side the model was defined for (8k+1)")
+    p.add_argument("--shrink-factor", type=int, help="PSA input shrink (1: none)")
+    mask = p.add_mutually_exclusive_group()
+    mask.add_argument("--compact", action="store_const", const=True, dest="compact", help="mask is the compact h*w form")
+    mask.add_argument("--windowed", action="store_const", const=False, dest="compact", help="mask is an over-complete window")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary, no progress bar")
+    return p
+
+
+def _run(args: argparse.Namespace) -> None:
+    if not args.caffemodel.is_file():
+        raise ValueError(f"no such file: {args.caffemodel}")
+    output = args.output or args.caffemodel.with_suffix(".safetensors")
+    if output.suffix not in (".safetensors", ".pth"):
+        raise ValueError(f"output must end in .safetensors or .pth, got {output.name}")
+    if output.resolve() == args.caffemodel.resolve():
+        raise ValueError("output would overwrite the input")
+    if not output.parent.is_dir():
+        raise ValueError(f"output folder does not exist: {output.parent}")
+    hints = Hints(args.variant, args.dataset, args.crop, args.shrink_factor, args.compact,
+                  read_prototxt(args.prototxt) if args.prototxt else None)
+    model, source = convert(args.caffemodel, hints, progress=not args.quiet)
+    save_weights(output, model.state_dict(), model.cfg, source)
+    if not args.quiet:
+        print(f"read {source['file']} ({int(source['bytes']) / 2**20:.1f} MiB, md5 {source['md5']})")
+        print("\n".join(describe(model)))
+        print(f"wrote {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; bad input gives one `caffe2torch: error: ...` line and exit code 2."""
+    args = _parser().parse_args(argv)
+    return run_cli("caffe2torch", lambda: _run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

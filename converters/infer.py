@@ -1,0 +1,161 @@
+"""Work out a `PSANetConfig` from a caffemodel's blob shapes, optionally checked against a prototxt and user hints."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from port.config import STAGE_BLOCKS, PSANetConfig
+from port.variants import DATASETS, VARIANTS, dataset_config
+from converters.prototxt import Message, input_size
+from converters.prototxt import layers as prototxt_layers
+
+Shapes = dict[str, list[tuple[int, ...]]]  # layer name -> blob shapes, in file order
+DEPTHS = {blocks[2]: depth for depth, blocks in STAGE_BLOCKS.items()}
+_FC2 = re.compile(r"PSA_(COLLECT|DISTRIBUTE)_fc2")
+
+
+class ConversionError(ValueError):
+    """The caffemodel does not describe a PSANet we can build, or disagrees with the hints given."""
+
+
+@dataclass
+class Hints:
+    """What the user (flags, --variant, --prototxt) says about the things a caffemodel does not record."""
+
+    variant: str | None = None
+    dataset: str | None = None
+    crop: int | None = None
+    shrink_factor: int | None = None
+    compact: bool | None = None
+    prototxt: Message | None = None
+
+
+def _out_channels(shapes: Shapes, name: str) -> int:
+    if name not in shapes or not shapes[name]:
+        raise ConversionError(f"unknown architecture: no weighted layer {name!r} (is this a PSANet caffemodel?)")
+    return shapes[name][0][0]
+
+
+def _from_weights(shapes: Shapes) -> dict[str, Any]:
+    """The config fields the blob shapes determine."""
+    width = _out_channels(shapes, "conv1_1_3x3_s2")
+    if width < 1 or 64 % width:
+        raise ConversionError(f"unknown architecture: conv1_1_3x3_s2 has {width} outputs (64 / a divisor expected)")
+    conv4 = sum(1 for name in shapes if re.fullmatch(r"conv4_\d+_1x1_reduce", name))
+    if conv4 not in DEPTHS:
+        raise ConversionError(f"unknown architecture: {conv4} conv4 blocks (6 for ResNet-50, 23 for ResNet-101)")
+    branches = tuple(m.group(1) for name in shapes if (m := _FC2.fullmatch(name)))
+    masks = {_out_channels(shapes, f"PSA_{b}_fc2") for b in branches}
+    if len(masks) > 1:
+        raise ConversionError(f"the PSA branches predict masks of different sizes {sorted(masks)}")
+    return {
+        "depth": DEPTHS[conv4],
+        "num_classes": _out_channels(shapes, "conv6"),
+        "branches": branches,
+        "aux": "conv4_aux_3x3" in shapes,
+        "width_divisor": 64 // width,
+        "mask_channels": masks.pop() if masks else None,
+    }
+
+
+def _from_prototxt(net: Message) -> dict[str, Any]:
+    """Config fields a network definition states (crop, shrink, PSA params, branch order)."""
+    found: dict[str, Any] = {}
+    size = input_size(net)
+    if size is not None:
+        if size[0] != size[1]:
+            raise ConversionError(f"prototxt input {size[0]}x{size[1]} is not square")
+        found["crop"] = size[0]
+    named = prototxt_layers(net)
+    psa = [layer for layer in named.values() if layer.get("type") == "PointwiseSpatialAttention"]
+    if psa:
+        shrinks = [layer for layer in named.values() if layer.get("type") == "Interp" and layer.get("name", "").endswith("_shrink")]
+        params = shrinks[0].get("interp_param") if shrinks else None
+        found["shrink_factor"] = int(params.get("shrink_factor", 1)) if params is not None else 1
+        p = psa[0].get("pointwise_spatial_attention_param") or Message()
+        found["softmax"] = bool(p.get("is_softmax", False))
+        if p.get("attention_mask_height") is not None:
+            found["mask_size"] = (int(p.get("attention_mask_height")), int(p.get("attention_mask_width")))
+        # NOTE: the fork's layer divides by mask_h*mask_w when no normalization_factor is given.
+        found["normalization_factor"] = p.get("normalization_factor")
+        if p.get("compact") is not None:
+            found["compact"] = bool(p.get("compact"))
+        order = named.get("global_feature")
+        if order is not None:
+            found["branches"] = tuple(str(b).removeprefix("global_feature_") for b in order.all("bottom"))
+    return found
+
+
+def _mask(mask_channels: int, psa_side: int, compact: bool | None) -> tuple[bool, tuple[int, int] | None]:
+    """(compact, explicit mask size or None for the layer's default) for a mask of `mask_channels`."""
+    side = round(mask_channels**0.5)
+    if side * side != mask_channels:
+        raise ConversionError(f"PSA_*_fc2 has {mask_channels} outputs, not the square of a mask side")
+    if compact is True:
+        if side != psa_side:
+            raise ConversionError(f"a compact mask at a {psa_side}x{psa_side} PSA input has {psa_side**2} channels, not {mask_channels}")
+        return True, None
+    if side == psa_side and compact is None and side % 2:
+        raise ConversionError(
+            f"{mask_channels} mask channels at a {psa_side}x{psa_side} PSA input fit both a compact mask and a "
+            f"{side}x{side} window: pass --compact or --windowed (or a --prototxt)"
+        )
+    if side == psa_side and compact is None:
+        return True, None
+    if side % 2 == 0:
+        raise ConversionError(f"PSA_*_fc2 has {mask_channels} = {side}^2 outputs: a windowed mask side must be odd")
+    return False, (None if side == 2 * psa_side - 1 else (side, side))
+
+
+def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
+    """The config the caffemodel's shapes + hints describe; raises ConversionError on gaps or disagreement."""
+    found = _from_weights(shapes)
+    stated = _from_prototxt(hints.prototxt) if hints.prototxt is not None else {}
+    if found["branches"] and "branches" in stated and set(stated["branches"]) == set(found["branches"]):
+        found["branches"] = stated["branches"]
+    if hints.variant is not None:
+        if hints.variant not in VARIANTS:
+            raise ConversionError(f"unknown variant {hints.variant!r}")
+        base = VARIANTS[hints.variant].config
+        for key in ("depth", "num_classes", "branches"):
+            if getattr(base, key) != found[key]:
+                raise ConversionError(f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base, key)}")
+        dataset_fields = {"crop": base.crop, "shrink_factor": base.shrink_factor}
+        if hints.compact is None:
+            hints = Hints(**{**hints.__dict__, "compact": base.compact})
+    else:
+        dataset = hints.dataset or next((d.name for d in DATASETS.values() if d.num_classes == found["num_classes"]), None)
+        if dataset is not None and dataset not in DATASETS:
+            raise ConversionError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
+        d = DATASETS.get(dataset) if dataset else None
+        dataset_fields = {"crop": d.crop, "shrink_factor": d.shrink_factor} if d else {}
+    for key in ("crop", "shrink_factor"):
+        value = getattr(hints, key)
+        if value is None:
+            value = stated.get(key, dataset_fields.get(key))
+        if value is None:
+            raise ConversionError(f"cannot tell the {key} of a {found['num_classes']}-class model: pass --{key.replace('_', '-')}, --variant or --prototxt")
+        dataset_fields[key] = value
+    compact = hints.compact if hints.compact is not None else stated.get("compact")
+    cfg = PSANetConfig(
+        depth=found["depth"],
+        num_classes=found["num_classes"],
+        branches=found["branches"],
+        aux=found["aux"],
+        width_divisor=found["width_divisor"],
+        **dataset_fields,
+        **({"softmax": stated["softmax"]} if "softmax" in stated else {}),
+    )
+    if found["mask_channels"] is not None:
+        if "mask_size" in stated:
+            cfg = cfg.with_(mask_size=stated["mask_size"], compact=bool(compact))
+        else:
+            is_compact, mask_size = _mask(found["mask_channels"], cfg.psa_input_size[0], compact)
+            cfg = cfg.with_(mask_size=mask_size, compact=is_compact)
+        if cfg.mask_channels != found["mask_channels"]:
+            raise ConversionError(f"PSA_*_fc2 has {found['mask_channels']} outputs; the prototxt's mask needs {cfg.mask_channels}")
+    if "normalization_factor" in stated:
+        factor = stated["normalization_factor"]
+        cfg = cfg.with_(normalization_factor=float(cfg.mask_channels if factor is None else factor))
+    return cfg

@@ -1,0 +1,65 @@
+"""torch2caffe: write a PSANet (a converted file, or a registered variant's fresh weights) as a .caffemodel."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from converters.cli import run_cli
+from converters.caffemodel import write_caffemodel
+from converters.mapping import state_to_layers
+from port.config import PSANetConfig
+from port.io import read_weights
+from port.model import create_model
+from port.variants import VARIANTS
+
+
+def save_caffemodel(path: str | Path, state: dict[str, torch.Tensor], cfg: PSANetConfig, net_name: str = "") -> Path:
+    """Write `state` (a PSANet state_dict for `cfg`) as new-style Caffe `layer` entries, atomically."""
+    return write_caffemodel(path, state_to_layers(state, cfg), net_name or f"psanet{cfg.depth}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="torch2caffe", description=__doc__)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("weights", nargs="?", type=Path, help="a file written by caffe2torch / port.io")
+    source.add_argument("--variant", choices=sorted(VARIANTS), metavar="NAME", help="fresh weights of a registered variant")
+    p.add_argument("-o", "--output", type=Path, help="output .caffemodel (default: beside the input / NAME.caffemodel)")
+    p.add_argument("--width-divisor", type=int, default=1, help="with --variant: thinner test network")
+    p.add_argument("--aux", action="store_true", help="with --variant: include the aux branch")
+    p.add_argument("--seed", type=int, default=0, help="with --variant: random seed")
+    return p
+
+
+def _run(args: argparse.Namespace) -> Path:
+    if args.weights is not None:
+        if not args.weights.is_file():
+            raise ValueError(f"no such file: {args.weights}")
+        state, cfg, _ = read_weights(args.weights)
+        default = args.weights.with_suffix(".caffemodel")
+    else:
+        torch.manual_seed(args.seed)
+        model = create_model(args.variant, width_divisor=args.width_divisor, aux=args.aux)
+        state, cfg = model.state_dict(), model.cfg
+        default = Path(f"{args.variant}.caffemodel")
+    output = args.output or default
+    if output.suffix != ".caffemodel":
+        raise ValueError(f"output must end in .caffemodel, got {output.name}")
+    if not output.parent.resolve().is_dir():
+        raise ValueError(f"output folder does not exist: {output.parent}")
+    return save_caffemodel(output, state, cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; bad input gives one `torch2caffe: error: ...` line and exit code 2."""
+    args = _parser().parse_args(argv)
+    return run_cli("torch2caffe", lambda: print(f"wrote {_run(args)}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

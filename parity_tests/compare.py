@@ -1,0 +1,81 @@
+"""Blob-by-blob comparison of a PyTorch forward (forward hooks) with Caffe top blobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from port.model import blob_modules
+
+TOLERANCE = 1e-4  # max|diff| <= TOLERANCE * max|caffe blob|, for every layer type (see README.md)
+INTERNAL = "_split_"  # Caffe's automatic copies of blobs read by several layers
+
+
+@dataclass(frozen=True)
+class BlobError:
+    """Worst absolute difference of one blob, and the blob's own scale."""
+
+    blob: str
+    kind: str  # Caffe type of the layer creating the blob
+    max_diff: float
+    scale: float  # max |caffe blob|
+
+    @property
+    def relative(self) -> float:
+        return self.max_diff / self.scale if self.scale else self.max_diff
+
+    @property
+    def ok(self) -> bool:
+        return self.relative <= TOLERANCE
+
+
+def named_blobs(blob_names: list[str], inputs: set[str]) -> list[str]:
+    """The Caffe blobs to compare: every named top blob except inputs, losses and Caffe's split copies."""
+    return [b for b in blob_names if b not in inputs and INTERNAL not in b and not b.startswith("loss")]
+
+
+def compare_forward(
+    model: torch.nn.Module, x: torch.Tensor, reference: Mapping[str, np.ndarray], kinds: Mapping[str, str]
+) -> tuple[list[BlobError], torch.Tensor]:
+    """Run `model(x)` with a hook per reference blob; returns the errors (in Caffe order) and the model output.
+
+    Each hook compares at once, so no activation is kept beyond its own module's call.
+    """
+    modules = blob_modules(model.cfg)
+    missing = [b for b in reference if b not in modules]
+    if missing:
+        raise KeyError(f"Caffe blobs with no PyTorch module: {missing}")
+    found: dict[str, BlobError] = {}
+
+    def hook_for(blob: str):
+        def hook(_module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            ours = output.detach().numpy()
+            ref = reference[blob]
+            if ours.shape != ref.shape:
+                raise AssertionError(f"{blob}: PyTorch shape {ours.shape}, Caffe {ref.shape}")
+            diff = float(np.abs(ours.astype(np.float64) - ref).max())
+            found[blob] = BlobError(blob, kinds.get(blob, "?"), diff, float(np.abs(ref).max()))
+
+        return hook
+
+    handles = [model.get_submodule(modules[b]).register_forward_hook(hook_for(b)) for b in reference]
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    never = [b for b in reference if b not in found]
+    if never:
+        raise AssertionError(f"modules of these Caffe blobs never ran: {never}")
+    return [found[b] for b in reference], out
+
+
+def argmax_mismatch(ours: np.ndarray, caffe: np.ndarray, margin: float) -> tuple[int, int]:
+    """(pixels whose argmax differs where Caffe's top-2 gap exceeds `margin`, pixels within `margin` of a tie)."""
+    top2 = np.sort(caffe, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > margin
+    differ = ours.argmax(axis=1) != caffe.argmax(axis=1)
+    return int((differ & clear).sum()), int((~clear).sum())

@@ -1,0 +1,22 @@
+// The psanet operator library: schemas, and the (empty) Python module port._C that loads them.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing port._C runs the static registrations below and in the kernel files.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "PSA operators (torch.ops.psanet)", -1, nullptr};
+  return PyModule_Create(&module);
+}
+}
+
+TORCH_LIBRARY(psanet, m) {
+  m.def("psa_mask(Tensor mask, int psa_type, int mask_h, int mask_w, bool compact) -> Tensor");
+  m.def("psa_mask_backward(Tensor grad, int psa_type, int mask_h, int mask_w, bool compact) -> Tensor");
+  m.def(
+      "psa_aggregate(Tensor x, Tensor mask, int psa_type, int mask_h, int mask_w, bool softmax, "
+      "float normalization_factor, bool compact) -> Tensor");
+  m.def(
+      "psa_aggregate_backward(Tensor grad, Tensor x, Tensor mask, int psa_type, int mask_h, int mask_w, "
+      "bool softmax, float normalization_factor, bool compact) -> (Tensor, Tensor)");
+}

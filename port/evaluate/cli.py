@@ -1,0 +1,144 @@
+"""`python -m port.evaluate`: the authors' val-set evaluation of a converted PSANet (torchrun-aware).
+
+Exit codes: 0 all images evaluated; 2 bad arguments (nothing evaluated), or some image/label
+files were missing or corrupt (the rest is evaluated and reported; the bad files are listed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from port.evaluate.datasets import DATASET_NAMES, LabelCodec, find_samples
+from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
+from port.evaluate.report import format_report
+from port.evaluate.runner import EvaluationResult, evaluate
+from port.variants import DATASETS, Variant
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """'ss' → (1,), 'ms' → the authors' six scales, else a comma-separated list of positive floats."""
+    if text == "ss":
+        return SINGLE_SCALE
+    if text == "ms":
+        return MULTI_SCALE
+    try:
+        scales = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--scales must be ss, ms or numbers like 0.5,1,1.5; got {text!r}") from None
+    if not all(s > 0 for s in scales):
+        raise UsageError(f"--scales must be positive, got {text!r}")
+    return scales
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m port.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    parser.add_argument("--data-root", required=True, type=Path)
+    parser.add_argument("--weights", required=True, type=Path, help="converted .safetensors/.pth file")
+    parser.add_argument("--scales", default="ss", help="ss (default), ms, or e.g. 0.5,0.75,1")
+    parser.add_argument("--no-flip", action="store_true", help="skip the left-right flipped pass")
+    parser.add_argument("--list", type=Path, help="authors' list file: 'image [label]' relative to --data-root")
+    parser.add_argument("--out", type=Path, help="prediction folder (default results/<dataset>_<weights>_<scales>)")
+    parser.add_argument("--batch-size", type=int, default=2, help="network inputs per forward (crops and flips)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser
+
+
+def _check(args: argparse.Namespace) -> tuple[float, ...]:
+    if not args.data_root.is_dir():
+        raise UsageError(f"data root {args.data_root} is not a directory")
+    if not args.weights.is_file():
+        raise UsageError(f"weights file {args.weights} does not exist")
+    if args.list is not None and not args.list.is_file():
+        raise UsageError(f"list file {args.list} does not exist")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but CUDA is not available")
+    scales = parse_scales(args.scales)
+    base_size = DATASETS[args.dataset].base_size
+    for scale in scales:
+        if base_size * scale != int(base_size * scale):
+            raise UsageError(f"scale {scale} gives a fractional long side for base size {base_size}")
+    return scales
+
+
+def _scale_tag(scales: tuple[float, ...], flip: bool) -> str | None:
+    """'ss' or 'ms' when the settings are the authors' own (flip on), else None."""
+    if not flip:
+        return None
+    return {SINGLE_SCALE: "ss", MULTI_SCALE: "ms"}.get(scales)
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _run(args: argparse.Namespace) -> int:
+    scales = _check(args)
+    from port.io import load  # imported late: the model package is only needed past argument checks
+
+    try:
+        net = load(args.weights)
+        config = net.cfg
+        dataset = DATASETS[args.dataset]
+        if config.num_classes != dataset.num_classes:
+            raise UsageError(f"{args.weights} predicts {config.num_classes} classes, {args.dataset} has {dataset.num_classes}")
+        samples = find_samples(args.dataset, args.data_root, args.list)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+    if not samples:
+        raise UsageError(f"no {args.dataset} samples found under {args.data_root}")
+    device = _device(args.device)
+    net.to(device)
+    settings = InferenceSettings(config.crop, config.num_classes, dataset.base_size, scales, not args.no_flip, args.batch_size)
+    tag = _scale_tag(scales, settings.flip)
+    out = args.out or Path("results") / f"{args.dataset}_{args.weights.stem}_{tag or args.scales}{'' if settings.flip else '_noflip'}"
+    result = evaluate(net, samples[: args.limit], LabelCodec(args.dataset, config.num_classes), settings, device, out)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        variant = net.variant if net.variant is not None and net.variant.dataset == args.dataset else None
+        _print_summary(result, args.dataset, variant, tag, out)
+    return 2 if result.bad_files else 0
+
+
+def _print_summary(result: EvaluationResult, dataset: str, variant: Variant | None, tag: str | None, out: Path) -> None:
+    """Rank 0's report on stdout; the files that could not be evaluated on stderr."""
+    print(format_report(result.stats, dataset, variant, tag))
+    print(f"predicted {result.predicted} image(s), resumed {result.resumed} from {out}")
+    if result.bad_files:
+        print(f"{len(result.bad_files)} file(s) could not be evaluated (not counted above):", file=sys.stderr)
+        for line in result.bad_files:
+            print(f"  {line}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        if args.device == "cuda":
+            torch.cuda.set_device(_device("cuda"))
+        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if distributed:
+            dist.destroy_process_group()

@@ -1,0 +1,86 @@
+"""The authors' test-time procedure: scales, mean padding, sliding crops, flip, softmax, score averaging."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from port.evaluate.geometry import crop_windows, scaled_size
+from port.evaluate.matlab_resize import resize_image, resize_scores
+
+MEAN_RGB = (123.68, 116.779, 103.939)
+SINGLE_SCALE = (1.0,)
+MULTI_SCALE = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Everything the procedure needs besides the network and the image."""
+
+    crop: int
+    num_classes: int
+    base_size: int
+    scales: Sequence[float] = SINGLE_SCALE
+    flip: bool = True
+    batch_size: int = 1
+
+
+def to_network_input(image: np.ndarray, crop: int) -> torch.Tensor:
+    """H×W×3 uint8 RGB → 3×H'×W' float32 BGR minus mean, zero-padded bottom/right up to crop.
+
+    NOTE: the authors pad with the mean before subtracting it, i.e. with zeros afterwards.
+    """
+    rows, cols = image.shape[:2]
+    data = torch.from_numpy(image.astype(np.float32) - np.asarray(MEAN_RGB, dtype=np.float32))
+    data = data.permute(2, 0, 1).flip(0)
+    return nn.functional.pad(data, (0, max(0, crop - cols), 0, max(0, crop - rows)))
+
+
+def _crop_probabilities(net: nn.Module, crops: torch.Tensor, flip: bool, batch_size: int) -> torch.Tensor:
+    """Softmax over classes of (logits + flipped-back logits of the flipped crop) for a stack of crops."""
+    inputs = torch.cat([crops, crops.flip(-1)]) if flip else crops
+    logits = torch.cat([net(chunk) for chunk in inputs.split(batch_size)])
+    if flip:
+        # NOTE: the two logit maps are summed (not averaged) before the softmax, as the authors do.
+        logits = logits[: len(crops)] + logits[len(crops) :].flip(-1)
+    return torch.softmax(logits.float(), dim=1)
+
+
+def scale_probabilities(net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> torch.Tensor:
+    """Class probabilities (C×rows×cols, float32, on `device`) of an already rescaled image."""
+    rows, cols = image.shape[:2]
+    crop = settings.crop
+    padded_size, windows = crop_windows(rows, cols, crop)
+    data = to_network_input(image, crop).to(device)
+    total = torch.zeros(settings.num_classes, *padded_size, device=device)
+    count = torch.zeros(padded_size, device=device)
+    group = max(1, settings.batch_size // 2) if settings.flip else settings.batch_size
+    for start in range(0, len(windows), group):
+        chunk = windows[start : start + group]
+        crops = torch.stack([data[:, y : y + crop, x : x + crop] for y, x in chunk])
+        probs = _crop_probabilities(net, crops, settings.flip, settings.batch_size)
+        for (y, x), prob in zip(chunk, probs):
+            total[:, y : y + crop, x : x + crop] += prob
+            count[y : y + crop, x : x + crop] += 1
+    return (total / count)[:, :rows, :cols]
+
+
+@torch.inference_mode()
+def predict_probabilities(net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> torch.Tensor:
+    """Scale-averaged class probabilities (C×H×W on the CPU) for an H×W×3 uint8 RGB image."""
+    rows, cols = image.shape[:2]
+    result = torch.zeros(settings.num_classes, rows, cols)
+    for scale in settings.scales:
+        size = scaled_size(rows, cols, settings.base_size, scale)
+        probs = scale_probabilities(net, resize_image(image, size), settings, device)
+        probs = resize_scores(probs, (rows, cols)).cpu()
+        result += probs / probs.sum(dim=0, keepdim=True)
+    return result / len(settings.scales)
+
+
+def predict(net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> np.ndarray:
+    """H×W int64 class indices (0-based) of an H×W×3 uint8 RGB image."""
+    return predict_probabilities(net, image, settings, device).argmax(dim=0).numpy()

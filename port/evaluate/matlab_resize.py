@@ -1,0 +1,94 @@
+"""MATLAB-compatible `imresize(A, [rows cols], 'bilinear')`: triangle kernel, antialiased when shrinking."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def _triangle(x: np.ndarray) -> np.ndarray:
+    """Bilinear kernel: 1 - |x| on [-1, 1], zero elsewhere."""
+    return np.clip(1.0 - np.abs(x), 0.0, None)
+
+
+@lru_cache(maxsize=64)
+def resize_taps(in_len: int, out_len: int, antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, weights), both (out_len, taps): out[i] = sum_k weights[i, k] * in[indices[i, k]], as MATLAB weighs it.
+
+    Output sample i (1-based) sits at input coordinate u = i/s + (1 - 1/s)/2 with s = out/in.
+    When shrinking, the kernel is widened by 1/s and scaled by s; taps are normalised to sum 1,
+    and taps that fall outside [1, in_len] are mirrored back (1..n, n..1 repeated). Indices are 0-based.
+    """
+    if in_len < 1 or out_len < 1:
+        raise ValueError(f"resize lengths must be positive, got {in_len} -> {out_len}")
+    scale = out_len / in_len
+    width = 2.0
+    shrink = antialias and scale < 1
+    if shrink:
+        width /= scale
+    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    taps = left[:, None] + np.arange(int(np.ceil(width)) + 2)[None, :]
+    dist = u[:, None] - taps
+    weights = scale * _triangle(scale * dist) if shrink else _triangle(dist)
+    weights /= weights.sum(axis=1, keepdims=True)
+    # NOTE: MATLAB mirrors out-of-range taps symmetrically (edge sample repeated), not clamps.
+    period = 2 * in_len
+    folded = np.mod(taps.astype(np.int64) - 1, period)
+    return np.where(folded < in_len, folded, period - 1 - folded), weights
+
+
+def _resize_axis(data: Array, axis: int, length: int) -> Array:
+    """Resample `data` (NumPy array or torch tensor) along `axis` to `length` samples."""
+    indices, weights = resize_taps(data.shape[axis], length)
+    shape = [1] * data.ndim
+    shape[axis] = length
+    out = None
+    for k in range(indices.shape[1]):
+        if isinstance(data, torch.Tensor):
+            term = data.index_select(axis, torch.from_numpy(indices[:, k]).to(data.device))
+            term = term * torch.from_numpy(weights[:, k]).to(data).reshape(shape)
+        else:
+            term = np.take(data, indices[:, k], axis=axis) * weights[:, k].reshape(shape)
+        out = term if out is None else out + term
+    return out
+
+
+def _axis_order(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[int, int]:
+    """MATLAB resizes the axis with the smaller scale factor first (rows on a tie)."""
+    scales = (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1])
+    return (0, 1) if scales[0] <= scales[1] else (1, 0)
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """MATLAB's round (halves go away from zero), unlike NumPy's round-half-to-even."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an H×W×C uint8 image to `size` = (rows, cols) like MATLAB on a uint8 array.
+
+    NOTE: MATLAB returns uint8 after EACH axis pass (rounded, saturated), so the
+    intermediate is rounded too; this changes pixel values by one here and there.
+    """
+    out = image.astype(np.float64)
+    for axis in _axis_order(image.shape[:2], size):
+        if out.shape[axis] == size[axis]:
+            continue
+        out = _resize_axis(out, axis, size[axis])
+        out = np.clip(_round_half_away(out), 0, 255)
+    return out.astype(np.uint8)
+
+
+def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a C×H×W float score map to C×rows×cols like MATLAB on a single array (no rounding)."""
+    out = scores
+    for axis in _axis_order(tuple(scores.shape[1:]), size):
+        if out.shape[axis + 1] == size[axis]:
+            continue
+        out = _resize_axis(out, axis + 1, size[axis])
+    return out

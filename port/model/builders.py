@@ -1,0 +1,52 @@
+"""timm-style named builders: one function per `port.variants.VARIANTS` entry, plus `create_model`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from port.config import PSANetConfig
+from port.model.psanet import PSANet
+from port.variants import VARIANTS, Variant
+
+
+def build(variant: Variant, weights: str | Path | None = None, **changes: Any) -> PSANet:
+    """A PSANet for `variant` (config fields overridable), optionally loaded from a converted file (strict)."""
+    from port.io import load_state
+
+    model = PSANet(variant.config.with_(**changes))
+    model.variant = variant
+    if weights is not None:
+        state, file_cfg = load_state(weights)
+        if file_cfg != model.cfg:
+            raise ValueError(f"{weights} holds a {file_cfg} model, not {model.cfg}")
+        model.load_state_dict(state, strict=True)
+        model.eval()
+    return model
+
+
+def create_model(name: str, weights: str | Path | None = None, **changes: Any) -> PSANet:
+    """Build the named variant (see `port.variants.VARIANTS`), e.g. create_model("psanet101_ade20k_465")."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown PSANet variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
+    return build(VARIANTS[name], weights, **changes)
+
+
+def match_variant(cfg: PSANetConfig) -> Variant | None:
+    """The registered variant with this architecture (the training-only aux branch aside), if any."""
+    plain = cfg.with_(aux=False)
+    return next((v for v in VARIANTS.values() if v.config == plain), None)
+
+
+def _builder(name: str) -> Callable[..., PSANet]:
+    def builder(weights: str | Path | None = None, **changes: Any) -> PSANet:
+        return create_model(name, weights, **changes)
+
+    variant = VARIANTS[name]
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"PSANet-{variant.config.depth} on {variant.dataset} ({'released' if variant.released else 'ablation'})."
+    builder.variant = variant  # type: ignore[attr-defined]
+    return builder
+
+
+BUILDERS: dict[str, Callable[..., PSANet]] = {name: _builder(name) for name in VARIANTS}
+globals().update(BUILDERS)

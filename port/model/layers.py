@@ -1,0 +1,130 @@
+"""Building blocks that reproduce the fork's custom Caffe layers (BN, Interp) and the conv/BN/ReLU unit."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from port.config import shrink_out, zoom_out
+
+
+class CaffeBN(nn.Module):
+    """The fork's `BN` layer: per-channel slope/bias with running mean and (biased) running variance."""
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.95) -> None:
+        super().__init__()
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(channels))  # Caffe blob 0, "slope"
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = x.mean(dim=(0, 2, 3))
+            # NOTE: the fork normalises with the biased batch variance (divides by N*H*W, not N*H*W-1).
+            var = x.var(dim=(0, 2, 3), unbiased=False)
+            with torch.no_grad():
+                # NOTE: Caffe's momentum weighs the OLD value (r <- m*r + (1-m)*batch), unlike PyTorch's.
+                self.running_mean.mul_(self.momentum).add_(mean.detach(), alpha=1 - self.momentum)
+                # NOTE: the stored running variance is updated with the biased batch variance too.
+                self.running_var.mul_(self.momentum).add_(var.detach(), alpha=1 - self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = self.weight / torch.sqrt(var + self.eps)
+        shift = self.bias - mean * scale
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, eps={self.eps}, momentum={self.momentum} (Caffe convention)"
+
+
+def interp_size(
+    size: tuple[int, int],
+    shrink: int | None = None,
+    zoom: int | None = None,
+    out: tuple[int, int] | None = None,
+    pad_beg: int = 0,
+    pad_end: int = 0,
+) -> tuple[int, int]:
+    """Output (height, width) of the fork's Interp layer for an input of `size`."""
+    eff = tuple(s + pad_beg + pad_end for s in size)
+    if shrink is None and zoom is None:
+        if out is None:
+            raise ValueError("Interp needs a shrink factor, a zoom factor or an explicit size")
+        return out
+    if shrink is not None:
+        eff = tuple(shrink_out(s, shrink) for s in eff)
+    if zoom is not None:
+        eff = tuple(zoom_out(s, zoom) for s in eff)
+    return eff  # type: ignore[return-value]
+
+
+def interp(
+    x: torch.Tensor,
+    shrink: int | None = None,
+    zoom: int | None = None,
+    out: tuple[int, int] | None = None,
+    pad_beg: int = 0,
+    pad_end: int = 0,
+) -> torch.Tensor:
+    """The fork's Interp layer: crop by non-positive pads, then aligned-corner bilinear resize."""
+    if pad_beg > 0 or pad_end > 0:
+        raise ValueError("Interp supports only non-positive pads (cropping)")
+    h, w = x.shape[-2:]
+    x = x[..., -pad_beg : h + pad_end, -pad_beg : w + pad_end]
+    size = interp_size((h, w), shrink, zoom, out, pad_beg, pad_end)
+    if min(size) < 1 or min(x.shape[-2:]) < 1:
+        raise ValueError(f"Interp gives an empty map from a {h}x{w} input")
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x  # NOTE: Caffe's interp copies the input unchanged when sizes match; so do we.
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+class Interp(nn.Module):
+    """Module form of `interp` (so forward hooks can see a named Caffe blob)."""
+
+    def __init__(self, shrink: int | None = None, zoom: int | None = None) -> None:
+        super().__init__()
+        self.shrink = shrink
+        self.zoom = zoom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return interp(x, shrink=self.shrink, zoom=self.zoom)
+
+    def extra_repr(self) -> str:
+        return f"shrink={self.shrink}, zoom={self.zoom}"
+
+
+class Concat(nn.Module):
+    """Channel concatenation, a module so forward hooks can see the Caffe Concat blob."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=1)
+
+
+class ConvBN(nn.Module):
+    """Bias-free convolution + fork BN, optionally followed by ReLU and dropout (in-place in Caffe)."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 1,
+        stride: int = 1,
+        dilation: int = 1,
+        relu: bool = True,
+        dropout: float = 0.0,
+        eps: float = 1e-5,
+        momentum: float = 0.95,
+    ) -> None:
+        super().__init__()
+        pad = dilation * (kernel - 1) // 2
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, pad, dilation, bias=False)
+        self.bn = CaffeBN(cout, eps, momentum)
+        self.relu = nn.ReLU() if relu else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # Caffe drops single elements
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.relu(self.bn(self.conv(x))))

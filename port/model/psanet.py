@@ -1,0 +1,140 @@
+"""PSANet: dilated ResNet trunk + point-wise spatial attention head, module names after the Caffe layers."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from port import ops
+from port.config import PSA_TYPES, PSANetConfig
+from port.model.layers import Concat, ConvBN, Interp
+from port.model.resnet import STEM, make_stage
+from port.variants import Variant
+
+IGNORE_LABEL = 255
+
+
+class PSANetOutput(NamedTuple):
+    """Training-mode result: `main` and (when cfg.aux) `aux` logits, both N x classes x H x W."""
+
+    main: torch.Tensor
+    aux: torch.Tensor | None
+
+
+class PointwiseSpatialAttention(nn.Module):
+    """The fork's `PointwiseSpatialAttention` layer (no weights): aggregate x with a predicted mask."""
+
+    def __init__(self, cfg: PSANetConfig, psa_type: int) -> None:
+        super().__init__()
+        self.psa_type = psa_type
+        self.mask_size = cfg.resolved_mask_size
+        self.softmax = cfg.softmax
+        self.normalization_factor = cfg.normalization_factor
+        self.compact = cfg.compact
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return ops.psa_aggregate(
+            x,
+            mask,
+            self.psa_type,
+            mask_size=self.mask_size,
+            softmax=self.softmax,
+            normalization_factor=self.normalization_factor,
+            compact=self.compact,
+        )
+
+    def extra_repr(self) -> str:
+        return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
+
+
+class PSABranch(nn.Module):
+    """One COLLECT or DISTRIBUTE branch: reduce -> (shrink) -> fc1 -> fc2 (mask) -> attention."""
+
+    def __init__(self, cfg: PSANetConfig, name: str, cin: int) -> None:
+        super().__init__()
+        bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
+        width = cfg.channels(512)
+        self.reduce = ConvBN(cin, width, **bn)
+        self.shrink = Interp(shrink=cfg.shrink_factor) if cfg.shrink_factor > 1 else None
+        self.fc1 = ConvBN(width, width, **bn)
+        self.fc2 = nn.Conv2d(width, cfg.mask_channels, 1, bias=False)
+        self.attention = PointwiseSpatialAttention(cfg, PSA_TYPES[name])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(x)
+        if self.shrink is not None:
+            x = self.shrink(x)
+        return self.attention(x, self.fc2(self.fc1(x)))
+
+
+class PSANet(nn.Module):
+    """PSANet as released in Caffe; eval forward returns `conv6_zoom` logits, train forward a PSANetOutput."""
+
+    def __init__(self, cfg: PSANetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.variant: Variant | None = None
+        bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
+        cin = 3
+        for name, width, stride in STEM:
+            setattr(self, name, ConvBN(cin, cfg.channels(width), 3, stride, **bn))
+            cin = cfg.channels(width)
+        # NOTE: Caffe pooling rounds up (ceil_mode) and drops a last window that starts in the padding, as PyTorch does.
+        self.pool1_3x3_s2 = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+        self.conv2 = make_stage(cfg, 0, cin)
+        self.conv3 = make_stage(cfg, 1, cfg.channels(256))
+        self.conv4 = make_stage(cfg, 2, cfg.channels(512))
+        self.conv5 = make_stage(cfg, 3, cfg.channels(1024))
+        trunk = cfg.channels(2048)
+        self.psa = nn.ModuleDict({name: PSABranch(cfg, name, trunk) for name in cfg.branches})
+        head_in = trunk
+        if cfg.branches:
+            self.global_feature = Concat()
+            self.conv_post_PSA = ConvBN(cfg.channels(512) * len(cfg.branches), trunk, **bn)
+            self.conv_post_PSA_zoom = Interp(zoom=cfg.shrink_factor) if cfg.shrink_factor > 1 else None
+            self.conv5_3_concat = Concat()
+            head_in = 2 * trunk
+        self.conv5_4 = ConvBN(head_in, cfg.channels(512), 3, dropout=cfg.dropout, **bn)
+        self.conv6 = nn.Conv2d(cfg.channels(512), cfg.num_classes, 1)
+        self.conv6_zoom = Interp(zoom=8)
+        if cfg.aux:
+            self.conv4_aux_3x3 = ConvBN(cfg.channels(1024), cfg.channels(256), 3, dropout=cfg.dropout, **bn)
+            self.conv6_aux = nn.Conv2d(cfg.channels(256), cfg.num_classes, 1)
+            self.conv6_aux_zoom = Interp(zoom=8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | PSANetOutput:
+        for name, _, _ in STEM:
+            x = getattr(self, name)(x)
+        x = self.pool1_3x3_s2(x)
+        for stage in (self.conv2, self.conv3, self.conv4):
+            for block in stage.values():
+                x = block(x)
+        conv4 = x
+        for block in self.conv5.values():
+            x = block(x)
+        if self.cfg.branches:
+            post = self.conv_post_PSA(self.global_feature(*(branch(x) for branch in self.psa.values())))
+            if self.conv_post_PSA_zoom is not None:
+                post = self.conv_post_PSA_zoom(post)
+            if post.shape[-2:] != x.shape[-2:]:
+                raise ValueError(
+                    f"shrink x{self.cfg.shrink_factor} then zoom gives {tuple(post.shape[-2:])} from a "
+                    f"{tuple(x.shape[-2:])} conv5_3: use an input side of 8k+1 (e.g. 465, 705)"
+                )
+            x = self.conv5_3_concat(x, post)
+        logits = self.conv6_zoom(self.conv6(self.conv5_4(x)))
+        if not self.training:
+            return logits
+        aux = None
+        if self.cfg.aux:
+            aux = self.conv6_aux_zoom(self.conv6_aux(self.conv4_aux_3x3(conv4)))
+        return PSANetOutput(logits, aux)
+
+    def loss(self, output: PSANetOutput, target: torch.Tensor) -> torch.Tensor:
+        """Training loss: cross-entropy (255 ignored) on the main logits + cfg.aux_weight x the aux one."""
+        loss = F.cross_entropy(output.main, target, ignore_index=IGNORE_LABEL)
+        if output.aux is not None:
+            loss = loss + self.cfg.aux_weight * F.cross_entropy(output.aux, target, ignore_index=IGNORE_LABEL)
+        return loss

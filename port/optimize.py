@@ -1,0 +1,133 @@
+"""Inference fast path: `for_inference(model)` gives a copy with BN folded, channels-last, the fused PSA op and optional bf16."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from port import ops
+from port.model.layers import CaffeBN, ConvBN
+from port.model.psanet import PointwiseSpatialAttention, PSANet
+
+AUX_MODULES = ("conv4_aux_3x3", "conv6_aux", "conv6_aux_zoom")
+FAST_DTYPES = (None, torch.float32, torch.bfloat16)
+
+
+def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
+    """A biased convolution equal to `bn(conv(x))` in eval mode; the algebra runs in float64, then casts back."""
+    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    shift = bn.bias.detach().double() - bn.running_mean.detach().double() * scale
+    if conv.bias is not None:
+        shift = shift + conv.bias.detach().double() * scale
+    fused = nn.Conv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups,
+        bias=True, padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype,
+    )
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight.detach().double() * scale[:, None, None, None])
+        fused.bias.copy_(shift)
+    return fused
+
+
+class FusedPSA(nn.Module):
+    """The PSA layer through the fused op (`port.ops.psa_aggregate`), always in float32, whatever the network's dtype.
+
+    The compiled kernel takes float32/float64 only; a bf16 call would fall back to the reference,
+    which materialises the HW x HW attention buffer, so the inputs are cast up and the result back.
+    """
+
+    def __init__(self, layer: PointwiseSpatialAttention) -> None:
+        super().__init__()
+        self.psa_type = layer.psa_type
+        self.mask_size = layer.mask_size
+        self.softmax = layer.softmax
+        self.normalization_factor = layer.normalization_factor
+        self.compact = layer.compact
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            out = ops.psa_aggregate(
+                x.float(), mask.float(), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
+                normalization_factor=self.normalization_factor, compact=self.compact,
+            )
+        return out.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
+
+
+def _rewrite(module: nn.Module, fold_bn: bool) -> None:
+    """In place on the copy: fold every ConvBN's BN, drop dropout, route PSA through FusedPSA."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, ConvBN):
+            if fold_bn:
+                child.conv, child.bn = folded_conv(child.conv, child.bn), nn.Identity()
+            child.dropout = nn.Identity()
+        elif isinstance(child, PointwiseSpatialAttention):
+            setattr(module, name, FusedPSA(child))
+        elif isinstance(child, nn.Dropout):
+            setattr(module, name, nn.Identity())
+        else:
+            _rewrite(child, fold_bn)
+
+
+class InferencePSANet(nn.Module):
+    """An inference-only PSANet: `forward(x)` returns float32 `conv6_zoom` logits; training is refused."""
+
+    def __init__(self, net: PSANet, channels_last: bool, dtype: torch.dtype | None) -> None:
+        super().__init__()
+        self.net = net
+        self.cfg = net.cfg
+        self.channels_last = channels_last
+        self.dtype = dtype
+        super().train(False)
+
+    def train(self, mode: bool = True) -> "InferencePSANet":
+        if mode:
+            raise RuntimeError("an optimized PSANet is inference-only (BN folded, dropout and aux removed)")
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype is not None:
+            x = x.to(self.dtype)
+        return self.net(x)
+
+
+class Float32Output(nn.Module):
+    """Runs the wrapped layer (the final x8 zoom) in float32, so bf16 networks still return float32 logits."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.float())
+
+
+def for_inference(
+    model: PSANet, *, channels_last: bool = True, fold_bn: bool = True, dtype: torch.dtype | None = None
+) -> InferencePSANet:
+    """An inference-only copy of `model` (which stays untouched).
+
+    fold_bn: the fork's BN merged into the preceding convolution (float64 algebra).
+    channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
+    dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op and the
+    final x8 zoom stay float32; logits come back float32).
+    """
+    if dtype not in FAST_DTYPES:
+        raise ValueError(f"dtype must be one of {FAST_DTYPES}, got {dtype}")
+    net = copy.deepcopy(model).eval().requires_grad_(False)
+    for name in AUX_MODULES:
+        if hasattr(net, name):
+            delattr(net, name)
+    net.cfg = net.cfg.with_(aux=False)
+    _rewrite(net, fold_bn)
+    net.conv6_zoom = Float32Output(net.conv6_zoom)
+    if dtype is not None:
+        net = net.to(dtype)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return InferencePSANet(net, channels_last, None if dtype == torch.float32 else dtype)

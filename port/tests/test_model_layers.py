@@ -1,0 +1,98 @@
+"""CaffeBN, Interp and the pooling size rule against independent NumPy formulas."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from port.config import pool_out
+from port.model.layers import CaffeBN, interp
+
+
+def _bn(seed: int = 0) -> tuple[CaffeBN, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    bn = CaffeBN(5, eps=1e-3, momentum=0.9)
+    with torch.no_grad():
+        for t in (bn.weight, bn.bias, bn.running_mean):
+            t.copy_(torch.from_numpy(rng.normal(size=5).astype(np.float32)))
+        bn.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2, size=5).astype(np.float32)))
+    return bn, rng.normal(2.0, 3.0, size=(3, 5, 4, 6)).astype(np.float32)
+
+
+def test_bn_eval_uses_stored_stats_with_eps() -> None:
+    bn, x = _bn()
+    w, b, m, v = (t.detach().numpy().astype(np.float64)[None, :, None, None] for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var))
+    want = w * (x - m) / np.sqrt(v + 1e-3) + b
+    got = bn.eval()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bn_train_uses_biased_batch_stats_and_caffe_momentum() -> None:
+    bn, x = _bn(1)
+    old_m, old_v = bn.running_mean.clone().numpy(), bn.running_var.clone().numpy()
+    w, b = (t.detach().numpy().astype(np.float64)[None, :, None, None] for t in (bn.weight, bn.bias))
+    xd = x.astype(np.float64)
+    mean = xd.mean(axis=(0, 2, 3))
+    var = ((xd - mean[None, :, None, None]) ** 2).sum(axis=(0, 2, 3)) / (3 * 4 * 6)  # biased
+    want = w * (xd - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-3) + b
+    xt = torch.from_numpy(x).requires_grad_()
+    got = bn.train()(xt)
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.9 * old_m + 0.1 * mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.9 * old_v + 0.1 * var, rtol=1e-5, atol=1e-6)
+    got.square().sum().backward()
+    assert xt.grad is not None and bn.weight.grad is not None
+
+
+def _bilinear_np(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Aligned-corner bilinear by the textbook formula, one output pixel at a time."""
+    h, w = x.shape[-2:]
+    out = np.zeros(x.shape[:-2] + (out_h, out_w))
+    for i in range(out_h):
+        sy = i * (h - 1) / (out_h - 1) if out_h > 1 else 0.0
+        y0 = min(int(np.floor(sy)), h - 1)
+        y1, fy = min(y0 + 1, h - 1), sy - y0
+        for j in range(out_w):
+            sx = j * (w - 1) / (out_w - 1) if out_w > 1 else 0.0
+            x0 = min(int(np.floor(sx)), w - 1)
+            x1, fx = min(x0 + 1, w - 1), sx - x0
+            top = (1 - fx) * x[..., y0, x0] + fx * x[..., y0, x1]
+            bottom = (1 - fx) * x[..., y1, x0] + fx * x[..., y1, x1]
+            out[..., i, j] = (1 - fy) * top + fy * bottom
+    return out
+
+
+@pytest.mark.parametrize(
+    "size, kwargs, out",
+    [
+        ((9, 9), {"zoom": 8}, (65, 65)),
+        ((59, 59), {"shrink": 2}, (30, 30)),
+        ((30, 30), {"zoom": 2}, (59, 59)),
+        ((13, 10), {"shrink": 3, "zoom": 2}, (9, 7)),
+        ((12, 11), {"zoom": 3, "pad_beg": -1, "pad_end": -2}, (25, 22)),
+        ((7, 5), {"out": (4, 11)}, (4, 11)),
+        ((6, 6), {"shrink": 1}, (6, 6)),
+    ],
+)
+def test_interp_matches_numpy_bilinear(size: tuple[int, int], kwargs: dict, out: tuple[int, int]) -> None:
+    x = np.random.default_rng(2).normal(size=(2, 3) + size)
+    got = interp(torch.from_numpy(x), **kwargs).numpy()
+    assert got.shape[-2:] == out
+    beg, end = kwargs.get("pad_beg", 0), kwargs.get("pad_end", 0)
+    cropped = x[..., -beg : size[0] + end, -beg : size[1] + end]
+    np.testing.assert_allclose(got, _bilinear_np(cropped, *out), rtol=1e-10, atol=1e-10)
+
+
+def test_interp_rejects_positive_pad() -> None:
+    with pytest.raises(ValueError):
+        interp(torch.zeros(1, 1, 4, 4), zoom=2, pad_beg=1)
+
+
+def test_max_pool_size_rule_matches_caffe_helper() -> None:
+    pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    for side in range(1, 130):
+        assert pool(torch.zeros(1, 1, side, side)).shape[-1] == pool_out(side, 3, 2, 1), side
+    odd = nn.MaxPool2d(2, 2, 1, ceil_mode=True)  # a window that would start in the padding gets dropped
+    for side in range(1, 40):
+        assert odd(torch.zeros(1, 1, side, side)).shape[-1] == pool_out(side, 2, 2, 1), side

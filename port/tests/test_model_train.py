@@ -1,0 +1,37 @@
+"""Training mode (aux branch, loss, backward) and eval determinism."""
+from __future__ import annotations
+
+import torch
+
+from port.model import PSANetOutput, create_model
+
+
+def test_train_forward_backward_with_aux_loss() -> None:
+    torch.manual_seed(0)
+    model = create_model("psanet50_voc2012_465", width_divisor=32, aux=True).train()
+    out = model(torch.randn(2, 3, 65, 65))
+    assert isinstance(out, PSANetOutput) and out.main.shape == out.aux.shape == (2, 21, 65, 65)
+    target = torch.randint(0, 21, (2, 65, 65))
+    target[:, :5] = 255
+    loss = model.loss(out, target)
+    main = torch.nn.functional.cross_entropy(out.main, target, ignore_index=255)
+    aux = torch.nn.functional.cross_entropy(out.aux, target, ignore_index=255)
+    torch.testing.assert_close(loss, main + 0.4 * aux)
+    loss.backward()
+    assert model.conv6_aux.weight.grad is not None and model.psa["COLLECT"].fc2.weight.grad is not None
+    assert model.conv1_1_3x3_s2.conv.weight.grad.abs().sum() > 0
+
+
+def test_train_without_aux_returns_none_aux() -> None:
+    model = create_model("psanet50_ade20k_465_collect", width_divisor=32).train()
+    out = model(torch.randn(2, 3, 65, 65))
+    assert out.aux is None and model.loss(out, torch.zeros(2, 65, 65, dtype=torch.long)).isfinite()
+
+
+def test_eval_is_deterministic_and_skips_aux() -> None:
+    model = create_model("psanet50_ade20k_465", width_divisor=32, aux=True, dropout=0.5).eval()
+    x = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    assert isinstance(a, torch.Tensor)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)

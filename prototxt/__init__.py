@@ -1,0 +1,1 @@
+"""Caffe network definitions (deploy and train) generated from `port.config.PSANetConfig`."""

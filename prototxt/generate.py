@@ -1,0 +1,56 @@
+"""Write (or, with --check, verify) every network definition: `python -m prototxt.generate [--out DIR] [--check]`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from prototxt.network import definitions
+
+HERE = Path(__file__).resolve().parent
+
+
+def stale(out: Path, files: dict[str, str]) -> list[str]:
+    """Names under `out` that are missing, differ from the generator's text, or are not generated at all."""
+    present = {p.name for p in out.glob("*.prototxt")}
+    wrong = [name for name, text in files.items() if name not in present or (out / name).read_bytes() != text.encode()]
+    return sorted(wrong + sorted(present - set(files)))
+
+
+def write(out: Path, files: dict[str, str]) -> None:
+    """Write each file through a temporary file in `out` and a rename, so none is ever left half-written."""
+    for name, text in files.items():
+        handle, temp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(text.encode())
+            os.replace(temp, out / name)
+        except BaseException:
+            os.unlink(temp)
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry; exit 0 on success, 1 when --check finds stale files, 2 on bad input."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the .prototxt files (default: this package)")
+    parser.add_argument("--check", action="store_true", help="write nothing; fail if the folder's files are stale")
+    args = parser.parse_args(argv)
+    if not args.out.is_dir():
+        print(f"prototxt.generate: --out {args.out} is not an existing folder", file=sys.stderr)
+        return 2
+    files = definitions()
+    if args.check:
+        bad = stale(args.out, files)
+        for name in bad:
+            print(f"stale: {args.out / name}", file=sys.stderr)
+        return 1 if bad else 0
+    write(args.out, files)
+    print(f"wrote {len(files)} definitions to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

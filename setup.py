@@ -1,0 +1,35 @@
+"""Builds the PSA operator extension `port._C` (CPU always; CUDA when a GPU or FORCE_CUDA=1 and CUDA_HOME).
+
+Install with `pip install --no-build-isolation -e .`: build isolation would fetch another torch.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+
+def want_cuda() -> bool:
+    """CUDA kernels are built when a GPU is visible or FORCE_CUDA=1, and nvcc's CUDA_HOME is known."""
+    return (torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1") and CUDA_HOME is not None
+
+
+def extension():
+    """The `port._C` extension with the CPU kernels, plus the CUDA ones when wanted."""
+    sources = sorted(glob.glob("port/csrc/*.cpp"))
+    args = {"cxx": ["-O3", "-fopenmp"]}
+    if not want_cuda():
+        return CppExtension("port._C", sources, extra_compile_args=args, extra_link_args=["-fopenmp"])
+    args["nvcc"] = ["-O3"]
+    return CUDAExtension(
+        "port._C",
+        sources + sorted(glob.glob("port/csrc/cuda/*.cu")),
+        extra_compile_args=args,
+        extra_link_args=["-fopenmp"],
+    )
+
+
+setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtension})
