@@ -4,7 +4,9 @@ Each (shape, batch, pass, method) runs in its own subprocess so that its peak me
 honestly: the peak resident set size (getrusage ru_maxrss) after one call minus the one before it,
 with the inputs already allocated, i.e. the extra memory the call needed at its peak (outputs and
 gradients included). Times are medians of repeated calls in that subprocess (after the measured
-first call, which doubles as warm-up). All rows come from one run on the same machine; read ratios.
+first call, which doubles as warm-up). "GEMM floor" times only the batched matrix products any
+implementation of the layer must do (1 forward, 3 for forward+backward) on a precomputed attention,
+the bound a fused kernel can approach but not beat. All rows come from one run on the same machine; read ratios.
 
     python bench/psa_op.py            # ADE 30x30/59x59 and Cityscapes 45x45/89x89, N=1 and 8 (~3 min)
     python bench/psa_op.py --quick    # N=1 only, fewer repeats
@@ -35,7 +37,7 @@ from port.ops.reference import _window_index, psa_aggregate_reference  # noqa: E
 
 SHAPES = {"ADE20K": (30, 59), "Cityscapes": (45, 89)}
 CHANNELS = 512
-METHODS = ("fused", "reference", "caffe")
+METHODS = ("fused", "reference", "caffe", "floor")
 
 
 @lru_cache(maxsize=4)
@@ -68,18 +70,29 @@ def _method(name: str, mask_h: int, mask_w: int) -> Callable[[torch.Tensor, torc
     return lambda x, m: caffe_unfused(x, m, COLLECT, mask_h, mask_w)
 
 
+def _gemm_floor(x: torch.Tensor, grad: torch.Tensor, backward: bool) -> Callable[[], None]:
+    """The batched GEMMs any implementation needs (x P; and G P^T, x^T G for backward), P precomputed."""
+    n, c, h, w = x.shape
+    p = torch.randn(n, h * w, h * w).softmax(dim=1)
+    xf, gf = x.detach().reshape(n, c, h * w), grad.reshape(n, c, h * w)
+
+    def call() -> None:
+        torch.bmm(xf, p)
+        if backward:
+            torch.bmm(gf, p.transpose(1, 2))
+            torch.bmm(xf.transpose(1, 2), gf)
+
+    return call
+
+
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) -> dict[str, float]:
-    """Peak extra memory of one call, then the median time of `repeats` more."""
-    h, mask_side = SHAPES[dataset]
-    torch.manual_seed(0)
-    x = torch.randn(batch, CHANNELS, h, h, requires_grad=backward)
-    mask = torch.randn(batch, mask_side * mask_side, h, h, requires_grad=backward)
-    grad = torch.randn_like(x)
-    fn = _method(method, mask_side, mask_side)
+def _layer_call(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, mask: torch.Tensor, grad: torch.Tensor, backward: bool
+) -> Callable[[], None]:
+    """One inference call (no autograd), or one forward+backward."""
 
     def call() -> None:
         if backward:
@@ -89,6 +102,20 @@ def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) 
             with torch.no_grad():
                 fn(x, mask)
 
+    return call
+
+
+def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) -> dict[str, float]:
+    """Peak extra memory of one call, then the median time of `repeats` more."""
+    h, mask_side = SHAPES[dataset]
+    torch.manual_seed(0)
+    x = torch.randn(batch, CHANNELS, h, h, requires_grad=backward)
+    mask = torch.randn(batch, mask_side * mask_side, h, h, requires_grad=backward)
+    grad = torch.randn_like(x)
+    if method == "floor":
+        call = _gemm_floor(x, grad, backward)
+    else:
+        call = _layer_call(_method(method, mask_side, mask_side), x, mask, grad, backward)
     before = _maxrss_mb()
     call()
     peak = _maxrss_mb() - before
@@ -121,8 +148,8 @@ def main() -> int:
     batches = (1,) if args.quick else (1, 8)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, C={CHANNELS}, COLLECT, softmax on, float32")
     print("| shape | N | pass | fused ms | reference ms | Caffe-style ms | Caffe-style/fused | reference/fused "
-          "| fused MB | reference MB | Caffe-style MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| fused MB | reference MB | Caffe-style MB | GEMM floor ms | fused/floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for dataset, (h, mask_side) in SHAPES.items():
         for batch in batches:
             for backward in (False, True):
@@ -133,7 +160,8 @@ def main() -> int:
                     f"| {dataset} {h}x{h}, mask {mask_side}x{mask_side} | {batch} | {'fwd+bwd' if backward else 'fwd'} "
                     f"| {fused:.1f} | {r['reference']['ms']:.1f} | {r['caffe']['ms']:.1f} "
                     f"| {r['caffe']['ms'] / fused:.2f}x | {r['reference']['ms'] / fused:.2f}x "
-                    f"| {r['fused']['peak_mb']:.0f} | {r['reference']['peak_mb']:.0f} | {r['caffe']['peak_mb']:.0f} |",
+                    f"| {r['fused']['peak_mb']:.0f} | {r['reference']['peak_mb']:.0f} | {r['caffe']['peak_mb']:.0f} "
+                    f"| {r['floor']['ms']:.1f} | {fused / r['floor']['ms']:.2f}x |",
                     flush=True,
                 )
     return 0

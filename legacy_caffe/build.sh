@@ -26,7 +26,7 @@ die() { echo "[caffe] error: $*" >&2; exit 1; }
 
 step_debian() {
   say "step 1/7: Debian build dependencies"
-  command -v dpkg >/dev/null || die "dpkg not found: this script supports Debian 12 only"
+  command -v dpkg >/dev/null || die "dpkg not found: this script supports Debian 12 (or a conda env from environment.yml)"
   local missing=() pkg
   for pkg in "${DEB_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if ((${#missing[@]})); then
@@ -36,11 +36,30 @@ step_debian() {
     { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
       || die "could not install Debian package(s): ${missing[*]} (run: apt-get install ${missing[*]})"
   fi
-  local entry
-  for entry in "${HEADERS[@]}"; do
-    [[ -f /usr/include/${entry%%:*} ]] || die "missing header /usr/include/${entry%%:*} (package ${entry##*:})"
+  check_headers /usr/include "${HEADERS[@]}"
+  HDF5_INCLUDE=/usr/include/hdf5/serial
+  LIB_DIRS=$(echo /usr/lib/*/hdf5/serial)
+}
+
+# Conda: the build dependencies come from environment.yml (conda-forge) under $CONDA_PREFIX.
+step_conda() {
+  say "step 1/7: conda build dependencies in $CONDA_PREFIX"
+  check_headers "$CONDA_PREFIX/include" glog/logging.h:glog gflags/gflags.h:gflags google/protobuf/message.h:libprotobuf \
+    boost/python.hpp:libboost-python-devel boost/thread.hpp:libboost-devel hdf5.h:hdf5 cblas.h:libopenblas gtest/gtest.h:gtest
+  HDF5_INCLUDE=$CONDA_PREFIX/include
+  LIB_DIRS=$CONDA_PREFIX/lib
+  export CMAKE_PREFIX_PATH=$CONDA_PREFIX${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+}
+
+# check_headers ROOT header:package... — stop naming the first header that is missing.
+check_headers() {
+  local root=$1 entry
+  shift
+  for entry in "$@"; do
+    [[ -f $root/${entry%%:*} ]] || die "missing header $root/${entry%%:*} (package ${entry##*:})"
   done
-  for entry in cmake protoc g++ make; do command -v "$entry" >/dev/null || die "missing tool: $entry"; done
+  for entry in cmake protoc make; do command -v "$entry" >/dev/null || die "missing tool: $entry"; done
+  command -v "${CXX:-g++}" >/dev/null || die "missing C++ compiler: ${CXX:-g++}"
 }
 
 step_python() {
@@ -57,7 +76,8 @@ step_python() {
   NUMPY_INCLUDE=$("$PYTHON" -c 'import numpy; print(numpy.get_include())')
   PY_ID=$("$PYTHON" -c 'import sys, numpy, google.protobuf as p; print(sys.version.split()[0], numpy.__version__, p.__version__)')
   BOOST_PYTHON=boost_python$PY_TAG
-  ls /usr/lib/*/lib"$BOOST_PYTHON".so >/dev/null 2>&1 || die "lib$BOOST_PYTHON.so not found (libboost-python-dev for Python $PY_TAG)"
+  compgen -G "${CONDA_PREFIX:-/nonexistent}/lib/lib$BOOST_PYTHON.so" >/dev/null || compgen -G "/usr/lib/*/lib$BOOST_PYTHON.so" >/dev/null \
+    || die "lib$BOOST_PYTHON.so not found (Debian: libboost-python-dev; conda: libboost-python-devel) for Python $PY_TAG"
 }
 
 step_sdist() {
@@ -113,8 +133,8 @@ step_compile() {
   say "step 5/7: cmake + make -j$JOBS pycaffe ($BUILD_FLAGS)"
   local log=$WORK/build.log
   cmake -S "$WORK/src" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_python=ON $BUILD_FLAGS \
-    "-DPSANET_EXTRA_INCLUDES=$PY_INCLUDE;$NUMPY_INCLUDE;/usr/include/hdf5/serial" \
-    "-DPSANET_EXTRA_LIBDIRS=$(echo /usr/lib/*/hdf5/serial)" "-DPSANET_BOOST_PYTHON=-l$BOOST_PYTHON" >"$log" 2>&1 \
+    "-DPSANET_EXTRA_INCLUDES=$PY_INCLUDE;$NUMPY_INCLUDE;$HDF5_INCLUDE" \
+    "-DPSANET_EXTRA_LIBDIRS=$LIB_DIRS" "-DPSANET_BOOST_PYTHON=-l$BOOST_PYTHON" >"$log" 2>&1 \
     || { tail -n 30 "$log" >&2; die "cmake failed (full log: $log)"; }
   make -C "$WORK/build" -j"$JOBS" pycaffe >>"$log" 2>&1 || { grep -m 20 -B2 -A6 "error" "$log" >&2; die "make failed (full log: $log)"; }
 }
@@ -175,7 +195,8 @@ main() {
   mkdir -p "$CACHE/downloads"
   exec 9>"$CACHE/.build.lock"
   flock 9
-  step_debian
+  # a conda env made from environment.yml carries its own build deps; otherwise Debian's packages
+  if [[ -f ${CONDA_PREFIX:-/nonexistent}/include/glog/logging.h ]]; then step_conda; else step_debian; fi
   step_python
   BUILD_FLAGS="-DCPU_ONLY=ON"
   if command -v nvcc >/dev/null && nvidia-smi -L >/dev/null 2>&1; then

@@ -73,6 +73,37 @@ def compare_forward(
     return [found[b] for b in reference], out
 
 
+@dataclass(frozen=True)
+class Result:
+    """Per-blob errors of one run and the argmax check of the final logits."""
+
+    label: str
+    errors: list[BlobError]
+    argmax_differ: int  # pixels with a clear Caffe winner whose argmax differs
+    near_ties: int  # pixels whose Caffe top-2 gap is within twice the logits' max|diff|
+
+    @property
+    def worst(self) -> BlobError:
+        return max(self.errors, key=lambda e: e.relative)
+
+
+def parity(
+    model: torch.nn.Module, x: np.ndarray, reference: Mapping[str, np.ndarray], kinds: Mapping[str, str], label: str
+) -> Result:
+    """Blob errors of `model` on `x` against the Caffe blobs, plus the argmax check of `conv6_zoom`."""
+    errors, out = compare_forward(model, torch.from_numpy(x), reference, kinds)
+    logits = next(e for e in errors if e.blob == "conv6_zoom")
+    differ, ties = argmax_mismatch(out.numpy(), reference["conv6_zoom"], 2 * logits.max_diff)
+    return Result(label, errors, differ, ties)
+
+
+def assert_parity(result: Result) -> None:
+    """Every blob within TOLERANCE and no argmax flip outside the near-tie band."""
+    bad = [e for e in result.errors if not e.ok]
+    assert not bad, f"{result.label}: {len(bad)} blobs over {TOLERANCE:g}, worst {result.worst}"
+    assert result.argmax_differ == 0, f"{result.label}: argmax differs at {result.argmax_differ} clear pixels"
+
+
 def argmax_mismatch(ours: np.ndarray, caffe: np.ndarray, margin: float) -> tuple[int, int]:
     """(pixels whose argmax differs where Caffe's top-2 gap exceeds `margin`, pixels within `margin` of a tie)."""
     top2 = np.sort(caffe, axis=1)[:, -2:]

@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "converters" / "caffe2torch.py"
 
 
-def convert(caffemodel: Path, prototxt: Path, variant: str | None = None) -> Path:
-    """caffemodel -> .safetensors beside it via the CLI; raises with the CLI's stderr on failure."""
-    out = caffemodel.with_suffix(".safetensors")
+def convert(caffemodel: Path, prototxt: Path, folder: Path, variant: str | None = None) -> Path:
+    """caffemodel -> `folder`/<stem>.safetensors via the CLI; raises with the CLI's stderr on failure."""
+    out = folder / f"{caffemodel.stem}.safetensors"
     cmd = [sys.executable, str(CLI), str(caffemodel), "-o", str(out), "--prototxt", str(prototxt), "-q"]
     cmd += ["--variant", variant] if variant else []
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -24,6 +24,6 @@ def convert(caffemodel: Path, prototxt: Path, variant: str | None = None) -> Pat
     return out
 
 
-def load_converted(caffemodel: Path, prototxt: Path, variant: str | None = None) -> torch.nn.Module:
-    """Convert through the CLI and rebuild the PyTorch model (eval mode)."""
-    return port.load(convert(caffemodel, prototxt, variant))
+def load_converted(caffemodel: Path, prototxt: Path, folder: Path, variant: str | None = None) -> torch.nn.Module:
+    """Convert through the CLI (output in `folder`) and rebuild the PyTorch model (eval mode)."""
+    return port.load(convert(caffemodel, prototxt, folder, variant))

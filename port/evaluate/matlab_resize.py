@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TypeVar
 
 import numpy as np
 import torch
-
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
 def _triangle(x: np.ndarray) -> np.ndarray:
@@ -42,20 +39,17 @@ def resize_taps(in_len: int, out_len: int, antialias: bool = True) -> tuple[np.n
     return np.where(folded < in_len, folded, period - 1 - folded), weights
 
 
-def _resize_axis(data: Array, axis: int, length: int) -> Array:
-    """Resample `data` (NumPy array or torch tensor) along `axis` to `length` samples."""
+def _resize_axis(data: torch.Tensor, axis: int, length: int) -> torch.Tensor:
+    """Resample `data` along `axis` to `length` samples (gathers whole rows with `axis` moved first)."""
     indices, weights = resize_taps(data.shape[axis], length)
-    shape = [1] * data.ndim
-    shape[axis] = length
-    out = None
-    for k in range(indices.shape[1]):
-        if isinstance(data, torch.Tensor):
-            term = data.index_select(axis, torch.from_numpy(indices[:, k]).to(data.device))
-            term = term * torch.from_numpy(weights[:, k]).to(data).reshape(shape)
-        else:
-            term = np.take(data, indices[:, k], axis=axis) * weights[:, k].reshape(shape)
-        out = term if out is None else out + term
-    return out
+    moved = data.movedim(axis, 0).contiguous()
+    flat = moved.reshape(moved.shape[0], -1)
+    taps = torch.from_numpy(indices).to(data.device)
+    scale = torch.from_numpy(weights).to(device=data.device, dtype=data.dtype)
+    out = torch.zeros(length, flat.shape[1], dtype=data.dtype, device=data.device)
+    for k in range(taps.shape[1]):
+        out.addcmul_(flat.index_select(0, taps[:, k]), scale[:, k, None])
+    return out.reshape(length, *moved.shape[1:]).movedim(0, axis)
 
 
 def _axis_order(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[int, int]:
@@ -75,13 +69,12 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     NOTE: MATLAB returns uint8 after EACH axis pass (rounded, saturated), so the
     intermediate is rounded too; this changes pixel values by one here and there.
     """
-    out = image.astype(np.float64)
+    out = torch.from_numpy(image.astype(np.float64))
     for axis in _axis_order(image.shape[:2], size):
         if out.shape[axis] == size[axis]:
             continue
-        out = _resize_axis(out, axis, size[axis])
-        out = np.clip(_round_half_away(out), 0, 255)
-    return out.astype(np.uint8)
+        out = torch.from_numpy(np.clip(_round_half_away(_resize_axis(out, axis, size[axis]).numpy()), 0, 255))
+    return out.numpy().astype(np.uint8)
 
 
 def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -1,0 +1,116 @@
+"""Markdown for bench/end_to_end.py: the timing table, the parity/agreement lines and the issue-6 targets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GIB = 1024**3
+PORT_MODES = ("eager", "fast", "compile", "bf16")
+
+
+@dataclass
+class Case:
+    """One network at one input size, with every worker result measured for it."""
+
+    name: str
+    size: int
+    flops: float  # per image: convolutions (FlopCounterMode) + the PSA aggregation as the dense bmm it defines
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # mode -> worker result (or {"error": ...})
+    checks: dict[str, float] = field(default_factory=dict)  # parity / agreement numbers
+
+    def per_image(self, mode: str, batch: str) -> float | None:
+        seconds = self.results.get(mode, {}).get("seconds", {}).get(batch)
+        return None if seconds is None else seconds / int(batch)
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
+    """One row per (case, mode, batch): time, images/s, ratio to Caffe, GFLOP/s, % of roof, peak RSS."""
+    lines = [
+        "| model | input | mode | batch | s/image | images/s | speed vs Caffe | GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in cases:
+        caffe_s = case.per_image("caffe", "1")
+        caffe_rss = case.results.get("caffe", {}).get("peak_rss")
+        for mode in ("caffe", *PORT_MODES):
+            result = case.results.get(mode)
+            if result is None:
+                continue
+            if "error" in result:
+                lines.append(f"| {case.name} | {case.size}² | {mode} | – | failed: {result['error']} | | | | | | |")
+                continue
+            for batch in result["seconds"]:
+                s = case.per_image(mode, batch)
+                gflops = case.flops / s / 1e9
+                roof_value = roof.get("bf16" if mode == "bf16" else "fp32")
+                rss = result["peak_rss"]
+                lines.append(
+                    f"| {case.name} | {case.size}² | {mode} | {batch} | {s:.3f} | {1 / s:.3f} | "
+                    f"{_fmt(caffe_s / s if caffe_s else None, '.2f', '×')} | {gflops:.0f} | "
+                    f"{_fmt(100 * gflops / roof_value if roof_value else None, '.0f', '%')} | {rss / GIB:.2f} | "
+                    f"{_fmt(100 * rss / caffe_rss if caffe_rss else None, '.0f', '%')} |"
+                )
+    return lines
+
+
+def check_lines(cases: list[Case]) -> list[str]:
+    """Parity (max|diff| / max|ref|), bf16 argmax agreement, PSA shares and setup times, per case."""
+    lines = []
+    for case in cases:
+        parts = [f"{key} {value:.3g}" for key, value in case.checks.items() if not key.startswith("agreement")]
+        parts += [f"{key} {value:.4%}" for key, value in case.checks.items() if key.startswith("agreement")]
+        for mode in ("fast", "bf16"):
+            share = case.results.get(mode, {}).get("share")
+            if share:
+                parts.append(f"PSA head share ({mode}) {share['head']:.1%} (PSA op alone {share['op']:.1%})")
+        setup = {m: r["setup_seconds"] for m, r in case.results.items() if "setup_seconds" in r}
+        parts += [f"first forward incl. setup ({m}) {s:.1f} s" for m, s in setup.items()]
+        lines.append(f"- **{case.name} {case.size}²** ({case.flops / 1e9:.0f} GFLOP/image): " + "; ".join(parts))
+    return lines
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "MISSED")
+
+
+def target_lines(cases: list[Case], roof: dict[str, float]) -> list[str]:
+    """The issue's targets for PSANet101 (reported, never asserted), at batch 1."""
+    lines = []
+    for case in (c for c in cases if c.name.startswith("psanet101")):
+        fast, caffe, bf16 = (case.per_image(m, "1") for m in ("fast", "caffe", "bf16"))
+        fast_rss = case.results.get("fast", {}).get("peak_rss")
+        caffe_rss = case.results.get("caffe", {}).get("peak_rss")
+        share = case.results.get("fast", {}).get("share", {}).get("head")
+        agreement = case.checks.get("agreement bf16 vs fast")
+        roof_fraction = case.flops / fast / 1e9 / roof["fp32"] if fast and roof.get("fp32") else None
+        speedup = caffe / fast if fast and caffe else None
+        bf16_gain = fast / bf16 if fast and bf16 else None
+        rss_fraction = fast_rss / caffe_rss if fast_rss and caffe_rss else None
+        rows = [
+            ("fp32 fast ≥ 90% of fp32 roof", roof_fraction, "%", None if roof_fraction is None else roof_fraction >= 0.9),
+            ("fp32 fast ≥ 1.35× Caffe", speedup, "×", None if speedup is None else speedup >= 1.35),
+            ("fast peak RSS ≤ 25% of Caffe", rss_fraction, "%", None if rss_fraction is None else rss_fraction <= 0.25),
+            ("bf16 ≥ 1.8× fp32 fast", bf16_gain, "×", None if bf16_gain is None else bf16_gain >= 1.8),
+            ("bf16 argmax agreement ≥ 99.5%", agreement, "%", None if agreement is None else agreement >= 0.995),
+            ("PSA head ≤ 5% of time", share, "%", None if share is None else share <= 0.05),
+        ]
+        for text, value, unit, ok in rows:
+            shown = "–" if value is None else (f"{value:.1%}" if unit == "%" else f"{value:.2f}×")
+            lines.append(f"| {case.name} {case.size}² | {text} | {shown} | {_verdict(ok)} |")
+    if not lines:
+        return []
+    return ["| case | target (batch 1) | measured | verdict |", "|---|---|---|---|", *lines]
+
+
+def gpu_lines(gpu: dict[str, Any] | None) -> list[str]:
+    """The GPU column: images/s in fp32 / TF32 / bf16 beside mmsegmentation's V100 time, or why it was not run."""
+    if not gpu:
+        return ["GPU: not run (torch.cuda.is_available() is False on this machine)."]
+    rates = gpu["images_per_s"]
+    reference = 1000.0 / gpu["mmseg_v100_ms"]
+    cells = ", ".join(f"{name} {rate:.1f} images/s ({rate / reference:.2f}× mmseg V100)" for name, rate in rates.items())
+    return [f"GPU {gpu['device']}, PSANet101 ADE20K config at 513² (mmseg V100 R-101 512²: {reference:.1f} images/s): {cells}."]

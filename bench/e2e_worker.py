@@ -1,0 +1,197 @@
+"""One measurement of bench/end_to_end.py in a process of its own: `python bench/e2e_worker.py '<json job>'`.
+
+Prints one `RESULT <json>` line: median seconds per forward for each batch size, ru_maxrss, and
+for the port modes the batch-1 logits saved to `<workdir>/<tag>.npy` (for parity and argmax checks).
+Modes: caffe (legacy Caffe CPU), eager, fast (port.optimize.for_inference), compile (torch.compile of
+fast), bf16 (fast with bf16 weights), roof (torch.mm 4096^2 fp32 and bf16), gpu (when CUDA is present).
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MM_SIDE = 4096
+MMSEG_V100_MS = 76.0  # mmsegmentation's published PSANet R-101-D8 ADE20K 512x512 inference time on a V100
+
+
+def median_seconds(run: Callable[[], Any], warmup: int, reps: int, sync: Callable[[], None] = lambda: None) -> float:
+    """Median wall time of `run()` over `reps` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run()
+    sync()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_bytes() -> int:
+    """ru_maxrss of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
+    """Legacy Caffe, batch 1 (the deploy's input shape), OpenBLAS threads from the environment."""
+    import caffe
+
+    caffe.set_mode_cpu()
+    work = Path(job["workdir"])
+    net = caffe.Net(str(work / "deploy.prototxt"), str(work / "weights.caffemodel"), caffe.TEST)
+    net.blobs["data"].data[...] = np.load(work / "input.npy")[:1]
+    seconds = median_seconds(net.forward, job["warmup"], job["reps"])
+    np.save(work / "caffe.npy", net.blobs["conv6_zoom"].data)
+    return {"seconds": {"1": seconds}}
+
+
+def build_port_model(job: dict[str, Any]) -> Any:
+    """The port model for the job's mode, its weights mapped from the shared file (no second random init)."""
+    import torch
+
+    from port.model import PSANet
+    from port.config import PSANetConfig
+    from port.optimize import for_inference
+
+    cfg = PSANetConfig.from_dict(job["config"])
+    with torch.device("meta"):
+        model = PSANet(cfg)
+    state = torch.load(Path(job["workdir"]) / "weights.pt", mmap=True, weights_only=True)
+    model.load_state_dict(state, assign=True)
+    model.eval().requires_grad_(False)
+    mode = job["mode"]
+    if mode == "eager":
+        return model
+    fast = for_inference(model, dtype=torch.bfloat16 if mode == "bf16" else None)
+    del model, state
+    if mode == "compile":
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True  # weights become constants: oneDNN prepacks the convolution weights once
+        fast = torch.compile(fast, dynamic=False)
+    return fast
+
+
+def psa_share(model: Any, x: Any, reps: int) -> dict[str, float]:
+    """Fractions of a forward spent in the PSA head (branches + conv_post_PSA + zoom) and in the PSA op alone."""
+    import torch
+
+    from port.optimize import FusedPSA
+
+    net = model.net
+    head = [*net.psa.values(), net.conv_post_PSA] + ([net.conv_post_PSA_zoom] if net.conv_post_PSA_zoom else [])
+    ops = [m for m in net.modules() if isinstance(m, FusedPSA)]
+    spent = {"head": 0.0, "op": 0.0}
+    started: dict[int, float] = {}
+
+    def hook(key: str) -> tuple[Callable[..., None], Callable[..., None]]:
+        def pre(module: Any, args: Any) -> None:
+            started[id(module)] = time.perf_counter()
+
+        def post(module: Any, args: Any, out: Any) -> None:
+            spent[key] += time.perf_counter() - started.pop(id(module))
+
+        return pre, post
+
+    handles = []
+    for key, modules in (("head", head), ("op", ops)):
+        pre, post = hook(key)
+        for module in modules:
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    total = 0.0
+    with torch.inference_mode():
+        for _ in range(reps):
+            start = time.perf_counter()
+            model(x)
+            total += time.perf_counter() - start
+    for handle in handles:
+        handle.remove()
+    return {key: value / total for key, value in spent.items()}
+
+
+def run_port(job: dict[str, Any]) -> dict[str, Any]:
+    """The port in one mode, batch sizes from the job, torch threads from the job."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    work = Path(job["workdir"])
+    images = torch.from_numpy(np.load(work / "input.npy"))
+    start = time.perf_counter()
+    model = build_port_model(job)
+    result: dict[str, Any] = {"seconds": {}, "setup_seconds": 0.0}
+    with torch.inference_mode():
+        for batch in job["batches"]:
+            x = images[:batch].contiguous()
+            if batch == job["batches"][0]:
+                logits = model(x)  # first call: compilation for `compile`, weight reorders otherwise
+                result["setup_seconds"] = time.perf_counter() - start
+                np.save(work / f"{job['mode']}.npy", logits[:1].float().numpy())
+                del logits
+            result["seconds"][str(batch)] = median_seconds(lambda: model(x), job["warmup"], job["reps"])
+    if job["mode"] in ("fast", "bf16") and model.cfg.branches:
+        result["share"] = psa_share(model, images[:1].contiguous(), job["reps"])
+    return result
+
+
+def run_roof(job: dict[str, Any]) -> dict[str, Any]:
+    """Achieved torch.mm GFLOP/s on 4096^2 in fp32 and bf16 with the job's thread count."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    roof = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(MM_SIDE, MM_SIDE).to(dtype)
+        b = torch.randn(MM_SIDE, MM_SIDE).to(dtype)
+        seconds = median_seconds(lambda: torch.mm(a, b), 1, max(job["reps"], 3))
+        roof[name] = 2 * MM_SIDE**3 / seconds / 1e9
+    return {"roof": roof}
+
+
+def run_gpu(job: dict[str, Any]) -> dict[str, Any]:
+    """Images/s of the fast path on CUDA in fp32, TF32 and bf16 (PSANet101 ADE20K config at the job's crop)."""
+    import torch
+
+    from port.config import PSANetConfig
+    from port.model import PSANet
+    from port.optimize import for_inference
+
+    if not torch.cuda.is_available():
+        return {"gpu": None}
+    cfg = PSANetConfig.from_dict(job["config"])
+    model = PSANet(cfg).eval()
+    rates = {}
+    for name, dtype, tf32 in (("fp32", None, False), ("tf32", None, True), ("bf16", torch.bfloat16, True)):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        fast = for_inference(model, dtype=dtype).cuda()
+        x = torch.randn(job["batches"][0], 3, cfg.crop, cfg.crop, device="cuda")
+        with torch.inference_mode():
+            seconds = median_seconds(lambda: fast(x), job["warmup"], job["reps"], torch.cuda.synchronize)
+        rates[name] = x.shape[0] / seconds
+        del fast
+    return {"gpu": {"device": torch.cuda.get_device_name(), "images_per_s": rates, "mmseg_v100_ms": MMSEG_V100_MS}}
+
+
+RUNNERS = {"caffe": run_caffe, "roof": run_roof, "gpu": run_gpu}
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    result = RUNNERS.get(job["mode"], run_port)(job)
+    result["peak_rss"] = peak_rss_bytes()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

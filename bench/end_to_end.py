@@ -1,0 +1,216 @@
+"""End-to-end CPU speed and memory: legacy Caffe vs the PyTorch port (eager, fast path, torch.compile, bf16).
+
+For PSANet50/101 at 465² (ADE20K config) and 705² (Cityscapes config), with the same random weights
+(written to Caffe through converters/torch2caffe) and the same random input, every mode runs in a
+process of its own (so ru_maxrss is that mode's peak). Caffe runs batch 1 (its deploy shape); the port
+batch 1 and 4. Times are medians after warm-up; GFLOP/s is measured against `torch.mm` 4096² run
+in the same session. Caffe's OpenBLAS and torch both get `--threads` threads (default: all cores).
+
+    python bench/end_to_end.py --quick               # PSANet50+101 at 465², batch 1, 1 warm-up + 2 reps
+    python bench/end_to_end.py --out e2e.md          # everything (tens of minutes on 2 cores)
+    python bench/end_to_end.py --depths 101 --modes caffe fast bf16
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.e2e_report import PORT_MODES, Case, check_lines, gpu_lines, table, target_lines  # noqa: E402
+
+WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
+DATASET_OF_SIZE = {465: "ade20k", 705: "cityscapes"}
+MODES = ("caffe", *PORT_MODES)
+GPU_CROP = 513  # nearest valid (8k+1, k even) side to mmsegmentation's 512² crop
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error contract."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"end_to_end: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="465² only, batch 1, 1 warm-up + 2 repetitions")
+    p.add_argument("--depths", type=int, nargs="+", choices=(50, 101), default=[50, 101])
+    p.add_argument("--sizes", type=int, nargs="+", choices=sorted(DATASET_OF_SIZE), default=[465, 705])
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="port batch sizes (Caffe: always 1)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads and OPENBLAS_NUM_THREADS")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
+    p.add_argument("--out", type=Path, help="also write the markdown report here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.batches, args.warmup, args.reps = [465], [1], 1, 2
+    if min(args.batches) < 1 or min(args.reps, args.threads, args.width_divisor) < 1 or args.warmup < 0:
+        p.error("--batches, --reps, --threads and --width-divisor must be positive, --warmup non-negative")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        p.error(f"--out folder does not exist: {args.out.parent}")
+    args.batches = sorted(set(args.batches))
+    return args
+
+
+def run_worker(job: dict[str, Any], threads: int) -> dict[str, Any]:
+    """One worker process; its RESULT line, or {"error": last stderr line}."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, str(WORKER), json.dumps(job)], capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    return {"error": f"{tail[:120]} (exit {proc.returncode})"}
+
+
+def model_flops(config: dict[str, Any], size: int) -> float:
+    """Per-image FLOPs: convolutions counted on a meta-device model + 2·C·(HW)² per PSA aggregation."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from port.config import PSANetConfig
+    from port.model import PSANet
+
+    cfg = PSANetConfig.from_dict(config)
+    with torch.device("meta"):
+        net = PSANet(cfg).eval()
+        with FlopCounterMode(display=False) as counter:
+            net(torch.empty(1, 3, size, size))
+    h, w = cfg.psa_input_size
+    return counter.get_total_flops() + len(cfg.branches) * 2 * cfg.channels(512) * (h * w) ** 2
+
+
+def prepare(work: Path, name: str, batch: int, seed: int, width_divisor: int) -> dict[str, Any]:
+    """Random weights (port file + caffemodel), the deploy prototxt and the shared input, in `work`."""
+    import torch
+
+    from converters.torch2caffe import save_caffemodel
+    from port.model import create_model
+    from prototxt.network import deploy_text
+
+    torch.manual_seed(seed)
+    model = create_model(name, width_divisor=width_divisor)
+    torch.save(model.state_dict(), work / "weights.pt")
+    save_caffemodel(work / "weights.caffemodel", model.state_dict(), model.cfg)
+    (work / "deploy.prototxt").write_text(deploy_text(name, model.cfg))
+    crop = model.cfg.crop
+    # Mean-subtracted BGR pixels span roughly +-128.
+    images = np.random.default_rng(seed).uniform(-128, 128, (batch, 3, crop, crop)).astype(np.float32)
+    np.save(work / "input.npy", images)
+    return model.cfg.to_dict()
+
+
+def compare(work: Path, case: Case) -> None:
+    """Parity between the saved batch-1 logits and the bf16 argmax agreement with fp32 fast."""
+    logits = {mode: np.load(work / f"{mode}.npy") for mode in MODES if (work / f"{mode}.npy").is_file()}
+
+    def rel(a: str, b: str) -> None:
+        if a in logits and b in logits:
+            case.checks[f"max|{a}−{b}|/max|{b}|"] = float(np.abs(logits[a] - logits[b]).max() / np.abs(logits[b]).max())
+
+    rel("eager", "caffe")
+    rel("fast", "eager")
+    rel("compile", "fast")
+    if "bf16" in logits and "fast" in logits:
+        case.checks["agreement bf16 vs fast"] = float((logits["bf16"].argmax(1) == logits["fast"].argmax(1)).mean())
+
+
+def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dict[str, Any] | None]:
+    """Run every worker; returns the cases, the torch.mm roof and the GPU result."""
+    import torch
+    from tqdm import tqdm
+
+    from port.variants import dataset_config
+
+    base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "batches": args.batches}
+    combos = [(depth, size) for depth in args.depths for size in args.sizes]
+    progress = tqdm(total=1 + len(combos) * len(args.modes), desc="end_to_end", unit="run", file=sys.stderr)
+    roof = run_worker({**base, "mode": "roof"}, args.threads).get("roof", {})
+    progress.update()
+    cases = []
+    for depth, size in combos:
+        name = f"psanet{depth}_{DATASET_OF_SIZE[size]}_{size}"
+        work = Path(tempfile.mkdtemp(prefix=f"e2e_{name}_"))
+        try:
+            config = prepare(work, name, max(args.batches), args.seed, args.width_divisor)
+            case = Case(name, size, model_flops(config, size))
+            for mode in args.modes:
+                progress.set_postfix_str(f"{name} {mode}")
+                job = {**base, "mode": mode, "config": config, "workdir": str(work)}
+                case.results[mode] = run_worker(job, args.threads)
+                progress.update()
+            compare(work, case)
+            cases.append(case)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    progress.close()
+    gpu = None
+    if torch.cuda.is_available():
+        config = dataset_config("ade20k", 101, crop=GPU_CROP).to_dict()
+        gpu = run_worker({**base, "mode": "gpu", "config": config, "batches": [1], "reps": 10}, args.threads).get("gpu")
+    return cases, roof, gpu
+
+
+def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: dict[str, float], gpu: Any,
+           load_before: tuple[float, ...], wall: float) -> str:
+    import torch
+
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    lines = [
+        f"# PSANet end to end, legacy Caffe vs port ({datetime.date.today()})",
+        "",
+        f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; "
+        f"{args.threads} threads for torch and for Caffe's OpenBLAS (OPENBLAS_NUM_THREADS); warm-up {args.warmup}, "
+        f"median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"wall time {wall / 60:.1f} min.",
+        f"Roof (torch.mm 4096², same run): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "
+        "Each mode ran in its own process; peak RSS is its ru_maxrss (model build and weights included).",
+        "",
+        *table(cases, roof),
+        "",
+        *check_lines(cases),
+        "",
+        *target_lines(cases, roof),
+        "",
+        *gpu_lines(gpu),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    cases, roof, gpu = measure(args)
+    text = report(args, argv, cases, roof, gpu, load_before, time.perf_counter() - start)
+    print(text)
+    if args.out is not None:
+        handle, temp = tempfile.mkstemp(dir=args.out.resolve().parent, prefix=f".{args.out.name}.", suffix=".tmp")
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

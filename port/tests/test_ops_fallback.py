@@ -1,0 +1,56 @@
+"""port.ops without the compiled extension (simulated): one warning, reference results; argument validation."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from port.config import COLLECT, DISTRIBUTE
+from port.ops import _extension, psa_aggregate, psa_mask
+from port.ops.reference import psa_aggregate_reference, psa_mask_reference
+
+
+def test_missing_extension_warns_once_and_uses_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_extension, "AVAILABLE", False)
+    monkeypatch.setattr(_extension, "_warned", False)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 2, 3, 4, generator=gen)
+    mask = torch.randn(1, 35, 3, 4, generator=gen)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = psa_aggregate(x, mask, DISTRIBUTE)
+        buffer = psa_mask(mask, COLLECT)
+        psa_aggregate(x, mask, COLLECT, softmax=False)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    assert "port._C" in messages[0] and "--no-build-isolation" in messages[0]
+    torch.testing.assert_close(out, psa_aggregate_reference(x, mask, DISTRIBUTE, 5, 7, True, 1.0), rtol=0, atol=0)
+    torch.testing.assert_close(buffer, psa_mask_reference(mask, COLLECT, 5, 7), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "mask_shape,kwargs,match",
+    [
+        ((1, 35, 3, 4), dict(psa_type=2), "psa_type"),
+        ((1, 35, 3, 4), dict(psa_type=COLLECT, mask_size=(4, 7)), "odd"),
+        ((1, 15, 3, 4), dict(psa_type=COLLECT, mask_size=(3, 5), compact=True), "compact"),
+        ((1, 34, 3, 4), dict(psa_type=COLLECT), "channels"),
+        ((35, 3, 4), dict(psa_type=COLLECT), "4-D"),
+        ((1, 35, 3, 4), dict(psa_type=COLLECT, mask_size=(5,)), "two positive ints"),
+    ],
+)
+def test_bad_arguments_raise_value_error(mask_shape: tuple, kwargs: dict, match: str) -> None:
+    mask = torch.zeros(mask_shape)
+    with pytest.raises(ValueError, match=match):
+        psa_mask(mask, **kwargs)
+
+
+def test_aggregate_checks_x_against_mask() -> None:
+    mask = torch.zeros(1, 35, 3, 4)
+    with pytest.raises(ValueError, match="batch or spatial"):
+        psa_aggregate(torch.zeros(1, 2, 4, 3), mask, COLLECT)
+    with pytest.raises(ValueError, match="dtype or device"):
+        psa_aggregate(torch.zeros(1, 2, 3, 4, dtype=torch.float64), mask, COLLECT)
+    with pytest.raises(ValueError, match="normalization_factor"):
+        psa_aggregate(torch.zeros(1, 2, 3, 4), mask, COLLECT, normalization_factor=0.0)
