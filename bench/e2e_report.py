@@ -46,7 +46,7 @@ def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
             for batch in result["seconds"]:
                 s = case.per_image(mode, batch)
                 gflops = case.flops / s / 1e9
-                roof_value = roof.get("bf16" if mode == "bf16" else "fp32")
+                roof_value = result.get("roof") or roof.get("bf16" if mode == "bf16" else "fp32")
                 rss = result["peak_rss"]
                 lines.append(
                     f"| {case.name} | {case.size}² | {mode} | {batch} | {s:.3f} | {1 / s:.3f} | "
@@ -86,7 +86,8 @@ def target_lines(cases: list[Case], roof: dict[str, float]) -> list[str]:
         caffe_rss = case.results.get("caffe", {}).get("peak_rss")
         share = case.results.get("fast", {}).get("share", {}).get("head")
         agreement = case.checks.get("agreement bf16 vs fast")
-        roof_fraction = case.flops / fast / 1e9 / roof["fp32"] if fast and roof.get("fp32") else None
+        fast_roof = case.results.get("fast", {}).get("roof") or roof.get("fp32")
+        roof_fraction = case.flops / fast / 1e9 / fast_roof if fast and fast_roof else None
         speedup = caffe / fast if fast and caffe else None
         bf16_gain = fast / bf16 if fast and bf16 else None
         rss_fraction = fast_rss / caffe_rss if fast_rss and caffe_rss else None

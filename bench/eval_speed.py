@@ -7,8 +7,8 @@ The network is a PSANet of the dataset's real crop and depth with random weights
 `--width-divisor` narrows every layer so that the default run stays short on a small CPU.
 Read the ratio column: absolute numbers depend on the machine and on the divisor.
 
-    python bench/eval_speed.py                 # width/8, ResNet-50, ss + ms (several minutes on 2 cores)
-    python bench/eval_speed.py --quick         # width/32, single scale only
+    python bench/eval_speed.py                 # width/8, ResNet-50, ss + ms (about an hour on 2 busy cores)
+    python bench/eval_speed.py --quick         # width/32, single scale only (about 4 minutes on 2 busy cores)
     python bench/eval_speed.py --width-divisor 1 --device cuda   # the released network's size
 """
 from __future__ import annotations
@@ -62,7 +62,9 @@ def main() -> None:
             def settings(batch: int) -> InferenceSettings:
                 return InferenceSettings(dataset.crop, dataset.num_classes, dataset.base_size, scales, True, batch)
 
-            _seconds(net, image, settings(args.batch_size), device)  # warm-up (allocations, kernel choice)
+            with torch.inference_mode():  # warm-up: allocator and kernel choice at both batch sizes
+                for batch in (args.batch_size, 1):
+                    net(torch.zeros(batch, 3, dataset.crop, dataset.crop, device=device))
             batched = _seconds(net, image, settings(args.batch_size), device)
             single = _seconds(net, image, settings(1), device)
             print(f"{name + f' {rows}x{cols}':>22s} {tag:>8s} {1 / batched:14.3f} {1 / single:14.3f} {single / batched:6.2f}")

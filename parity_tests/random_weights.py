@@ -6,12 +6,14 @@ from typing import Any
 import numpy as np
 
 RESIDUAL_SLOPE = 0.3  # damps the BN slope that closes each residual branch, so 23 blocks do not blow the sum up
+MASK_GAIN = 6.0  # PSA_*_fc2: mask logits of std ~1.5, so the softmax attention is peaked, not ~uniform (a uniform
+# one makes the PSA output nearly constant in space, and the next BN in TRAIN mode divides by that tiny spread)
 
 
-def _conv(blobs: list[Any], rng: np.random.Generator) -> None:
+def _conv(name: str, blobs: list[Any], rng: np.random.Generator) -> None:
     weight = blobs[0].data
-    fan_in = weight[0].size
-    weight[...] = rng.standard_normal(weight.shape) * np.sqrt(2.0 / fan_in)
+    gain = MASK_GAIN if name.endswith("_fc2") else 1.0
+    weight[...] = rng.standard_normal(weight.shape) * gain * np.sqrt(2.0 / weight[0].size)
     if len(blobs) > 1:
         blobs[1].data[...] = rng.uniform(-0.5, 0.5, blobs[1].data.shape)
 
@@ -31,7 +33,7 @@ def randomize(net: Any, seed: int) -> None:
     for name, blobs in net.params.items():
         kind = net.layer_dict[name].type
         if kind == "Convolution":
-            _conv(list(blobs), rng)
+            _conv(name, list(blobs), rng)
         elif kind == "BN":
             _bn(name, list(blobs), rng)
         else:

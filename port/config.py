@@ -69,9 +69,9 @@ class PSANetConfig:
             raise ValueError(f"unknown PSA branch(es) {sorted(unknown)}")
         if self.compact and self.mask_size is not None and self.mask_size != self.psa_input_size:
             raise ValueError("a compact PSA mask has the PSA input's own size")
-        for side in self.mask_size or ():
+        for side in () if self.compact else self.mask_size or ():
             if side < 1 or side % 2 == 0:
-                raise ValueError(f"mask sides must be odd and positive, got {self.mask_size}")
+                raise ValueError(f"windowed mask sides must be odd and positive, got {self.mask_size}")
         if self.stride_in_3x3 is None:
             object.__setattr__(self, "stride_in_3x3", self.depth == 101)
         if self.mask_size is not None:

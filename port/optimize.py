@@ -4,11 +4,13 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from port import ops
 from port.model.layers import CaffeBN, ConvBN
 from port.model.psanet import PointwiseSpatialAttention, PSANet
+from port.model.resnet import Bottleneck
 
 AUX_MODULES = ("conv4_aux_3x3", "conv6_aux", "conv6_aux_zoom")
 FAST_DTYPES = (None, torch.float32, torch.bfloat16)
@@ -28,6 +30,56 @@ def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
         fused.weight.copy_(conv.weight.detach().double() * scale[:, None, None, None])
         fused.bias.copy_(shift)
     return fused
+
+
+class FusedConv(nn.Module):
+    """A BN-folded convolution with its ReLU (and a bottleneck's residual add) fused into one oneDNN call on CPU.
+
+    Elsewhere (CUDA, or under torch.compile, which does its own fusion and weight prepacking) it
+    runs as conv2d + add + relu.
+    """
+
+    def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias
+        self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+        unary = "relu" if self.relu else "none"
+        if x.device.type == "cpu" and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling():
+            if residual is None:
+                return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *geometry, unary, [], "")
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, self.weight, self.bias, *geometry, "add", None, unary, [], ""
+            )
+        out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if residual is not None:
+            out = out + residual
+        return F.relu(out) if self.relu else out
+
+    def extra_repr(self) -> str:
+        return f"{tuple(self.weight.shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
+
+
+class FusedBottleneck(nn.Module):
+    """A bottleneck whose `increase` convolution adds the shortcut and applies the ReLU in the same call."""
+
+    def __init__(self, block: Bottleneck) -> None:
+        super().__init__()
+        self.reduce, self.conv3x3 = fused(block.reduce), fused(block.conv3x3)
+        self.proj = None if block.proj is None else fused(block.proj)
+        self.increase = FusedConv(block.increase.conv, relu=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.proj is None else self.proj(x)
+        return self.increase(self.conv3x3(self.reduce(x)), shortcut)
+
+
+def fused(unit: ConvBN) -> FusedConv:
+    """The FusedConv of a ConvBN whose BN is already folded (dropout dropped)."""
+    return FusedConv(unit.conv, relu=isinstance(unit.relu, nn.ReLU))
 
 
 class FusedPSA(nn.Module):
@@ -57,19 +109,28 @@ class FusedPSA(nn.Module):
         return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
 
 
-def _rewrite(module: nn.Module, fold_bn: bool) -> None:
-    """In place on the copy: fold every ConvBN's BN, drop dropout, route PSA through FusedPSA."""
+def _fold(module: nn.Module) -> None:
+    """In place on the copy: fold every ConvBN's BN into its convolution."""
+    for unit in module.modules():
+        if isinstance(unit, ConvBN):
+            unit.conv, unit.bn = folded_conv(unit.conv, unit.bn), nn.Identity()
+
+
+def _rewrite(module: nn.Module, fuse: bool) -> None:
+    """In place on the copy: drop dropout, route PSA through FusedPSA, fuse folded units when `fuse`."""
     for name, child in list(module.named_children()):
-        if isinstance(child, ConvBN):
-            if fold_bn:
-                child.conv, child.bn = folded_conv(child.conv, child.bn), nn.Identity()
+        if fuse and isinstance(child, Bottleneck):
+            setattr(module, name, FusedBottleneck(child))
+        elif isinstance(child, ConvBN):
             child.dropout = nn.Identity()
+            if fuse:
+                setattr(module, name, fused(child))
         elif isinstance(child, PointwiseSpatialAttention):
             setattr(module, name, FusedPSA(child))
         elif isinstance(child, nn.Dropout):
             setattr(module, name, nn.Identity())
         else:
-            _rewrite(child, fold_bn)
+            _rewrite(child, fuse)
 
 
 class InferencePSANet(nn.Module):
@@ -112,7 +173,8 @@ def for_inference(
 ) -> InferencePSANet:
     """An inference-only copy of `model` (which stays untouched).
 
-    fold_bn: the fork's BN merged into the preceding convolution (float64 algebra).
+    fold_bn: the fork's BN merged into the preceding convolution (float64 algebra), then each
+    convolution fused with its ReLU and residual add (FusedConv).
     channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
     dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op and the
     final x8 zoom stay float32; logits come back float32).
@@ -124,7 +186,9 @@ def for_inference(
         if hasattr(net, name):
             delattr(net, name)
     net.cfg = net.cfg.with_(aux=False)
-    _rewrite(net, fold_bn)
+    if fold_bn:
+        _fold(net)
+    _rewrite(net, fuse=fold_bn)
     net.conv6_zoom = Float32Output(net.conv6_zoom)
     if dtype is not None:
         net = net.to(dtype)

@@ -155,11 +155,10 @@ Block block_of(const Layout& lay, int64_t index) {
   return make_block(lay.g, index * lay.rows, std::min(lay.g.height, (index + 1) * lay.rows));
 }
 
-at::Tensor matrix(std::vector<double>& v, int64_t rows, int64_t cols) {
-  return at::from_blob(v.data(), {rows, cols}, at::kDouble);
-}
-at::Tensor matrix(std::vector<float>& v, int64_t rows, int64_t cols) {
-  return at::from_blob(v.data(), {rows, cols}, at::kFloat);
+// A (rows, cols) tensor view of scratch memory (no autograd, no copy).
+template <typename scalar_t>
+at::Tensor matrix(std::vector<scalar_t>& v, int64_t rows, int64_t cols) {
+  return at::from_blob(v.data(), {rows, cols}, c10::CppTypeToScalarType<scalar_t>::value);
 }
 
 template <typename scalar_t>
@@ -170,34 +169,33 @@ void forward_kernel(const Layout& lay, const at::Tensor& x, const at::Tensor& ma
   const int64_t hw = g.positions();
   const at::Tensor x_sum = x.sum(2);  // (N, C)
   const scalar_t inv_nf = scalar_t(1.0 / nf);
-  for (int64_t n = 0; n < x.size(0); ++n) {
-    at::parallel_for(0, lay.blocks, 1, [&](int64_t begin, int64_t end) {
-      c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset_with_ADInplaceOrView);
-      BlockWeights<scalar_t> bw(lay.band_max, lay.targets_max);
-      const scalar_t* mask_n = mask.data_ptr<scalar_t>() + n * g.channels() * hw;
+  at::parallel_for(0, x.size(0) * lay.blocks, 1, [&](int64_t begin, int64_t end) {
+    c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset_with_ADInplaceOrView);
+    BlockWeights<scalar_t> bw(lay.band_max, lay.targets_max);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / lay.blocks;
+      const Block blk = block_of(lay, task % lay.blocks);
+      const int64_t targets = (blk.y1 - blk.y0) * g.width;
+      const int64_t band = (blk.a1 - blk.a0) * g.width;
+      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, softmax);
+      at::Tensor dst = out[n].narrow(1, blk.y0 * g.width, targets);
+      at::addmm_out(dst, dst, x[n].narrow(1, blk.a0 * g.width, band), matrix(bw.weights, band, targets), 0, inv_nf);
+      if (!bw.has_uncovered) continue;
       const scalar_t* xs = x_sum.data_ptr<scalar_t>() + n * channels;
-      for (int64_t i = begin; i < end; ++i) {
-        const Block blk = block_of(lay, i);
-        const int64_t targets = (blk.y1 - blk.y0) * g.width;
-        const int64_t band = (blk.a1 - blk.a0) * g.width;
-        bw.build(g, blk, mask_n, softmax);
-        at::Tensor dst = out[n].narrow(1, blk.y0 * g.width, targets);
-        at::addmm_out(dst, dst, x[n].narrow(1, blk.a0 * g.width, band), matrix(bw.weights, band, targets), 0, inv_nf);
-        if (!bw.has_uncovered) continue;
-        scalar_t* o = dst.data_ptr<scalar_t>();
-        for (int64_t c = 0; c < channels; ++c) {
-          const scalar_t scale = xs[c] * inv_nf;
-          for (int64_t p = 0; p < targets; ++p) o[c * hw + p] += scale * bw.uncovered[p];
-        }
+      scalar_t* o = dst.data_ptr<scalar_t>();
+      for (int64_t c = 0; c < channels; ++c) {
+        const scalar_t scale = xs[c] * inv_nf;
+        for (int64_t p = 0; p < targets; ++p) o[c * hw + p] += scale * bw.uncovered[p];
       }
-    });
-  }
+    }
+  });
 }
 
-// Per block: grad_x[:, band] += G_b (P - u)^T / nf and grad_x[:, all] += G_b u / nf (through a per-thread
-// accumulator); grad_P = x_band^T G_b / nf; softmax backward per target column, using
-// sum_q P[q, p] grad_P[q, p] = sum_{band} (P - u) grad_P + u_p (x_sum . G[:, p]) / nf; then the linked
-// entries are copied back to the mask gradient (each mask element is fed by one entry, so no races).
+// Per block: grad_x[:, band] += G_b (P - u)^T / nf and grad_x[:, all] += G_b u / nf (through per-thread
+// accumulators, merged when the thread moves to another sample); grad_P = x_band^T G_b / nf; softmax
+// backward per target column, using sum_q P[q, p] grad_P[q, p] = sum_{band} (P - u) grad_P +
+// u_p (x_sum . G[:, p]) / nf; then the linked entries are copied back to the mask gradient (each mask
+// element is fed by one entry, so threads never write the same element).
 template <typename scalar_t>
 void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor& x, const at::Tensor& mask,
                      bool softmax, double nf, at::Tensor& grad_x, at::Tensor& grad_mask) {
@@ -207,62 +205,68 @@ void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor
   const at::Tensor x_sum = x.sum(2);
   const scalar_t inv_nf = scalar_t(1.0 / nf);
   std::mutex merge;
-  for (int64_t n = 0; n < x.size(0); ++n) {
-    at::parallel_for(0, lay.blocks, 1, [&](int64_t begin, int64_t end) {
-      c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset_with_ADInplaceOrView);
-      BlockWeights<scalar_t> bw(lay.band_max, lay.targets_max);
-      std::vector<scalar_t> grad_p(lay.band_max * lay.targets_max);
-      std::vector<scalar_t> g_u(channels, scalar_t(0));
-      at::Tensor acc = at::zeros({channels, hw}, x.options());
-      const scalar_t* mask_n = mask.data_ptr<scalar_t>() + n * g.channels() * hw;
-      scalar_t* gm_n = grad_mask.data_ptr<scalar_t>() + n * g.channels() * hw;
-      const scalar_t* xs = x_sum.data_ptr<scalar_t>() + n * channels;
-      for (int64_t i = begin; i < end; ++i) {
-        const Block blk = block_of(lay, i);
-        const int64_t targets = (blk.y1 - blk.y0) * g.width;
-        const int64_t band = (blk.a1 - blk.a0) * g.width;
-        bw.build(g, blk, mask_n, softmax);
-        const at::Tensor g_b = grad[n].narrow(1, blk.y0 * g.width, targets);
-        const at::Tensor weights = matrix(bw.weights, band, targets);
-        at::Tensor acc_band = acc.narrow(1, blk.a0 * g.width, band);
-        at::addmm_out(acc_band, acc_band, g_b, weights.t(), 1, inv_nf);
-        at::Tensor gp = matrix(grad_p, band, targets);
-        at::addmm_out(gp, gp, x[n].narrow(1, blk.a0 * g.width, band).t(), g_b, 0, inv_nf);
-        scalar_t* t = grad_p.data();
-        if (softmax) {
-          const scalar_t* gb = g_b.data_ptr<scalar_t>();
-          std::vector<scalar_t> dot(targets, scalar_t(0));
-          if (bw.has_uncovered) {
-            for (int64_t c = 0; c < channels; ++c) {
-              scalar_t gu = 0;
-              for (int64_t p = 0; p < targets; ++p) {
-                dot[p] += xs[c] * gb[c * hw + p];
-                gu += gb[c * hw + p] * bw.uncovered[p];
-              }
-              g_u[c] += gu * inv_nf;
-            }
-            for (int64_t p = 0; p < targets; ++p) dot[p] *= bw.uncovered[p] * inv_nf;
-          }
-          const scalar_t* w = bw.weights.data();
-          for (int64_t q = 0; q < band; ++q) {
-            for (int64_t p = 0; p < targets; ++p) dot[p] += w[q * targets + p] * t[q * targets + p];
-          }
-          for (int64_t q = 0; q < band; ++q) {
+  at::parallel_for(0, x.size(0) * lay.blocks, 1, [&](int64_t begin, int64_t end) {
+    c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset_with_ADInplaceOrView);
+    BlockWeights<scalar_t> bw(lay.band_max, lay.targets_max);
+    std::vector<scalar_t> grad_p(lay.band_max * lay.targets_max);
+    std::vector<scalar_t> g_u(channels, scalar_t(0));
+    at::Tensor acc = at::zeros({channels, hw}, x.options());
+    int64_t acc_sample = begin / lay.blocks;
+    const auto flush = [&] {
+      std::lock_guard<std::mutex> lock(merge);
+      grad_x[acc_sample].add_(acc).add_(at::from_blob(g_u.data(), {channels, 1}, x.options()));
+      acc.zero_();
+      std::fill(g_u.begin(), g_u.end(), scalar_t(0));
+    };
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / lay.blocks;
+      if (n != acc_sample) {
+        flush();
+        acc_sample = n;
+      }
+      const Block blk = block_of(lay, task % lay.blocks);
+      const int64_t targets = (blk.y1 - blk.y0) * g.width;
+      const int64_t band = (blk.a1 - blk.a0) * g.width;
+      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, softmax);
+      const at::Tensor g_b = grad[n].narrow(1, blk.y0 * g.width, targets);
+      const at::Tensor weights = matrix(bw.weights, band, targets);
+      at::Tensor acc_band = acc.narrow(1, blk.a0 * g.width, band);
+      at::addmm_out(acc_band, acc_band, g_b, weights.t(), 1, inv_nf);
+      at::Tensor gp = matrix(grad_p, band, targets);
+      at::addmm_out(gp, gp, x[n].narrow(1, blk.a0 * g.width, band).t(), g_b, 0, inv_nf);
+      scalar_t* t = grad_p.data();
+      if (softmax) {
+        const scalar_t* gb = g_b.data_ptr<scalar_t>();
+        const scalar_t* xs = x_sum.data_ptr<scalar_t>() + n * channels;
+        std::vector<scalar_t> dot(targets, scalar_t(0));
+        if (bw.has_uncovered) {
+          for (int64_t c = 0; c < channels; ++c) {
+            scalar_t gu = 0;
             for (int64_t p = 0; p < targets; ++p) {
-              t[q * targets + p] = (w[q * targets + p] + bw.uncovered[p]) * (t[q * targets + p] - dot[p]);
+              dot[p] += xs[c] * gb[c * hw + p];
+              gu += gb[c * hw + p] * bw.uncovered[p];
             }
+            g_u[c] += gu * inv_nf;
+          }
+          for (int64_t p = 0; p < targets; ++p) dot[p] *= bw.uncovered[p] * inv_nf;
+        }
+        const scalar_t* w = bw.weights.data();
+        for (int64_t q = 0; q < band; ++q) {
+          for (int64_t p = 0; p < targets; ++p) dot[p] += w[q * targets + p] * t[q * targets + p];
+        }
+        for (int64_t q = 0; q < band; ++q) {
+          for (int64_t p = 0; p < targets; ++p) {
+            t[q * targets + p] = (w[q * targets + p] + bw.uncovered[p]) * (t[q * targets + p] - dot[p]);
           }
         }
-        for_each_run(g, blk, targets, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
-          for (int64_t k = 0; k < count; ++k) gm_n[m_off + k] = t[s_off + k * s_stride];
-        });
       }
-      std::lock_guard<std::mutex> lock(merge);
-      at::Tensor gx_n = grad_x[n];
-      gx_n.add_(acc);
-      gx_n.add_(at::from_blob(g_u.data(), {channels, 1}, x.options()));
-    });
-  }
+      scalar_t* gm_n = grad_mask.data_ptr<scalar_t>() + n * g.channels() * hw;
+      for_each_run(g, blk, targets, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
+        for (int64_t k = 0; k < count; ++k) gm_n[m_off + k] = t[s_off + k * s_stride];
+      });
+    }
+    flush();
+  });
 }
 
 at::Tensor psa_aggregate_cpu(const at::Tensor& x, const at::Tensor& mask, int64_t psa_type, int64_t mask_h,

@@ -4,31 +4,28 @@
 #include <torch/library.h>
 
 #include "psa_checks.h"
-#include "psa_runs.h"
 
 namespace psanet {
 namespace {
 
-// For each sample and target row, copies linked elements mask -> buffer (to_buffer) or buffer -> mask.
+// to_buffer: buffer[n, q, p] = mask[n, channel, r] for every linked element; else mask[...] = buffer[...]
+// (0 where unlinked). Uses Geometry::buffer_index element by element, exactly as the CUDA kernel does.
 template <typename scalar_t>
 void copy_links(const Geometry& g, int64_t batch, scalar_t* mask, scalar_t* buffer, bool to_buffer) {
   const int64_t hw = g.positions();
-  at::parallel_for(0, batch * g.height, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, batch * g.channels(), 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / g.height;
-      const int64_t y = task % g.height;
-      scalar_t* mask_n = mask + n * g.channels() * hw;
-      scalar_t* rows = buffer + n * hw * hw + y * g.width;  // column 0 = first target of row y
-      for_each_run(g, Block{y, y + 1, 0, g.height}, hw,
-                   [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
-                     for (int64_t i = 0; i < count; ++i) {
-                       if (to_buffer) {
-                         rows[s_off + i * s_stride] = mask_n[m_off + i];
-                       } else {
-                         mask_n[m_off + i] = rows[s_off + i * s_stride];
-                       }
-                     }
-                   });
+      const int64_t channel = task % g.channels();
+      scalar_t* mask_row = mask + task * hw;
+      scalar_t* buffer_n = buffer + (task / g.channels()) * hw * hw;
+      for (int64_t r = 0; r < hw; ++r) {
+        const int64_t entry = g.buffer_index(channel, r);
+        if (to_buffer) {
+          if (entry >= 0) buffer_n[entry] = mask_row[r];
+        } else {
+          mask_row[r] = entry >= 0 ? buffer_n[entry] : scalar_t(0);
+        }
+      }
     }
   });
 }
@@ -47,7 +44,7 @@ at::Tensor psa_mask_backward_cpu(const at::Tensor& grad, int64_t psa_type, int64
                                  bool compact) {
   const Geometry g = check_buffer(grad, psa_type, mask_h, mask_w, compact);
   const at::Tensor src = grad.contiguous();
-  at::Tensor grad_mask = at::zeros({grad.size(0), g.channels(), g.height, g.width}, grad.options());
+  at::Tensor grad_mask = at::empty({grad.size(0), g.channels(), g.height, g.width}, grad.options());
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "psa_mask_backward_cpu", [&] {
     copy_links<scalar_t>(g, grad.size(0), grad_mask.data_ptr<scalar_t>(), src.data_ptr<scalar_t>(), false);
   });

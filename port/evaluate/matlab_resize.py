@@ -48,7 +48,7 @@ def _resize_axis(data: torch.Tensor, axis: int, length: int) -> torch.Tensor:
     scale = torch.from_numpy(weights).to(device=data.device, dtype=data.dtype)
     out = torch.zeros(length, flat.shape[1], dtype=data.dtype, device=data.device)
     for k in range(taps.shape[1]):
-        out.addcmul_(flat.index_select(0, taps[:, k]), scale[:, k, None])
+        out.addcmul_(flat[taps[:, k]], scale[:, k, None])  # advanced indexing: far faster than index_select here
     return out.reshape(length, *moved.shape[1:]).movedim(0, axis)
 
 

@@ -71,6 +71,15 @@ def test_fp32_fast_path_matches_the_model(name: str, channels_last: bool) -> Non
     assert relative_error(out, ref) <= PARITY
 
 
+def test_unfolded_fast_path_keeps_bn_and_matches() -> None:
+    model = small_model("psanet50_ade20k_465")
+    fast = for_inference(model, fold_bn=False)
+    assert any(isinstance(m, CaffeBN) for m in fast.modules())
+    x = torch.randn(1, 3, 97, 97)
+    with torch.inference_mode():
+        assert relative_error(fast(x), model(x)) <= PARITY
+
+
 def test_original_model_is_untouched() -> None:
     model = small_model("psanet50_ade20k_465", aux=True).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
