@@ -11,6 +11,8 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then  # conda users already have t
   "$PYTHON" -m pip install -q torch==2.13.0
 fi
 "$PYTHON" -m pip install -q -r requirements.txt
+# Cityscapes evaluation uses the official label table; the package's other needs (GUI tools) are not wanted.
+"$PYTHON" -m pip install -q --no-deps cityscapesscripts==2.3.0
 
 step "PSA op extension (port._C)"
 MAX_JOBS=${MAX_JOBS:-2} "$PYTHON" -m pip install -q --no-build-isolation --no-deps -e .

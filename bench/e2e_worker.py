@@ -1,6 +1,7 @@
 """One measurement of bench/end_to_end.py in a process of its own: `python bench/e2e_worker.py '<json job>'`.
 
-Prints one `RESULT <json>` line: median seconds per forward for each batch size, ru_maxrss, and
+Prints one `RESULT <json>` line: median seconds per forward for each batch size, peak RSS, the
+torch.mm roof measured right after (in this process, so load drift between processes cancels), and
 for the port modes the batch-1 logits saved to `<workdir>/<tag>.npy` (for parity and argmax checks).
 Modes: caffe (legacy Caffe CPU), eager, fast (port.optimize.for_inference), compile (torch.compile of
 fast), bf16 (fast with bf16 weights), roof (torch.mm 4096^2 fp32 and bf16), gpu (when CUDA is present).
@@ -42,17 +43,27 @@ def median_seconds(run: Callable[[], Any], warmup: int, reps: int, sync: Callabl
 
 
 def peak_rss_bytes() -> int:
-    """ru_maxrss of this process (Linux reports KiB)."""
+    """This process's own peak resident set: VmHWM, else ru_maxrss.
+
+    ru_maxrss is not used first because Linux carries the parent's RSS into it across fork + exec,
+    which put the orchestrator's footprint into every worker's number.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def mm_gflops(dtype_name: str, reps: int) -> float:
-    """Achieved torch.mm GFLOP/s on 4096^2 in "fp32" or "bf16", with torch's current thread count."""
+def mm_roof(threads: int) -> dict[str, float]:
+    """Achieved torch.mm GFLOP/s on 4096^2 in fp32 and bf16 with `threads` torch threads."""
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a, b = torch.randn(MM_SIDE, MM_SIDE).to(dtype), torch.randn(MM_SIDE, MM_SIDE).to(dtype)
-    return 2 * MM_SIDE**3 / median_seconds(lambda: torch.mm(a, b), 1, reps) / 1e9
+    torch.set_num_threads(threads)
+    roof = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(MM_SIDE, MM_SIDE).to(dtype), torch.randn(MM_SIDE, MM_SIDE).to(dtype)
+        roof[name] = 2 * MM_SIDE**3 / median_seconds(lambda: torch.mm(a, b), 1, ROOF_REPS) / 1e9
+    return roof
 
 
 def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
@@ -70,10 +81,7 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
     np.save(work / "caffe.npy", net.blobs["conv6_zoom"].data)
     rss = peak_rss_bytes()
     del net
-    import torch
-
-    torch.set_num_threads(job["threads"])
-    return {"seconds": {"1": seconds}, "peak_rss": rss, "roof": mm_gflops("fp32", ROOF_REPS)}
+    return {"seconds": {"1": seconds}, "peak_rss": rss, "roof": mm_roof(job["threads"])}
 
 
 def build_port_model(job: dict[str, Any]) -> Any:
@@ -163,16 +171,13 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     if job["mode"] in ("fast", "bf16") and model.cfg.branches:
         result["share"] = psa_share(model, images[:1].contiguous(), job["reps"])
     result["peak_rss"] = peak_rss_bytes()  # before the roof's matrices
-    result["roof"] = mm_gflops("bf16" if job["mode"] == "bf16" else "fp32", ROOF_REPS)
+    result["roof"] = mm_roof(job["threads"])
     return result
 
 
 def run_roof(job: dict[str, Any]) -> dict[str, Any]:
-    """Achieved torch.mm GFLOP/s on 4096^2 in fp32 and bf16 with the job's thread count."""
-    import torch
-
-    torch.set_num_threads(job["threads"])
-    return {"roof": {name: mm_gflops(name, ROOF_REPS) for name in ("fp32", "bf16")}}
+    """The session's torch.mm roof, on its own."""
+    return {"roof": mm_roof(job["threads"])}
 
 
 def run_gpu(job: dict[str, Any]) -> dict[str, Any]:

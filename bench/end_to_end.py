@@ -2,7 +2,7 @@
 
 For PSANet50/101 at 465² (ADE20K config) and 705² (Cityscapes config), with the same random weights
 (written to Caffe through converters/torch2caffe) and the same random input, every mode runs in a
-process of its own (so ru_maxrss is that mode's peak). Caffe runs batch 1 (its deploy shape); the port
+process of its own (so its peak RSS is that mode's own). Caffe runs batch 1 (its deploy shape); the port
 batch 1 and 4. Times are medians after warm-up; GFLOP/s is measured against `torch.mm` 4096² run
 in the same session. Caffe's OpenBLAS and torch both get `--threads` threads (default: all cores).
 
@@ -186,9 +186,11 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         f"median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"wall time {wall / 60:.1f} min.",
         f"Roof (torch.mm 4096², same run): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "
-        "Each mode ran in its own process; peak RSS is its ru_maxrss (model build and weights included; the fast "
-        "modes load weights that port.optimize folded beforehand, as a deployment would ship them). % of roof: against "
-        "torch.mm 4096² of the row's dtype timed in the same process right after it (load drifts between processes).",
+        "Each mode ran in its own process; peak RSS is its VmHWM (ru_maxrss would include the parent's RSS, which "
+        "Linux carries across fork + exec), model build and weights included; the fast modes load weights that "
+        "port.optimize folded beforehand, as a deployment would ship them. % of roof: against torch.mm 4096² of the "
+        "row's dtype timed in the same process right after it. Load-normalised ratios multiply each time by its own "
+        "process's fp32 roof, dividing out the load the processes ran under (targets use these).",
         "",
         *table(cases, roof),
         "",
