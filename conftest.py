@@ -1,4 +1,5 @@
-"""Test-suite policy: tests marked `caffe` need the legacy Caffe build; in CI they must run, never skip."""
+"""Test-suite policy: `caffe` tests need the legacy Caffe build and in CI must run, never skip;
+`heavy` sweeps are opt-in (PSANET_HEAVY=1) and otherwise deselected, not skipped."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,7 +13,19 @@ def caffe_required() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("PSANET_REQUIRE_CAFFE") == "1"
 
 
+def _deselect_heavy(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop `heavy` items unless PSANET_HEAVY=1: they are a documented opt-in, not a skip."""
+    if os.environ.get("PSANET_HEAVY") == "1":
+        return
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if not item.get_closest_marker("heavy")]
+        print(f"\n{len(heavy)} heavy test(s) deselected (full-width sweeps: set PSANET_HEAVY=1 to run them)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _deselect_heavy(config, items)
     wanted = [item for item in items if item.get_closest_marker("caffe")]
     if not wanted or importlib.util.find_spec("caffe") is not None:
         return

@@ -17,11 +17,12 @@ from converters.caffemodel import iter_layers
 from converters.check import check_against_prototxt
 from converters.infer import Hints, infer_config
 from converters.mapping import layers_to_state
-from converters.prototxt import read_prototxt
 from converters.summary import describe
 from port.io import save_weights
 from port.model import PSANet
 from port.variants import DATASETS, VARIANTS
+from prototxt.emit import Message
+from prototxt.parse import PrototxtError, parse
 
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -62,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _definition(path: Path) -> Message:
+    """The network definition in the .prototxt at `path`; a parse error names the file."""
+    try:
+        return parse(path.read_text())
+    except PrototxtError as err:
+        raise PrototxtError(f"{path}: {err}") from None
+
+
 def _run(args: argparse.Namespace) -> None:
     if not args.caffemodel.is_file():
         raise ValueError(f"no such file: {args.caffemodel}")
@@ -73,7 +82,7 @@ def _run(args: argparse.Namespace) -> None:
     if not output.parent.is_dir():
         raise ValueError(f"output folder does not exist: {output.parent}")
     hints = Hints(args.variant, args.dataset, args.crop, args.shrink_factor, args.compact,
-                  read_prototxt(args.prototxt) if args.prototxt else None)
+                  _definition(args.prototxt) if args.prototxt else None)
     model, source = convert(args.caffemodel, hints, progress=not args.quiet)
     save_weights(output, model.state_dict(), model.cfg, source)
     if not args.quiet:

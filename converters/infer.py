@@ -7,8 +7,8 @@ from typing import Any
 
 from port.config import STAGE_BLOCKS, PSANetConfig
 from port.variants import DATASETS, VARIANTS, dataset_config
-from converters.prototxt import Message, input_size
-from converters.prototxt import layers as prototxt_layers
+from prototxt.emit import Message
+from prototxt.parse import layers, named_layers, value, values
 
 Shapes = dict[str, list[tuple[int, ...]]]  # layer name -> blob shapes, in file order
 DEPTHS = {blocks[2]: depth for depth, blocks in STAGE_BLOCKS.items()}
@@ -59,31 +59,39 @@ def _from_weights(shapes: Shapes) -> dict[str, Any]:
     }
 
 
+def _input_size(net: Message) -> tuple[int, int] | None:
+    """(height, width) of the first network input, from `input_dim`s, `input_shape` or an Input layer."""
+    shapes = values(net, "input_shape") or [
+        shape for layer in layers(net) if value(layer, "type") == "Input" for shape in values(layer, "input_param.shape")
+    ]
+    dims = values(net, "input_dim")[:4] or (values(shapes[0], "dim") if shapes else [])
+    return (int(dims[2]), int(dims[3])) if len(dims) == 4 else None
+
+
 def _from_prototxt(net: Message) -> dict[str, Any]:
     """Config fields a network definition states (crop, shrink, PSA params, branch order)."""
     found: dict[str, Any] = {}
-    size = input_size(net)
+    size = _input_size(net)
     if size is not None:
         if size[0] != size[1]:
             raise ConversionError(f"prototxt input {size[0]}x{size[1]} is not square")
         found["crop"] = size[0]
-    named = prototxt_layers(net)
-    psa = [layer for layer in named.values() if layer.get("type") == "PointwiseSpatialAttention"]
+    named = named_layers(net)
+    psa = [layer for layer in named.values() if value(layer, "type") == "PointwiseSpatialAttention"]
     if psa:
-        shrinks = [layer for layer in named.values() if layer.get("type") == "Interp" and layer.get("name", "").endswith("_shrink")]
-        params = shrinks[0].get("interp_param") if shrinks else None
-        found["shrink_factor"] = int(params.get("shrink_factor", 1)) if params is not None else 1
-        p = psa[0].get("pointwise_spatial_attention_param") or Message()
-        found["softmax"] = bool(p.get("is_softmax", False))
-        if p.get("attention_mask_height") is not None:
-            found["mask_size"] = (int(p.get("attention_mask_height")), int(p.get("attention_mask_width")))
+        shrinks = [layer for name, layer in named.items() if value(layer, "type") == "Interp" and name.endswith("_shrink")]
+        found["shrink_factor"] = int(value(shrinks[0], "interp_param.shrink_factor", 1)) if shrinks else 1
+        p = value(psa[0], "pointwise_spatial_attention_param", [])
+        found["softmax"] = bool(value(p, "is_softmax", False))
+        if value(p, "attention_mask_height") is not None:
+            found["mask_size"] = (int(value(p, "attention_mask_height")), int(value(p, "attention_mask_width")))
         # NOTE: the fork's layer divides by mask_h*mask_w when no normalization_factor is given.
-        found["normalization_factor"] = p.get("normalization_factor")
-        if p.get("compact") is not None:
-            found["compact"] = bool(p.get("compact"))
+        found["normalization_factor"] = value(p, "normalization_factor")
+        if value(p, "compact") is not None:
+            found["compact"] = bool(value(p, "compact"))
         order = named.get("global_feature")
         if order is not None:
-            found["branches"] = tuple(str(b).removeprefix("global_feature_") for b in order.all("bottom"))
+            found["branches"] = tuple(str(b).removeprefix("global_feature_") for b in values(order, "bottom"))
     return found
 
 

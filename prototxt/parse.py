@@ -6,8 +6,13 @@ from typing import Iterator
 
 from prototxt.emit import Ident, Message, Value
 
-_TOKEN = re.compile(r'\s+|#[^\n]*|"(?:[^"\\\n]|\\.)*"|[{}:]|[^\s{}:"#]+')
+_TOKEN = re.compile(r'\s+|#[^\n]*|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|[{}:]|[^\s{}:"\'#]+')
+_NAME = re.compile(r"[A-Za-z_]\w*")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class PrototxtError(ValueError):
+    """The text is not a well-formed text-format message."""
 
 
 def _tokens(text: str) -> Iterator[str]:
@@ -15,7 +20,7 @@ def _tokens(text: str) -> Iterator[str]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise ValueError(f"cannot read text format at offset {pos}: {text[pos:pos + 20]!r}")
+            raise PrototxtError(f"cannot read text format at offset {pos}: {text[pos:pos + 20]!r}")
         token = match.group()
         pos = match.end()
         if token.strip() and not token.startswith("#"):
@@ -23,7 +28,7 @@ def _tokens(text: str) -> Iterator[str]:
 
 
 def _scalar(token: str) -> Value:
-    if token.startswith('"'):
+    if token[0] in "\"'":
         return re.sub(r"\\(.)", r"\1", token[1:-1])
     if token in ("true", "false"):
         return token == "true"
@@ -38,20 +43,22 @@ def _message(tokens: list[str], pos: int, closing: bool) -> tuple[Message, int]:
         key = tokens[pos]
         if key == "}":
             if not closing:
-                raise ValueError("unbalanced '}'")
+                raise PrototxtError("unbalanced '}'")
             return fields, pos + 1
+        if not _NAME.fullmatch(key):
+            raise PrototxtError(f"expected a field name, got {key!r}")
         pos += 1
         if pos < len(tokens) and tokens[pos] == ":":
             pos += 1
-        if pos >= len(tokens):
-            raise ValueError(f"field {key!r} has no value")
+        if pos >= len(tokens) or tokens[pos] in ("}", ":"):
+            raise PrototxtError(f"field {key!r} has no value")
         if tokens[pos] == "{":
             value, pos = _message(tokens, pos + 1, True)
         else:
             value, pos = _scalar(tokens[pos]), pos + 1
         fields.append((key, value))
     if closing:
-        raise ValueError("missing '}' at end of text")
+        raise PrototxtError("missing '}' at end of text")
     return fields, pos
 
 
@@ -73,10 +80,15 @@ def value(message: Message, path: str, default: Value | None = None) -> Value | 
     """The single value at `path`, `default` when absent; more than one is an error."""
     found = values(message, path)
     if len(found) > 1:
-        raise ValueError(f"{path!r} occurs {len(found)} times")
+        raise PrototxtError(f"{path!r} occurs {len(found)} times")
     return found[0] if found else default
 
 
 def layers(net: Message) -> list[Message]:
     """The `layer` messages of a network, in order."""
     return [v for v in values(net, "layer") if isinstance(v, list)]
+
+
+def named_layers(net: Message) -> dict[str, Message]:
+    """The `layer` messages of a network by name ("" when unnamed; a repeated name keeps the last)."""
+    return {value(layer, "name", ""): layer for layer in layers(net)}

@@ -85,6 +85,13 @@ def test_prototxt_disagreement(small_model, write, capsys, tmp_path: Path) -> No
     _fails(capsys, tmp_path, [str(write(layers)), "--prototxt", str(deploy)], "num_output 3481 in the prototxt, 13689 in the caffemodel")
 
 
+def test_corrupt_prototxt_names_the_file(small_model, write, capsys, tmp_path: Path) -> None:
+    _, layers = small_model("psanet50_voc2012_465")
+    deploy = tmp_path / "deploy.prototxt"
+    deploy.write_text('layer { name: "PSA_COLLECT_fc2" type: "Convolution"\n')
+    _fails(capsys, tmp_path, [str(write(layers)), "--prototxt", str(deploy)], f"{deploy}: missing '}}' at end of text")
+
+
 @pytest.mark.parametrize("how", [["converters/caffe2torch.py"], ["-m", "converters.caffe2torch"]])
 def test_runs_as_file_and_module(tmp_path: Path, how: list[str]) -> None:
     bad = tmp_path / "bad.caffemodel"

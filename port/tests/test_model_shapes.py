@@ -1,7 +1,6 @@
 """Output shapes of every registered variant at small widths, stage sizes against the Caffe size helpers."""
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch
@@ -71,7 +70,6 @@ def test_fcn_baseline_has_no_psa_head() -> None:
 
 
 @pytest.mark.heavy
-@pytest.mark.skipif(os.environ.get("PSANET_HEAVY") != "1", reason="full width: PSANET_HEAVY=1")
 @pytest.mark.parametrize("name", ["psanet101_ade20k_465", "psanet101_voc2012_465"])
 def test_full_width_at_crop(name: str) -> None:
     model = create_model(name).eval()

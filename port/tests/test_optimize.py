@@ -1,7 +1,6 @@
 """The inference fast path (`port.optimize.for_inference`) against the unoptimised model it was made from."""
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch
@@ -143,7 +142,6 @@ def test_bf16_argmax_agreement_is_measured(name: str) -> None:
 
 
 @pytest.mark.heavy
-@pytest.mark.skipif(os.environ.get("PSANET_HEAVY") != "1", reason="full width: PSANET_HEAVY=1")
 def test_full_size_psanet101_ade20k_parity() -> None:
     torch.manual_seed(0)
     model = randomize_bn(create_model("psanet101_ade20k_465")).eval()

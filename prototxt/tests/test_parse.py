@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from prototxt.emit import Ident, render
-from prototxt.parse import layers, parse, value, values
+from prototxt.parse import PrototxtError, layers, named_layers, parse, value, values
 
 
 def test_round_trip_keeps_types_order_and_nesting() -> None:
@@ -23,9 +23,22 @@ def test_reader_accepts_comments_colon_before_brace_and_one_line_messages() -> N
     assert values(net, "layer.x") == [-1.5e-3]
 
 
-@pytest.mark.parametrize("text", ["layer { name: 1", "}", 'name: "unterminated', "key"])
+def test_reader_reads_single_quotes_enums_and_numbers_as_their_types() -> None:
+    net = parse("name: 'it\\'s' pool: MAX flag: true n: 7 r: .5 e: 1E3")
+    assert net == [("name", "it's"), ("pool", "MAX"), ("flag", True), ("n", 7), ("r", 0.5), ("e", 1000.0)]
+    assert [type(v) for _, v in net] == [str, Ident, bool, int, float, float]
+
+
+def test_named_layers_indexes_by_name_last_wins() -> None:
+    net = parse('layer { name: "a" type: "Convolution" } layer { type: "Input" } layer { name: "a" type: "BN" }')
+    assert {name: value(layer, "type") for name, layer in named_layers(net).items()} == {"a": "BN", "": "Input"}
+
+
+@pytest.mark.parametrize(
+    "text", ["layer { name: 1", "}", 'name: "unterminated', "key", "name: }", ": 5", "{ a: 1 }", "a: 1 }", "layer < a: 1 >"]
+)
 def test_reader_rejects_broken_text(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(PrototxtError):
         parse(text)
 
 
