@@ -22,12 +22,6 @@ class Case:
         seconds = self.results.get(mode, {}).get("seconds", {}).get(batch)
         return None if seconds is None else seconds / int(batch)
 
-    def normalised(self, mode: str, batch: str) -> float | None:
-        """Seconds per image x the fp32 roof of the mode's own process: CPU work, with the load it ran under divided out."""
-        s = self.per_image(mode, batch)
-        roof = self.results.get(mode, {}).get("roof", {}).get("fp32")
-        return None if s is None or roof is None else s * roof
-
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
@@ -36,30 +30,28 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
     """One row per (case, mode, batch): time, images/s, ratio to Caffe, GFLOP/s, % of roof, peak RSS."""
     lines = [
-        "| model | input | mode | batch | s/image | images/s | speed vs Caffe | same, load-normalised | GFLOP/s "
-        "| % of roof | peak RSS GiB | RSS vs Caffe |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | input | mode | batch | s/image | images/s | speed vs Caffe | GFLOP/s | % of roof | peak RSS GiB "
+        "| RSS vs Caffe |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in cases:
-        caffe_s, caffe_n = case.per_image("caffe", "1"), case.normalised("caffe", "1")
+        caffe_s = case.per_image("caffe", "1")
         caffe_rss = case.results.get("caffe", {}).get("peak_rss")
         for mode in ("caffe", *PORT_MODES):
             result = case.results.get(mode)
             if result is None:
                 continue
             if "error" in result:
-                lines.append(f"| {case.name} | {case.size}² | {mode} | – | failed: {result['error']} | | | | | | | |")
+                lines.append(f"| {case.name} | {case.size}² | {mode} | – | failed: {result['error']} | | | | | | |")
                 continue
             for batch in result["seconds"]:
                 s = case.per_image(mode, batch)
                 gflops = case.flops / s / 1e9
-                roof_value = result.get("roof", roof).get("bf16" if mode == "bf16" else "fp32")
-                n = case.normalised(mode, batch)
+                roof_value = roof.get("bf16" if mode == "bf16" else "fp32")
                 rss = result["peak_rss"]
                 lines.append(
                     f"| {case.name} | {case.size}² | {mode} | {batch} | {s:.3f} | {1 / s:.3f} | "
-                    f"{_fmt(caffe_s / s if caffe_s else None, '.2f', '×')} | "
-                    f"{_fmt(caffe_n / n if caffe_n and n else None, '.2f', '×')} | {gflops:.0f} | "
+                    f"{_fmt(caffe_s / s if caffe_s else None, '.2f', '×')} | {gflops:.0f} | "
                     f"{_fmt(100 * gflops / roof_value if roof_value else None, '.0f', '%')} | {rss / GIB:.2f} | "
                     f"{_fmt(100 * rss / caffe_rss if caffe_rss else None, '.0f', '%')} |"
                 )
@@ -87,17 +79,15 @@ def _verdict(ok: bool | None) -> str:
 
 
 def target_lines(cases: list[Case], roof: dict[str, float]) -> list[str]:
-    """The issue's targets for PSANet101 (reported, never asserted), at batch 1; speed ratios load-normalised."""
+    """The issue's targets for PSANet101 (reported, never asserted), at batch 1, from times measured side by side."""
     lines = []
     for case in (c for c in cases if c.name.startswith("psanet101")):
-        fast, caffe, bf16 = (case.normalised(m, "1") for m in ("fast", "caffe", "bf16"))
+        fast, caffe, bf16 = (case.per_image(m, "1") for m in ("fast", "caffe", "bf16"))
         fast_rss = case.results.get("fast", {}).get("peak_rss")
         caffe_rss = case.results.get("caffe", {}).get("peak_rss")
         share = case.results.get("fast", {}).get("share", {}).get("head")
         agreement = case.checks.get("agreement bf16 vs fast")
-        fast_s = case.per_image("fast", "1")
-        fast_roof = case.results.get("fast", {}).get("roof", {}).get("fp32")
-        roof_fraction = case.flops / fast_s / 1e9 / fast_roof if fast_s and fast_roof else None
+        roof_fraction = case.flops / fast / 1e9 / roof["fp32"] if fast and roof.get("fp32") else None
         speedup = caffe / fast if fast and caffe else None
         bf16_gain = fast / bf16 if fast and bf16 else None
         rss_fraction = fast_rss / caffe_rss if fast_rss and caffe_rss else None
