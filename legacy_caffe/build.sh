@@ -45,7 +45,7 @@ step_debian() {
 step_conda() {
   say "step 1/7: conda build dependencies in $CONDA_PREFIX"
   check_headers "$CONDA_PREFIX/include" glog/logging.h:glog gflags/gflags.h:gflags google/protobuf/message.h:libprotobuf \
-    boost/python.hpp:libboost-python-devel boost/thread.hpp:libboost-devel hdf5.h:hdf5 cblas.h:libopenblas gtest/gtest.h:gtest
+    boost/python.hpp:libboost-python-devel boost/thread.hpp:libboost-devel hdf5.h:hdf5 cblas.h:openblas gtest/gtest.h:gtest
   HDF5_INCLUDE=$CONDA_PREFIX/include
   LIB_DIRS=$CONDA_PREFIX/lib
   export CMAKE_PREFIX_PATH=$CONDA_PREFIX${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
