@@ -1,7 +1,7 @@
 """One measurement of bench/end_to_end.py in a process of its own: `python bench/e2e_worker.py '<json job>'`.
 
 Prints one `RESULT <json>` line: median seconds per forward for each batch size, peak RSS, the
-torch.mm roof measured right after (in this process, so load drift between processes cancels), and
+torch.mm roof measured right after (end_to_end.py keeps the fastest roof seen in the run), and
 for the port modes the batch-1 logits saved to `<workdir>/<tag>.npy` (for parity and argmax checks).
 Modes: caffe (legacy Caffe CPU), eager, fast (port.optimize.for_inference), compile (torch.compile of
 fast), bf16 (fast with bf16 weights), roof (torch.mm 4096^2 fp32 and bf16), gpu (when CUDA is present).
@@ -9,9 +9,7 @@ fast), bf16 (fast with bf16 weights), roof (torch.mm 4096^2 fp32 and bf16), gpu 
 from __future__ import annotations
 
 import json
-import os
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,24 +20,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import median_seconds  # noqa: E402
+
 MM_SIDE = 4096
 ROOF_REPS = 3
 WEIGHTS = {"eager": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "bf16": "fast_bf16.pt"}
 MMSEG_V100_MS = 76.0  # mmsegmentation's published PSANet R-101-D8 ADE20K 512x512 inference time on a V100
-
-
-def median_seconds(run: Callable[[], Any], warmup: int, reps: int, sync: Callable[[], None] = lambda: None) -> float:
-    """Median wall time of `run()` over `reps` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        run()
-    sync()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def peak_rss_bytes() -> int:

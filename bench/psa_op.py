@@ -17,10 +17,8 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import median_seconds  # noqa: E402
 from port.config import COLLECT, DISTRIBUTE  # noqa: E402
 from port.ops import psa_aggregate  # noqa: E402
 from port.ops._extension import AVAILABLE  # noqa: E402
@@ -119,12 +118,7 @@ def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) 
     before = _maxrss_mb()
     call()
     peak = _maxrss_mb() - before
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return {"ms": 1000 * statistics.median(times), "peak_mb": peak}
+    return {"ms": 1000 * median_seconds(call, 0, repeats), "peak_mb": peak}  # the call above was the warm-up
 
 
 def _run_worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) -> dict[str, float]:
