@@ -8,6 +8,9 @@ COLLECT = 0
 DISTRIBUTE = 1
 PSA_TYPES = {"COLLECT": COLLECT, "DISTRIBUTE": DISTRIBUTE}
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# Context heads between conv5_3 and conv5_4 (paper Table 1): "psa" uses `branches` (() = FCN baseline);
+# the others are registered in port.model.heads and need `branches=()`.
+HEADS = ("psa", "psp", "global_pool", "aspp", "nonlocal")
 
 
 def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
@@ -47,6 +50,7 @@ class PSANetConfig:
     depth: int = 101
     num_classes: int = 150
     crop: int = 465
+    head: str = "psa"  # context head, one of HEADS
     branches: tuple[str, ...] = ("COLLECT", "DISTRIBUTE")  # () is the FCN baseline
     shrink_factor: int = 2  # 1: the PSA runs on conv5_3's own resolution (VOC)
     mask_size: tuple[int, int] | None = None  # None: (2h-1, 2w-1) of the PSA input at crop size
@@ -64,6 +68,10 @@ class PSANetConfig:
     def __post_init__(self) -> None:
         if self.depth not in STAGE_BLOCKS:
             raise ValueError(f"depth must be one of {sorted(STAGE_BLOCKS)}, got {self.depth}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head != "psa" and self.branches:
+            raise ValueError(f"the {self.head!r} head takes no PSA branches (set branches=())")
         unknown = set(self.branches) - set(PSA_TYPES)
         if unknown:
             raise ValueError(f"unknown PSA branch(es) {sorted(unknown)}")

@@ -9,6 +9,7 @@ from torch import nn
 
 from port import ops
 from port.config import PSA_TYPES, PSANetConfig
+from port.model.heads import build_head
 from port.model.layers import Concat, ConvBN, Interp
 from port.model.resnet import STEM, make_stage
 from port.variants import Variant
@@ -90,6 +91,9 @@ class PSANet(nn.Module):
         trunk = cfg.channels(2048)
         self.psa = nn.ModuleDict({name: PSABranch(cfg, name, trunk) for name in cfg.branches})
         head_in = trunk
+        self.context = build_head(cfg, trunk) if cfg.head != "psa" else None
+        if self.context is not None:
+            head_in = self.context.out_channels
         if cfg.branches:
             self.global_feature = Concat()
             self.conv_post_PSA = ConvBN(cfg.channels(512) * len(cfg.branches), trunk, **bn)
@@ -114,7 +118,9 @@ class PSANet(nn.Module):
         conv4 = x
         for block in self.conv5.values():
             x = block(x)
-        if self.cfg.branches:
+        if self.context is not None:
+            x = self.context(x)
+        elif self.cfg.branches:
             post = self.conv_post_PSA(self.global_feature(*(branch(x) for branch in self.psa.values())))
             if self.conv_post_PSA_zoom is not None:
                 post = self.conv_post_PSA_zoom(post)

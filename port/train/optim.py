@@ -1,0 +1,97 @@
+"""Parameter groups with the release's lr/decay multipliers, Caffe's SGD update and the poly schedule."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from port.model.layers import CaffeBN
+from port.train.recipe import Recipe
+
+# Modules initialised from ImageNet (lr_mult 1); every other layer is new (lr_mult `new_layer_lr_mult`).
+TRUNK_PREFIXES = ("conv1_", "conv2.", "conv3.", "conv4.", "conv5.")
+
+
+def is_trunk(name: str) -> bool:
+    """True for parameters of the ResNet trunk (stem and stages conv2..conv5, not conv5_4)."""
+    return name.startswith(TRUNK_PREFIXES)
+
+
+def param_mults(model: nn.Module, recipe: Recipe) -> dict[str, tuple[float, float]]:
+    """state_dict key of every trainable parameter -> (lr_mult, decay_mult), as the release's `param` blocks say."""
+    mults = {}
+    for module_name, module in model.named_modules():
+        for short, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            name = f"{module_name}.{short}" if module_name else short
+            lr = 1.0 if is_trunk(name) else recipe.new_layer_lr_mult
+            if isinstance(module, CaffeBN):
+                mults[name] = (lr, recipe.bn_decay_mult)
+            elif short == "bias":
+                mults[name] = (lr * recipe.bias_lr_mult, 1.0)
+            else:
+                mults[name] = (lr, 1.0)
+    return mults
+
+
+def param_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
+    """One optimiser group per (lr_mult, decay_mult), base rates already multiplied in."""
+    params = dict(model.named_parameters())
+    grouped: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, key in param_mults(model, recipe).items():
+        grouped.setdefault(key, []).append(params[name])
+    return [
+        {"params": ps, "lr": recipe.base_lr * lr, "weight_decay": recipe.weight_decay * decay, "lr_mult": lr}
+        for (lr, decay), ps in grouped.items()
+    ]
+
+
+class CaffeSGD(torch.optim.Optimizer):
+    """Caffe's SGDSolver update: v <- momentum*v + lr*(g + wd*w); w <- w - v (the rate inside the history).
+
+    Equal to torch.optim.SGD while the rate is constant; under a decaying rate the history keeps the
+    rates of the steps that made it, as in Caffe.
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = None if closure is None else torch.enable_grad()(closure)()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                diff = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                state = self.state[p]
+                if "history" not in state:
+                    state["history"] = torch.zeros_like(p)
+                history = state["history"]
+                history.mul_(group["momentum"]).add_(diff, alpha=group["lr"])
+                p.sub_(history)
+        return loss
+
+
+class PolyLR(torch.optim.lr_scheduler.LRScheduler):
+    """Caffe's "poly" policy per iteration: lr_k = base * (1 - k / max_iter) ** power (k counts from 0)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, max_iter: int, power: float = 0.9, last_epoch: int = -1) -> None:
+        self.max_iter, self.power = max_iter, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        factor = max(0.0, 1.0 - self.last_epoch / self.max_iter) ** self.power
+        return [base * factor for base in self.base_lrs]
+
+
+def build_optimizer(model: nn.Module, recipe: Recipe) -> tuple[torch.optim.Optimizer, PolyLR]:
+    """The recipe's optimiser over `model` and its poly scheduler (call scheduler.step() after each update)."""
+    groups = param_groups(model, recipe)
+    if recipe.optimizer == "caffe_sgd":
+        optimizer: torch.optim.Optimizer = CaffeSGD(groups, recipe.base_lr, recipe.momentum)
+    else:
+        optimizer = torch.optim.SGD(groups, recipe.base_lr, momentum=recipe.momentum)
+    return optimizer, PolyLR(optimizer, recipe.iterations, recipe.power)
