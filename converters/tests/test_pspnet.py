@@ -27,6 +27,17 @@ def test_roundtrip_infers_the_release(small_model, write, name: str, changes: di
         assert torch.equal(back.state_dict()[key], value), key
 
 
+def test_authors_aux_names_are_taken(small_model, write) -> None:
+    model, layers = small_model("pspnet101_voc2012_473", aux=True)
+    theirs = {"conv4_aux_3x3": "conv4_24", "conv4_aux_3x3/bn": "conv4_24/bn", "conv6_aux": "conv6_1"}
+    renamed = [Layer(theirs.get(l.name, l.name), l.type, l.blobs) for l in layers]
+    assert {"conv4_24", "conv6_1"} <= {l.name for l in renamed}
+    back, _ = convert(write(renamed), Hints())
+    assert back.cfg.aux and back.cfg == model.cfg
+    for key, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+
+
 def test_crop_from_flag_or_prototxt(small_model, write, tmp_path: Path) -> None:
     _, layers = small_model("pspnet50_ade20k_473", num_classes=7)  # no registered 7-class PSPNet: crop must be given
     path = write(layers)
