@@ -5,14 +5,12 @@ Set PSPNET_UPSTREAM to a checkout (or bare git directory) of hszhao/PSPNet to ru
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from port.variants import PSPNET_RELEASED
 from prototxt.parse import Message, parse
-from prototxt.tests.test_upstream import normalised
+from prototxt.tests.test_upstream import checkout_text, normalised
 
 UPSTREAM = os.environ.get("PSPNET_UPSTREAM")
 pytestmark = pytest.mark.skipif(not UPSTREAM, reason="PSPNET_UPSTREAM (a hszhao/PSPNet checkout) not set")
@@ -26,13 +24,8 @@ UPSTREAM_STEM = {
 
 
 def upstream_text(name: str) -> str:
-    """The authors' deploy for variant `name`, from a work tree or with `git show`."""
-    relative = f"evaluation/prototxt/{UPSTREAM_STEM[name]}.prototxt"
-    root = Path(UPSTREAM or "")
-    if (root / relative).is_file():
-        return (root / relative).read_text()
-    return subprocess.run(["git", "--git-dir", str(root), "show", f"HEAD:{relative}"],
-                          check=True, capture_output=True, text=True).stdout
+    """The authors' deploy for variant `name`."""
+    return checkout_text(UPSTREAM or "", f"evaluation/prototxt/{UPSTREAM_STEM[name]}.prototxt")
 
 
 def test_every_released_pspnet_has_an_upstream_file() -> None:
