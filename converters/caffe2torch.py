@@ -17,6 +17,7 @@ from converters.caffemodel import iter_layers
 from converters.check import check_against_prototxt
 from converters.infer import Hints, infer_config
 from converters.mapping import layers_to_state
+from converters.pspnet_aux import with_our_aux_names
 from converters.summary import describe
 from port.io import save_weights
 from port.model import PSANet
@@ -35,6 +36,7 @@ def convert(path: str | Path, hints: Hints | None = None, progress: bool = False
                disable=not progress or len(data) < PROGRESS_MIN_BYTES)
     with bar:
         layers = list(iter_layers(data, lambda done: bar.update(done - bar.n)))
+    layers = with_our_aux_names(layers)
     if hints is not None and hints.prototxt is not None:
         check_against_prototxt(layers, hints.prototxt)
     source = {"file": path.name, "md5": hashlib.md5(data).hexdigest(), "bytes": str(len(data))}

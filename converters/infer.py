@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from port.config import STAGE_BLOCKS, PSANetConfig
+from port.config import PSP_BINS, STAGE_BLOCKS, PSANetConfig, feature_size, psp_pooling
 from port.variants import DATASETS, VARIANTS, dataset_config
 from prototxt.emit import Message
 from prototxt.parse import layers, named_layers, value, values
@@ -13,6 +13,7 @@ from prototxt.parse import layers, named_layers, value, values
 Shapes = dict[str, list[tuple[int, ...]]]  # layer name -> blob shapes, in file order
 DEPTHS = {blocks[2]: depth for depth, blocks in STAGE_BLOCKS.items()}
 _FC2 = re.compile(r"PSA_(COLLECT|DISTRIBUTE)_fc2")
+_PSP_LEVEL = re.compile(r"conv5_3_pool(\d+)_conv")
 
 
 class ConversionError(ValueError):
@@ -116,9 +117,66 @@ def _mask(mask_channels: int, psa_side: int, compact: bool | None) -> tuple[bool
     return False, (None if side == 2 * psa_side - 1 else (side, side))
 
 
+def _psp_crop(found: dict[str, Any], stated: dict[str, Any], hints: Hints) -> int:
+    """PSPNet's crop: --crop, else the prototxt's input, else the registered release (by --variant or classes/depth)."""
+    psp = {name: v for name, v in VARIANTS.items() if v.config.head == "psp"}
+    if hints.variant is not None:
+        base = psp.get(hints.variant)
+        if base is None:
+            raise ConversionError(f"the caffemodel is a PSPNet, variant {hints.variant!r} is not")
+        for key in ("depth", "num_classes"):
+            if getattr(base.config, key) != found[key]:
+                raise ConversionError(f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base.config, key)}")
+        candidates = [base]
+    else:
+        candidates = [v for v in psp.values() if v.config.num_classes == found["num_classes"]
+                      and (hints.dataset is None or v.dataset == hints.dataset)]
+    crop = hints.crop or stated.get("crop") or (candidates[0].config.crop if len(candidates) == 1 else None)
+    if crop is None:
+        raise ConversionError(f"cannot tell the crop of a {found['num_classes']}-class PSPNet: pass --crop, --variant or --prototxt")
+    return crop
+
+
+def _check_psp_pooling(net: Message, side: int) -> None:
+    """The prototxt's pyramid pooling (if stated) must be the geometry the model derives from the feature size."""
+    named = named_layers(net)
+    for bins in PSP_BINS:
+        layer = named.get(f"conv5_3_pool{bins}")
+        if layer is None:
+            continue
+        stated = (value(layer, "pooling_param.kernel_size"), value(layer, "pooling_param.stride"))
+        if tuple(map(int, stated)) != psp_pooling(side, bins):
+            raise ConversionError(
+                f"prototxt pools conv5_3_pool{bins} with kernel/stride {stated[0]}/{stated[1]}; a {side}x{side} "
+                f"conv5_3 needs {'/'.join(map(str, psp_pooling(side, bins)))}"
+            )
+
+
+def _infer_psp(shapes: Shapes, found: dict[str, Any], hints: Hints) -> PSANetConfig:
+    """The PSPNet (authors' hszhao/PSPNet release) the shapes describe: pyramid convs, no PSA layers."""
+    if found["branches"]:
+        raise ConversionError("unknown architecture: both PSPNet pyramid pooling and PSA layers")
+    levels = {int(m.group(1)) for name in shapes if (m := _PSP_LEVEL.fullmatch(name))}
+    if levels != set(PSP_BINS):
+        raise ConversionError(f"unknown architecture: PSPNet pyramid levels {sorted(levels)}, expected {list(PSP_BINS)}")
+    if hints.shrink_factor is not None or hints.compact is not None:
+        raise ConversionError("the caffemodel is a PSPNet: --shrink-factor, --compact and --windowed do not apply")
+    stated = _from_prototxt(hints.prototxt) if hints.prototxt is not None else {}
+    crop = _psp_crop(found, stated, hints)
+    side = feature_size(crop)
+    if side < max(PSP_BINS):
+        raise ConversionError(f"crop {crop} gives a {side}x{side} conv5_3, too small for {max(PSP_BINS)} pooling bins")
+    if hints.prototxt is not None:
+        _check_psp_pooling(hints.prototxt, side)
+    return PSANetConfig(depth=found["depth"], num_classes=found["num_classes"], crop=crop, head="psp", branches=(),
+                        aux=found["aux"], width_divisor=found["width_divisor"])
+
+
 def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
     """The config the caffemodel's shapes + hints describe; raises ConversionError on gaps or disagreement."""
     found = _from_weights(shapes)
+    if any(_PSP_LEVEL.fullmatch(name) for name in shapes):
+        return _infer_psp(shapes, found, hints)
     stated = _from_prototxt(hints.prototxt) if hints.prototxt is not None else {}
     if found["branches"] and "branches" in stated and set(stated["branches"]) == set(found["branches"]):
         found["branches"] = stated["branches"]

@@ -12,6 +12,7 @@ PARTS = {  # part -> top-level module names
     "conv4": ("conv4",),
     "conv5": ("conv5",),
     "PSA head": ("psa", "conv_post_PSA"),
+    "context head": ("context",),
     "classifier": ("conv5_4", "conv6"),
     "aux (training)": ("conv4_aux_3x3", "conv6_aux"),
 }
@@ -27,18 +28,24 @@ def part_params(model: PSANet) -> dict[str, int]:
     return {part: n for part, n in counts.items() if n}
 
 
+def _architecture(model: PSANet) -> str:
+    """The architecture line: PSANet with its PSA settings, or another context head (e.g. PSPNet's pyramid)."""
+    cfg = model.cfg
+    if cfg.head == "psa":
+        head = "+".join(cfg.branches) or "none (FCN baseline)"
+        mask = "x".join(map(str, cfg.resolved_mask_size)) + (" compact" if cfg.compact else "")
+        text = (f"PSANet-{cfg.depth}, {cfg.num_classes} classes, crop {cfg.crop}, shrink x{cfg.shrink_factor}, "
+                f"PSA {head}" + (f", mask {mask}" if cfg.branches else ""))
+    else:
+        text = f"ResNet-{cfg.depth} + {cfg.head.upper()} head, {cfg.num_classes} classes, crop {cfg.crop}"
+    return (f"architecture: {text}" + (", aux branch" if cfg.aux else "")
+            + (f", width / {cfg.width_divisor}" if cfg.width_divisor > 1 else ""))
+
+
 def describe(model: PSANet) -> list[str]:
     """Lines: the architecture (and matching variant), then parameters per part and in total."""
-    cfg = model.cfg
-    variant = match_variant(cfg)
-    head = "+".join(cfg.branches) or "none (FCN baseline)"
-    mask = "x".join(map(str, cfg.resolved_mask_size)) + (" compact" if cfg.compact else "")
-    lines = [
-        f"architecture: PSANet-{cfg.depth}, {cfg.num_classes} classes, crop {cfg.crop}, shrink x{cfg.shrink_factor}, "
-        f"PSA {head}" + (f", mask {mask}" if cfg.branches else "") + (", aux branch" if cfg.aux else "")
-        + (f", width / {cfg.width_divisor}" if cfg.width_divisor > 1 else ""),
-        f"variant: {variant.name if variant else '(none registered)'}",
-    ]
+    variant = match_variant(model.cfg)
+    lines = [_architecture(model), f"variant: {variant.name if variant else '(none registered)'}"]
     parts = part_params(model)
     lines += [f"  {part:<15}{n:>13,}" for part, n in parts.items()]
     lines.append(f"  {'total':<15}{sum(parts.values()):>13,}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parity_tests.definitions import generated_text, released_text
-from port.variants import RELEASED, VARIANTS
+from port.variants import PSPNET_RELEASED, RELEASED, VARIANTS
 
 SMALL = 129  # 16*8+1: conv5_3 17x17, PSA input 9x9 after the shrink, zoom back to 17
 
@@ -17,18 +17,21 @@ class Case:
     batch: int
     height: int
     width: int
+    width_divisor: int = 1  # > 1: a thinner net of the same definition (the PSPNet rows)
 
     @property
     def id(self) -> str:
-        return f"{self.variant}-{self.batch}x{self.height}x{self.width}"
+        thin = f"-w{self.width_divisor}" if self.width_divisor > 1 else ""
+        return f"{self.variant}{thin}-{self.batch}x{self.height}x{self.width}"
 
 
-def crop_definition(name: str, size: int) -> str:
-    """The definition the CLI checks against: the committed one, or for COLLECT(compact), whose mask is tied
-    to the PSA input size, one generated for crop `size` (so every ablation can run small)."""
+def crop_definition(name: str, size: int, width_divisor: int = 1) -> str:
+    """The definition the CLI checks against: the committed one, or one generated for crop `size` and the width
+    where the committed one does not fit: COLLECT(compact), whose mask is tied to the PSA input size, and
+    PSPNet, whose pooling kernels are (so every ablation can run small), and thinner nets."""
     cfg = VARIANTS[name].config
-    if cfg.compact and size != cfg.crop:
-        return generated_text(name, cfg.with_(crop=size))
+    if width_divisor > 1 or ((cfg.compact or cfg.head == "psp") and size != cfg.crop):
+        return generated_text(name, cfg.with_(crop=size, width_divisor=width_divisor))
     return released_text(name)
 
 
@@ -52,14 +55,21 @@ SHAPES_SUBSET = [
     Case("psanet50_voc2012_465", 2, *odd_sizes("psanet50_voc2012_465")[0]),
     Case("psanet101_cityscapes_705", 1, *odd_sizes("psanet101_cityscapes_705")[0]),
 ]
-DEFAULT = RELEASED_AT_CROP + ABLATIONS_SMALL + SHAPES_SUBSET
+# The authors' PSPNet definitions at 1/8 width: at their crops (the released 60/90-wide pooling), and at
+# crops whose conv5_3 (9, 13) the bins do not divide, so the derived kernel/stride differ
+PSPNET = [Case(v.name, 1, v.config.crop, v.config.crop, 8) for v in PSPNET_RELEASED] + [
+    Case("pspnet50_ade20k_473", 2, 65, 65, 8),
+    Case("pspnet101_cityscapes_713", 1, 97, 97, 8),
+]
+DEFAULT = RELEASED_AT_CROP + ABLATIONS_SMALL + SHAPES_SUBSET + PSPNET
 
 
 def sweep() -> list[Case]:
-    """Every variant at crop, non-square and odd sizes, batch 1 and 2 (compact masks: crop only)."""
+    """Every variant at crop, non-square and odd sizes, batch 1 and 2 (compact masks, PSPNet: crop only)."""
     cases = []
     for name, variant in VARIANTS.items():
         crop = variant.config.crop
-        sizes = [(crop, crop)] if variant.config.compact else [(crop, crop), *odd_sizes(name)]
+        fixed = variant.config.compact or variant.config.head == "psp"  # mask / pooling kernels tied to the crop
+        sizes = [(crop, crop)] if fixed else [(crop, crop), *odd_sizes(name)]
         cases += [Case(name, batch, h, w) for h, w in sizes for batch in (1, 2)]
     return cases

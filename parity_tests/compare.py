@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from port.model import blob_modules
+from port.model import blob_modules, logits_blob
 
 TOLERANCE = 1e-4  # max|diff| <= TOLERANCE * max|caffe blob|, for every layer type (see README.md)
 INTERNAL = "_split_"  # Caffe's automatic copies of blobs read by several layers
@@ -90,10 +90,11 @@ class Result:
 def parity(
     model: torch.nn.Module, x: np.ndarray, reference: Mapping[str, np.ndarray], kinds: Mapping[str, str], label: str
 ) -> Result:
-    """Blob errors of `model` on `x` against the Caffe blobs, plus the argmax check of `conv6_zoom`."""
+    """Blob errors of `model` on `x` against the Caffe blobs, plus the argmax check of the logits (`conv6_zoom`)."""
     errors, out = compare_forward(model, torch.from_numpy(x), reference, kinds)
-    logits = next(e for e in errors if e.blob == "conv6_zoom")
-    differ, ties = argmax_mismatch(out.numpy(), reference["conv6_zoom"], 2 * logits.max_diff)
+    name = logits_blob(model.cfg)
+    logits = next(e for e in errors if e.blob == name)
+    differ, ties = argmax_mismatch(out.numpy(), reference[name], 2 * logits.max_diff)
     return Result(label, errors, differ, ties)
 
 

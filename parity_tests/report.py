@@ -35,7 +35,7 @@ def live_results(names: list[str]) -> list[Result]:
     results = []
     for case in tqdm(chosen, desc="live", file=sys.stderr):
         with tempfile.TemporaryDirectory() as work:
-            text = crop_definition(case.variant, min(case.height, case.width))
+            text = crop_definition(case.variant, min(case.height, case.width), case.width_divisor)
             results.append(run_live(text, Path(work), case.batch, case.height, case.width, variant=case.variant))
     return results
 

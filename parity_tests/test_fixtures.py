@@ -8,6 +8,7 @@ import pytest
 
 from parity_tests.compare import assert_parity
 from parity_tests.fixtures import FIXTURES, Fixture, check_fixture, recorded
+from port.model import logits_blob
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
@@ -23,7 +24,7 @@ def test_fixture_is_current(fixture: Fixture) -> None:
     assert fixture.path(".prototxt").read_text() == fixture.text
     x, blobs = recorded(fixture)
     assert x.shape == fixture.shape and x.dtype == np.float32
-    assert blobs["conv6_zoom"].shape == (fixture.shape[0], fixture.cfg.num_classes, *fixture.shape[2:])
+    assert blobs[logits_blob(fixture.cfg)].shape == (fixture.shape[0], fixture.cfg.num_classes, *fixture.shape[2:])
 
 
 @pytest.mark.caffe

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.caffe
 
 
 def run(case: Case, folder: Path) -> Result:
-    text = crop_definition(case.variant, min(case.height, case.width))
+    text = crop_definition(case.variant, min(case.height, case.width), case.width_divisor)
     return run_live(text, folder, case.batch, case.height, case.width, seed=0, variant=case.variant)
 
 

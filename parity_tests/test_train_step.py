@@ -38,7 +38,7 @@ def _torch_step(converted, text: str, data: np.ndarray, label: np.ndarray, dtype
     return model, start, losses
 
 
-@pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet101_voc2012_465"])
+@pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet101_voc2012_465", "pspnet50_ade20k_473"])
 def test_one_sgd_step(name: str, tmp_path: Path) -> None:
     # NOTE: dropout ratio 0 in both definitions: Caffe's and PyTorch's random masks cannot agree.
     cfg = VARIANTS[name].config.with_(width_divisor=16, crop=65, dropout=0.0)

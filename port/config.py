@@ -36,6 +36,22 @@ def zoom_out(size: int, factor: int) -> int:
     return size + (size - 1) * (factor - 1)
 
 
+PSP_BINS = (1, 2, 3, 6)  # PSPNet's pyramid levels, in the authors' layer order (conv5_3_pool1 .. pool6)
+
+
+def psp_pooling(size: int, bins: int) -> tuple[int, int]:
+    """(kernel, stride) of the average pooling that cuts `size` positions into `bins` windows.
+
+    stride = floor(size / bins) and the kernel takes the rest, so the windows end exactly at the
+    border and Caffe's rounded-up pooling gives exactly `bins` outputs; at the released crops
+    (feature 60 and 90) this is the authors' kernel = stride = size / bins.
+    """
+    if size < bins:
+        raise ValueError(f"a {size}-wide feature cannot be pooled into {bins} bins (input too small for PSP)")
+    stride = size // bins
+    return size - (bins - 1) * stride, stride
+
+
 def feature_size(size: int) -> int:
     """Spatial size of conv5_3 for an input side of `size` (output stride 8)."""
     size = conv_out(size, 3, 2, 1)

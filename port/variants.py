@@ -32,7 +32,7 @@ class Variant:
     dataset: str
     config: PSANetConfig
     released: bool
-    published: dict[str, float] = field(default_factory=dict)  # keys: miou_ss, pacc_ss, miou_ms, pacc_ms
+    published: dict[str, float] = field(default_factory=dict)  # keys: miou_ss, pacc_ss, miou_ms, pacc_ms; miou_ms_test: test server
     caffemodel_md5_prefix: str = ""
 
 
@@ -71,4 +71,16 @@ for _ds, _d in DATASETS.items():
         _name = f"psanet50_{_ds}_{_d.crop}_{_suffix}"
         VARIANTS[_name] = Variant(_name, _ds, dataset_config(_ds, 50, **_changes), False)
 
-RELEASED = [v for v in VARIANTS.values() if v.released]
+# The authors' PSPNet release (hszhao/PSPNet README; VOC: test set, multi-scale only). Paper Table 1's
+# "ResNet50+PSP" row is pspnet50_ade20k_473. No md5 of these files is published.
+_PSPNET = [
+    ("pspnet50_ade20k_473", "ade20k", 50, 473, _scores(41.68, 80.04, 42.78, 80.76)),
+    ("pspnet101_voc2012_473", "voc2012", 101, 473, {"miou_ms_test": 85.41}),
+    ("pspnet101_cityscapes_713", "cityscapes", 101, 713, _scores(79.70, 96.38, 80.91, 96.59)),
+]
+for _name, _ds, _depth, _crop, _published in _PSPNET:
+    _config = PSANetConfig(depth=_depth, num_classes=DATASETS[_ds].num_classes, crop=_crop, head="psp", branches=())
+    VARIANTS[_name] = Variant(_name, _ds, _config, True, _published)
+
+RELEASED = [v for v in VARIANTS.values() if v.released and v.config.head == "psa"]  # the released PSANets
+PSPNET_RELEASED = [v for v in VARIANTS.values() if v.released and v.config.head == "psp"]

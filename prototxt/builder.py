@@ -64,11 +64,20 @@ class NetBuilder:
         """Dropout in place."""
         return self.add(f"{blob}/dropout", "Dropout", [blob], blob, ("dropout_param", [("dropout_ratio", ratio)]))
 
-    def interp(self, name: str, bottom: str, zoom: int = 1, shrink: int = 1) -> str:
-        """The fork's bilinear Interp layer with a zoom or shrink factor and no cropping."""
+    def interp(self, name: str, bottom: str, zoom: int = 1, shrink: int = 1, pads: bool = True) -> str:
+        """The fork's bilinear Interp layer with a zoom or shrink factor and no cropping (`pads`: say so explicitly)."""
         factor = ("zoom_factor", zoom) if zoom > 1 else ("shrink_factor", shrink)
-        param: Message = [factor, ("pad_beg", 0), ("pad_end", 0)]
+        param: Message = [factor] + ([("pad_beg", 0), ("pad_end", 0)] if pads else [])
         return self.add(name, "Interp", [bottom], name, ("interp_param", param))
+
+    def interp_to(self, name: str, bottom: str, height: int, width: int) -> str:
+        """The fork's Interp layer resizing to an explicit height and width."""
+        return self.add(name, "Interp", [bottom], name, ("interp_param", [("height", height), ("width", width)]))
+
+    def ave_pool(self, name: str, bottom: str, kernel: int, stride: int) -> str:
+        """Average pooling without padding."""
+        param: Message = [("pool", Ident("AVE")), ("kernel_size", kernel), ("stride", stride)]
+        return self.add(name, "Pooling", [bottom], name, ("pooling_param", param))
 
     def concat(self, name: str, bottoms: list[str]) -> str:
         """Channel concatenation."""

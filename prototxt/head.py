@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from port.config import PSANetConfig
+from port.model.caffe_names import logits_blob
 from prototxt.builder import NetBuilder
 from prototxt.emit import Message
 
@@ -49,7 +50,8 @@ def classifier(net: NetBuilder, cfg: PSANetConfig, feature: str) -> str:
     top = net.conv_bn("conv5_4", feature, cfg.channels(512), kernel=3, lr=NEW_LAYER_LR)
     net.dropout(top, cfg.dropout)
     logits = net.conv("conv6", top, cfg.num_classes, lr=NEW_LAYER_LR, bias=True)
-    return net.interp("conv6_zoom", logits, zoom=OUTPUT_STRIDE)
+    # the PSPNet release names the final zoom `conv6_interp` and states no Interp pads
+    return net.interp(logits_blob(cfg), logits, zoom=OUTPUT_STRIDE, pads=cfg.head != "psp")
 
 
 def aux_branch(net: NetBuilder, cfg: PSANetConfig) -> str:

@@ -7,6 +7,7 @@ from prototxt.backbone import backbone
 from prototxt.builder import NetBuilder
 from prototxt.emit import Message, render
 from prototxt.head import aux_branch, classifier, losses, psa_head
+from prototxt.psp import psp_head
 
 TRAIN_BATCH = 16  # the paper's batch; its BN statistics were synchronised over all 16 images
 
@@ -38,7 +39,8 @@ def _text(name: str, cfg: PSANetConfig, net: NetBuilder, header: Message, phase:
 def _body(cfg: PSANetConfig, train: bool) -> tuple[NetBuilder, str]:
     net = NetBuilder(frozen_bn=not train, bn_momentum=cfg.bn_momentum)
     feature = backbone(net, cfg, "data")
-    return net, classifier(net, cfg, psa_head(net, cfg, feature))
+    context = psp_head if cfg.head == "psp" else psa_head
+    return net, classifier(net, cfg, context(net, cfg, feature))
 
 
 def deploy_text(name: str, cfg: PSANetConfig) -> str:

@@ -32,6 +32,8 @@ def _interp(layer: Message, shape: Shape) -> Shape:
     zoom = value(layer, "interp_param.zoom_factor", 1)
     shrink = value(layer, "interp_param.shrink_factor", 1)
     n, c, h, w = shape
+    if value(layer, "interp_param.height") is not None:  # explicit size (PSPNet's pyramid)
+        return n, c, value(layer, "interp_param.height"), value(layer, "interp_param.width")
     size = lambda x: ((x - 1) // shrink + 1) + ((x - 1) // shrink) * (zoom - 1)  # noqa: E731
     return n, c, size(h), size(w)
 

@@ -19,14 +19,18 @@ pytestmark = pytest.mark.skipif(not UPSTREAM, reason="PSANET_UPSTREAM (a hszhao/
 Leaf = tuple[str, object]
 
 
-def upstream_text(name: str) -> str:
-    """The authors' deploy for variant `name`, from a work tree or with `git show`."""
-    relative = f"evaluation/prototxt/{VARIANTS[name].dataset}/{name}.prototxt"
-    root = Path(UPSTREAM or "")
+def checkout_text(checkout: str, relative: str) -> str:
+    """File `relative` of a work tree, or of HEAD in a bare git directory (with `git show`)."""
+    root = Path(checkout)
     if (root / relative).is_file():
         return (root / relative).read_text()
     return subprocess.run(["git", "--git-dir", str(root), "show", f"HEAD:{relative}"],
                           check=True, capture_output=True, text=True).stdout
+
+
+def upstream_text(name: str) -> str:
+    """The authors' deploy for variant `name`."""
+    return checkout_text(UPSTREAM or "", f"evaluation/prototxt/{VARIANTS[name].dataset}/{name}.prototxt")
 
 
 def leaves(message: Message, prefix: str = "") -> list[Leaf]:
