@@ -1,5 +1,5 @@
 """The PyTorch PSANet, its Caffe name table and the named builders."""
-from port.model.builders import BUILDERS, create_model, match_variant
+from port.model.builders import BUILDERS, create_model, load, match_variant
 from port.model.caffe_names import blob_modules, caffe_layers, param_table
 from port.model.psanet import PSANet, PSANetOutput
 
@@ -9,6 +9,7 @@ __all__ = [
     "PSANet",
     "PSANetOutput",
     "create_model",
+    "load",
     "match_variant",
     "caffe_layers",
     "param_table",
