@@ -159,3 +159,12 @@ def test_huge_config_is_refused_before_anything_is_built(tmp_path: Path) -> None
                          capture_output=True, text=True, timeout=300)
     grown_mib, message = run.stdout.split(" ", 1)
     assert "lack" in message and int(grown_mib) < 200, run.stdout + run.stderr
+
+
+def test_file_layer_does_not_import_the_model() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "port" / "io.py").read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if name and name.startswith("port.model")], imported
