@@ -123,8 +123,9 @@ def _mask(
         raise ConversionError(f"PSA_*_fc2 has {mask_channels} = {side}^2 outputs: a windowed mask side must be odd")
     if compact is None and not crop_known and side != 2 * psa_side - 1:
         raise ConversionError(
-            f"{mask_channels} mask channels fit a {side}x{side} window at the guessed PSA input {psa_side}x{psa_side} "
-            f"and a compact mask at another crop: pass --windowed, or --compact with --crop (or a --prototxt)"
+            f"{mask_channels} mask channels fit a {side}x{side} window at the guessed {psa_side}x{psa_side} PSA input, "
+            f"and also a compact mask or the default window at another crop or shrink: pass --windowed or --compact, "
+            f"--crop and --shrink-factor, or --prototxt"
         )
     return False, (None if side == 2 * psa_side - 1 else (side, side))
 
