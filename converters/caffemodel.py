@@ -223,8 +223,8 @@ def iter_layers(data: bytes | bytearray | memoryview, progress: Callable[[int], 
             layer = _layer(buf, a, b, number, index)
             if layer is not None:
                 yield layer
-            if progress is not None and layer is not None:
-                progress(reader.pos)
+                if progress is not None:
+                    progress(reader.pos)
     if not seen:
         raise CaffeModelError("not a caffemodel: no layers found")
 
