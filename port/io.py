@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zipfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping
@@ -107,7 +108,21 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
         raise WeightsFileError(f"{path} is truncated or corrupt: {_first_line(err)}") from None
 
 
+def _check_zip(path: Path) -> None:
+    """Refuse a .pth whose archive entries are compressed or claim more bytes than the file holds (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise WeightsFileError(f"{path} is truncated or corrupt: {_first_line(err)}") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise WeightsFileError(f"{path} has compressed entries (torch.save never writes those)")
+    if sum(e.file_size for e in entries) > path.stat().st_size:
+        raise WeightsFileError(f"{path}: its entries claim more bytes than the file holds")
+
+
 def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
+    _check_zip(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, OSError, UnpicklingError... for bad files

@@ -129,6 +129,19 @@ def test_truncations_and_flips_fail_cleanly_or_load_the_same_model(tiny, tmp_pat
     assert refused >= 9
 
 
+def test_compressed_pth_is_refused_before_unpacking(tiny, tmp_path: Path) -> None:
+    import zipfile
+
+    state, cfg = tiny
+    plain = save_weights(tmp_path / "plain.pth", {**state, "pad": torch.zeros(1 << 20)}, cfg)
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for entry in src.infolist():
+            dst.writestr(entry.filename, src.read(entry))
+    assert bomb.stat().st_size < plain.stat().st_size // 4
+    _refused(bomb, "compressed entries")
+
+
 def test_read_weights_roundtrip_and_source(tiny, tmp_path: Path) -> None:
     state, cfg = tiny
     path = save_weights(tmp_path / "m.safetensors", state, cfg, {"file": "a.caffemodel"})
