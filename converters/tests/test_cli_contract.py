@@ -144,3 +144,19 @@ def test_torch2caffe_checks_every_tensor_against_its_config(small_model, tmp_pat
     assert "NaN/Inf" in one_error_line(capsys.readouterr().err, "torch2caffe")
     assert leftovers(tmp_path, [tmp_path / "bad.safetensors", path]) == []
     assert t2c_main([str(path), "-o", str(out), "--allow-nonfinite"]) == 0 and out.is_file()
+
+
+def test_torch2caffe_on_damaged_weights_files(caffemodel: Path, tmp_path: Path, capsys) -> None:
+    weights = tmp_path / "w.pth"
+    assert c2t.main([str(caffemodel), "-q", "-o", str(weights)]) == 0
+    good = weights.read_bytes()
+    out = tmp_path / "out.caffemodel"
+    for cut in (0, 10, 100, len(good) // 3, len(good) - 30, len(good) - 1):
+        weights.write_bytes(good[:cut])
+        assert t2c_main([str(weights), "-o", str(out)]) == 2
+        one_error_line(capsys.readouterr().err, "torch2caffe")
+        assert leftovers(tmp_path, [caffemodel, weights]) == []
+    caffemodel_as_weights = tmp_path / "m.pth"
+    caffemodel_as_weights.write_bytes(caffemodel.read_bytes())
+    assert t2c_main([str(caffemodel_as_weights), "-o", str(out)]) == 2
+    assert "not a converted PSANet file" in one_error_line(capsys.readouterr().err, "torch2caffe")
