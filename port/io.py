@@ -85,6 +85,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfi
         state, config, source = _read_safetensors(path)
     elif zipped:
         state, config, source = _read_pth(path)
+    elif path.suffix == ".pth":
+        raise WeightsFileError(f"{path} is not a converted PSANet file: truncated, or not written by torch.save (no zip header)")
     else:
         raise WeightsFileError(f"{path} is not a converted PSANet file (.safetensors or .pth written by caffe2torch)")
     if not isinstance(source, dict):
