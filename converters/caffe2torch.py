@@ -12,13 +12,14 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import torch
 from tqdm import tqdm
 
-from converters.cli import run_cli
+from converters.cli import check_input, run_cli, write_output
 from converters.caffemodel import iter_layers
 from converters.check import check_against_prototxt
 from converters.infer import Hints, infer_config
 from converters.mapping import layers_to_state
 from converters.pspnet_aux import with_our_aux_names
 from converters.summary import describe
+from converters.values import check_values
 from port.io import save_weights
 from port.model import PSANet
 from port.variants import DATASETS, VARIANTS
@@ -28,12 +29,15 @@ from prototxt.parse import PrototxtError, parse
 PROGRESS_MIN_BYTES = 32 << 20
 
 
-def convert(path: str | Path, hints: Hints | None = None, progress: bool = False) -> tuple[PSANet, dict[str, str]]:
-    """Read a caffemodel, infer its config, load the weights (strict); returns (eval model, source info)."""
+def convert(
+    path: str | Path, hints: Hints | None = None, progress: bool = False, allow_nonfinite: bool = False
+) -> tuple[PSANet, dict[str, str]]:
+    """Read a caffemodel, infer its config, load the weights (strict, finite); returns (eval model, source info)."""
     path = Path(path)
     data = path.read_bytes()
-    bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="reading", file=sys.stderr,
-               disable=not progress or len(data) < PROGRESS_MIN_BYTES)
+    # leave=False: the bar is erased when reading ends, so an error line never follows a half-drawn bar.
+    bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="reading", file=sys.stderr, leave=False,
+               disable=not progress or len(data) < PROGRESS_MIN_BYTES or not sys.stderr.isatty())
     with bar:
         layers = list(iter_layers(data, lambda done: bar.update(done - bar.n)))
     layers = with_our_aux_names(layers)
@@ -45,6 +49,7 @@ def convert(path: str | Path, hints: Hints | None = None, progress: bool = False
     with torch.device("meta"):
         model = PSANet(cfg)
     state = layers_to_state(layers, model)
+    check_values(state, cfg, allow_nonfinite, "caffe2torch")
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval(), source
 
@@ -61,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     mask = p.add_mutually_exclusive_group()
     mask.add_argument("--compact", action="store_const", const=True, dest="compact", help="mask is the compact h*w form")
     mask.add_argument("--windowed", action="store_const", const=False, dest="compact", help="mask is an over-complete window")
+    p.add_argument("--allow-nonfinite", action="store_true", help="convert NaN/Inf weights, negative BN variances (warns)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary, no progress bar")
     return p
 
@@ -73,9 +79,9 @@ def _definition(path: Path) -> Message:
         raise PrototxtError(f"{path}: {err}") from None
 
 
-def _run(args: argparse.Namespace) -> None:
-    if not args.caffemodel.is_file():
-        raise ValueError(f"no such file: {args.caffemodel}")
+def _run(args: argparse.Namespace) -> list[str]:
+    """Convert; the summary lines to print once the output is written."""
+    check_input(args.caffemodel)
     output = args.output or args.caffemodel.with_suffix(".safetensors")
     if output.suffix not in (".safetensors", ".pth"):
         raise ValueError(f"output must end in .safetensors or .pth, got {output.name}")
@@ -85,12 +91,12 @@ def _run(args: argparse.Namespace) -> None:
         raise ValueError(f"output folder does not exist: {output.parent}")
     hints = Hints(args.variant, args.dataset, args.crop, args.shrink_factor, args.compact,
                   _definition(args.prototxt) if args.prototxt else None)
-    model, source = convert(args.caffemodel, hints, progress=not args.quiet)
-    save_weights(output, model.state_dict(), model.cfg, source)
-    if not args.quiet:
-        print(f"read {source['file']} ({int(source['bytes']) / 2**20:.1f} MiB, md5 {source['md5']})")
-        print("\n".join(describe(model)))
-        print(f"wrote {output}")
+    model, source = convert(args.caffemodel, hints, progress=not args.quiet, allow_nonfinite=args.allow_nonfinite)
+    write_output(output, lambda: save_weights(output, model.state_dict(), model.cfg, source))
+    if args.quiet:
+        return []
+    return [f"read {source['file']} ({int(source['bytes']) / 2**20:.1f} MiB, md5 {source['md5']})", *describe(model),
+            f"wrote {output}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,14 @@ data=5 (packed float), shape=7 (BlobShape: dim=1 packed int64), double_data=8.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
+
+from port.atomic import atomic_output
 
 NET_NAME, NET_V1_LAYERS, NET_LAYER = 1, 2, 100
 NET_KNOWN = {1, 2, 3, 4, 5, 6, 7, 8, 100}  # name, layers, input, input_dim, force_backward, state, debug_info, input_shape
@@ -34,6 +35,7 @@ class Layer:
     name: str
     type: str
     blobs: list[np.ndarray]
+    legacy: frozenset[int] = field(default_factory=frozenset)  # blobs stored with num/channels/height/width
 
 
 class _Reader:
@@ -54,7 +56,7 @@ class _Reader:
             self.pos += 1
             value |= (byte & 0x7F) << shift
             if byte < 0x80:
-                return value
+                return value & 0xFFFF_FFFF_FFFF_FFFF  # protobuf keeps the low 64 bits
             shift += 7
             if shift > 63:
                 raise self.fail("malformed varint")
@@ -89,46 +91,94 @@ def _text(buf: memoryview, start: int, end: int) -> str:
         raise CaffeModelError(f"invalid UTF-8 string at byte {start}") from err
 
 
-def _ints(buf: memoryview, wire: int, start: int, end: int, what: Callable[[], str]) -> list[int]:
-    """A repeated integer field's values, packed or not."""
-    if wire == VARINT:
-        return [start]
-    reader = _Reader(buf, start, end, what)
-    values = []
-    while not reader.done():
-        values.append(reader.varint())
-    return values
+MAX_AXES = 32  # Caffe's kMaxBlobAxes
+MAX_COUNT = 2**31 - 1  # Caffe counts blob elements in an int
 
 
-def _blob(buf: memoryview, start: int, end: int, what: Callable[[], str]) -> np.ndarray:
-    reader = _Reader(buf, start, end, what)
-    legacy = {1: 1, 2: 1, 3: 1, 4: 1}
-    shape: list[int] | None = None
-    chunks: list[np.ndarray] = []
-    while not reader.done():
-        number, wire, a, b = reader.field()
-        if number in legacy and wire == VARINT:
-            legacy[number] = a
-        elif number == 7 and wire == LEN:
-            shape = []
-            inner = _Reader(buf, a, b, what)
-            while not inner.done():
-                n, w, x, y = inner.field()
-                if n == 1:
-                    shape += _ints(buf, w, x, y, what)
-        elif number == 5 and wire in (LEN, FIXED32):
+def _signed(value: int, bits: int) -> int:
+    """A varint read as protobuf reads an int32/int64 field (two's complement, truncated)."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _dims(buf: memoryview, start: int, end: int, dims: list[int], reader: _Reader) -> None:
+    """Append a BlobShape's dims (packed or not) to `dims`; refuses negative dims and too many axes."""
+    inner = _Reader(buf, start, end, reader.what)
+    while not inner.done():
+        number, wire, a, b = inner.field()
+        if number != 1 or wire not in (VARINT, LEN):
+            continue
+        packed = _Reader(buf, a, b, reader.what) if wire == LEN else None
+        while packed is None or not packed.done():
+            dim = _signed(packed.varint() if packed else a, 64)
+            if dim < 0:
+                raise reader.fail(f"negative blob dimension {dim}")
+            if len(dims) == MAX_AXES:
+                raise reader.fail(f"blob with more than {MAX_AXES} axes")
+            dims.append(dim)
+            if packed is None:
+                break
+
+
+def _data_fields(buf: memoryview, start: int, end: int, reader: _Reader) -> Iterator[tuple[str, int, int]]:
+    """("<f4" or "<f8", payload start, end) of each float / double data field, in file order."""
+    inner = _Reader(buf, start, end, reader.what)
+    while not inner.done():
+        number, wire, a, b = inner.field()
+        if a == b and wire == LEN:
+            continue
+        if number == 5 and wire in (LEN, FIXED32):
             if (b - a) % 4:
-                raise reader.fail("float data of odd length")
-            chunks.append(np.frombuffer(buf[a:b], dtype="<f4"))
+                raise inner.fail("float data of odd length")
+            yield "<f4", a, b
         elif number == 8 and wire in (LEN, FIXED64):
             if (b - a) % 8:
-                raise reader.fail("double data of odd length")
-            chunks.append(np.frombuffer(buf[a:b], dtype="<f8").astype(np.float32))
-    dims = shape if shape is not None else [legacy[1], legacy[2], legacy[3], legacy[4]]
-    data = np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
-    if data.size != int(np.prod(dims, dtype=np.int64)):
-        raise CaffeModelError(f"blob of shape {tuple(dims)} holds {data.size} values in {what()}")
-    return data.astype(np.float32).reshape(dims)  # copies: aligned, writable, owns its memory
+                raise inner.fail("double data of odd length")
+            yield "<f8", a, b
+
+
+def _blob(buf: memoryview, start: int, end: int, what: Callable[[], str], index: int) -> tuple[np.ndarray, bool]:
+    """(float32 array in the stored shape, whether the shape is the legacy num/channels/height/width form).
+
+    Two passes over the message: the first reads the shape and counts the values, the second copies them into
+    one preallocated array, so memory stays the blob's own size whatever the encoding (packed, unpacked, chunked).
+    """
+    reader = _Reader(buf, start, end, what)
+    legacy: dict[int, int] = {}
+    shape: list[int] | None = None
+    counts = {"<f4": 0, "<f8": 0}
+    while not reader.done():
+        number, wire, a, b = reader.field()
+        if number in (1, 2, 3, 4) and wire == VARINT:
+            legacy[number] = _signed(a, 32)
+        elif number == 7 and wire == LEN:
+            shape = [] if shape is None else shape  # a repeated message field merges: its dims append
+            _dims(buf, a, b, shape, reader)
+    for kind, a, b in _data_fields(buf, start, end, reader):
+        counts[kind] += (b - a) // int(kind[-1])
+    # NOTE: like Caffe, any of num/channels/height/width makes the legacy 4-D shape the blob's shape (absent ones 0).
+    dims = [legacy.get(n, 0) for n in (1, 2, 3, 4)] if legacy else (shape or [])
+    label = f"blob {index} of {what()}"
+    if any(d < 0 for d in dims):
+        raise CaffeModelError(f"{label} has a negative dimension {tuple(dims)}")
+    count = math.prod(dims)
+    if counts["<f4"] and counts["<f8"]:
+        raise CaffeModelError(f"{label} holds both float and double data")
+    stored = counts["<f4"] or counts["<f8"]
+    if stored == 0 and count:
+        raise CaffeModelError(f"{label} has shape {tuple(dims)} but no data")
+    if stored != count:
+        raise CaffeModelError(f"{label} has shape {tuple(dims)} but holds {stored} values")
+    if count > MAX_COUNT:
+        raise CaffeModelError(f"{label} has {count} values, more than Caffe allows ({MAX_COUNT})")
+    out = np.empty(count, dtype=np.float32)
+    done = 0
+    for kind, a, b in _data_fields(buf, start, end, reader):
+        values = np.frombuffer(buf[a:b], dtype=kind)
+        with np.errstate(over="ignore"):  # a double beyond float32 becomes inf, refused later by the value checks
+            out[done : done + values.size] = values
+        done += values.size
+    return out.reshape(dims), bool(legacy)
 
 
 def _peek_name(buf: memoryview, start: int, end: int, name_field: int) -> str | None:
@@ -145,7 +195,10 @@ def _peek_name(buf: memoryview, start: int, end: int, name_field: int) -> str | 
 
 
 def iter_layers(data: bytes | bytearray | memoryview, progress: Callable[[int], None] | None = None) -> Iterator[Layer]:
-    """Yield the layers of a serialized NetParameter one by one; `progress(bytes_done)` after each."""
+    """Yield the layers with weights of a serialized NetParameter one by one; `progress(bytes_done)` after each.
+
+    Layers without blobs are checked for well-formedness but not kept.
+    """
     buf = memoryview(data)
     index = 0
     current: list[str] = ["the network header"]
@@ -167,9 +220,11 @@ def iter_layers(data: bytes | bytearray | memoryview, progress: Callable[[int], 
         if number in LAYER_FIELDS and wire == LEN:
             index += 1
             seen = True
-            yield _layer(buf, a, b, number, index)
-            if progress is not None:
-                progress(reader.pos)
+            layer = _layer(buf, a, b, number, index)
+            if layer is not None:
+                yield layer
+                if progress is not None:
+                    progress(reader.pos)
     if not seen:
         raise CaffeModelError("not a caffemodel: no layers found")
 
@@ -194,12 +249,12 @@ def _payload_start(buf: memoryview, at: int) -> int:
     return reader.pos
 
 
-def _layer(buf: memoryview, start: int, end: int, kind: int, index: int) -> Layer:
+def _layer(buf: memoryview, start: int, end: int, kind: int, index: int) -> Layer | None:
+    """The layer in `buf[start:end]`, or None when it has no blobs (nothing is kept of those)."""
     name_field, type_field, blobs_field = LAYER_FIELDS[kind]
-    name = _peek_name(buf, start, end, name_field) or f"#{index}"
-    what = lambda: f"layer {name!r}"  # noqa: E731
+    what = lambda: f"layer {_peek_name(buf, start, end, name_field) or f'#{index}'!r}"  # noqa: E731
     reader = _Reader(buf, start, end, what)
-    layer_type, blobs = "", []
+    layer_type, blobs, legacy = "", [], set()
     while not reader.done():
         number, wire, a, b = reader.field()
         if number == type_field and kind == NET_LAYER and wire == LEN:
@@ -207,8 +262,13 @@ def _layer(buf: memoryview, start: int, end: int, kind: int, index: int) -> Laye
         elif number == type_field and kind == NET_V1_LAYERS and wire == VARINT:
             layer_type = V1_TYPES.get(a, f"V1:{a}")
         elif number == blobs_field and wire == LEN:
-            blobs.append(_blob(buf, a, b, what))
-    return Layer(name, layer_type, blobs)
+            blob, is_legacy = _blob(buf, a, b, what, len(blobs))
+            if is_legacy:
+                legacy.add(len(blobs))
+            blobs.append(blob)
+    if not blobs:
+        return None
+    return Layer(_peek_name(buf, start, end, name_field) or f"#{index}", layer_type, blobs, frozenset(legacy))
 
 
 def read_caffemodel(path: str | Path, progress: Callable[[int], None] | None = None) -> list[Layer]:
@@ -252,14 +312,8 @@ def layer_bytes(layer: Layer) -> bytes:
 def write_caffemodel(path: str | Path, layers: Iterable[Layer], net_name: str = "") -> Path:
     """Write a new-style NetParameter atomically (temp file beside `path`, then rename)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write(f, layers, net_name)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        _write(f, layers, net_name)
     return path
 
 

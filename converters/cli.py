@@ -1,17 +1,77 @@
-"""Shared command-line behaviour: any failure becomes one `<prog>: error: ...` line on stderr and exit code 2."""
+"""Shared command-line behaviour: any failure becomes one `<prog>: error: ...` line on stderr and exit code 2;
+SIGINT / SIGTERM / SIGHUP remove temp files and exit 128 + signal number with one line."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from typing import Callable
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
-def run_cli(prog: str, body: Callable[[], None]) -> int:
-    """Run `body`; 0 on success, else print one error line (never a traceback) and return 2."""
+class Interrupted(BaseException):
+    """Raised by the signal handlers so that every `finally` / temp-file cleanup runs on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def check_input(path: Path) -> None:
+    """Refuse a missing input, a directory or anything else that is not a regular file, saying which."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file")
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
+
+
+def write_output(path: Path, write: Callable[[], object]) -> None:
+    """Run `write` (an atomic writer of `path`); an OS failure (disk full, permissions) names the file and the cause."""
     try:
-        body()
+        write()
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _print_lines(lines: Iterable[str]) -> None:
+    """Print the report; a reader that closed stdout (`| head -0`) does not undo a finished conversion."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
+
+
+def run_cli(prog: str, body: Callable[[], Iterable[str]]) -> int:
+    """Run `body` (its returned lines go to stdout afterwards); 0 on success, else one error line and 2 (or 128+signal)."""
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.signal(s, _raise) for s in SIGNALS} if main else {}
+    try:
+        lines = body()
+    except KeyboardInterrupt:
+        print(f"{prog}: error: interrupted (SIGINT), nothing written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Interrupted as stop:
+        print(f"{prog}: error: terminated by {signal.Signals(stop.signum).name}, nothing written", file=sys.stderr)
+        return 128 + stop.signum
     except (Exception, MemoryError) as err:  # noqa: BLE001 - the contract is one line for every failure
         text = str(err).strip()
         message = text.splitlines()[0] if text else type(err).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    _print_lines(lines)
     return 0

@@ -96,14 +96,22 @@ def _from_prototxt(net: Message) -> dict[str, Any]:
     return found
 
 
-def _mask(mask_channels: int, psa_side: int, compact: bool | None) -> tuple[bool, tuple[int, int] | None]:
-    """(compact, explicit mask size or None for the layer's default) for a mask of `mask_channels`."""
+def _mask(
+    mask_channels: int, psa_side: int, compact: bool | None, crop_known: bool = True
+) -> tuple[bool, tuple[int, int] | None]:
+    """(compact, explicit mask size or None for the layer's default) for a mask of `mask_channels`.
+
+    `crop_known`: the crop and shrink were stated (flags, variant, prototxt), not guessed from the class count.
+    """
     side = round(mask_channels**0.5)
     if side * side != mask_channels:
         raise ConversionError(f"PSA_*_fc2 has {mask_channels} outputs, not the square of a mask side")
     if compact is True:
         if side != psa_side:
-            raise ConversionError(f"a compact mask at a {psa_side}x{psa_side} PSA input has {psa_side**2} channels, not {mask_channels}")
+            raise ConversionError(
+                f"a compact mask at a {psa_side}x{psa_side} PSA input has {psa_side**2} channels, not {mask_channels}: "
+                f"pass the --crop it was trained at"
+            )
         return True, None
     if side == psa_side and compact is None and side % 2:
         raise ConversionError(
@@ -114,6 +122,12 @@ def _mask(mask_channels: int, psa_side: int, compact: bool | None) -> tuple[bool
         return True, None
     if side % 2 == 0:
         raise ConversionError(f"PSA_*_fc2 has {mask_channels} = {side}^2 outputs: a windowed mask side must be odd")
+    if compact is None and not crop_known and side != 2 * psa_side - 1:
+        raise ConversionError(
+            f"{mask_channels} mask channels fit a {side}x{side} window at the guessed {psa_side}x{psa_side} PSA input, "
+            f"and also a compact mask or the default window at another crop or shrink: pass --windowed or --compact, "
+            f"--crop and --shrink-factor, or --prototxt"
+        )
     return False, (None if side == 2 * psa_side - 1 else (side, side))
 
 
@@ -217,7 +231,10 @@ def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
         if "mask_size" in stated:
             cfg = cfg.with_(mask_size=stated["mask_size"], compact=bool(compact))
         else:
-            is_compact, mask_size = _mask(found["mask_channels"], cfg.psa_input_size[0], compact)
+            crop_known = hints.variant is not None or all(
+                getattr(hints, key) is not None or key in stated for key in ("crop", "shrink_factor")
+            )
+            is_compact, mask_size = _mask(found["mask_channels"], cfg.psa_input_size[0], compact, crop_known)
             cfg = cfg.with_(mask_size=mask_size, compact=is_compact)
         if cfg.mask_channels != found["mask_channels"]:
             raise ConversionError(f"PSA_*_fc2 has {found['mask_channels']} outputs; the prototxt's mask needs {cfg.mask_channels}")

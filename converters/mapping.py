@@ -17,6 +17,14 @@ def _expected_blob_shape(layer_type: str, tensor: torch.Tensor) -> tuple[int, ..
     return (1, tensor.numel(), 1, 1) if layer_type == "BN" else tuple(tensor.shape)
 
 
+def blob_fits(blob: np.ndarray, legacy: bool, want: tuple[int, ...]) -> bool:
+    """Caffe's own test (Blob::ShapeEquals): a legacy num/channels/height/width blob fits a shape of at most
+    4 axes equal to it once left-padded with 1s; a blob with a `shape` must match exactly."""
+    if legacy:
+        return len(want) <= 4 and blob.shape == (1,) * (4 - len(want)) + want
+    return blob.shape == want
+
+
 def layers_to_state(layers: list[Layer], model: PSANet) -> dict[str, torch.Tensor]:
     """Map every weighted Caffe layer onto `model`'s state_dict; raises ConversionError naming the layer."""
     expected = model.state_dict()
@@ -38,7 +46,7 @@ def layers_to_state(layers: list[Layer], model: PSANet) -> dict[str, torch.Tenso
             raise ConversionError(f"layer {spec.name!r} has {len(layer.blobs)} blobs, expected {len(spec.keys)}{hint}")
         for index, (blob, key) in enumerate(zip(layer.blobs, spec.keys)):
             want = _expected_blob_shape(spec.type, expected[key])
-            if blob.shape != want:
+            if not blob_fits(blob, index in layer.legacy, want):
                 raise ConversionError(f"layer {spec.name!r} blob {index} has shape {blob.shape}, expected {want}")
             state[key] = torch.from_numpy(blob.reshape(expected[key].shape))
     if by_name:

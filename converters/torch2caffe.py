@@ -10,17 +10,23 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import torch
 
-from converters.cli import run_cli
+from converters.cli import check_input, run_cli, write_output
 from converters.caffemodel import write_caffemodel
 from converters.mapping import state_to_layers
+from converters.values import check_values
 from port.config import PSANetConfig
 from port.io import read_weights
 from port.model import create_model
+from port.model.loading import check_state
 from port.variants import VARIANTS
 
 
 def save_caffemodel(path: str | Path, state: dict[str, torch.Tensor], cfg: PSANetConfig, net_name: str = "") -> Path:
-    """Write `state` (a PSANet state_dict for `cfg`) as new-style Caffe `layer` entries, atomically."""
+    """Write `state` (a PSANet state_dict for `cfg`) as new-style Caffe `layer` entries, atomically.
+
+    Every tensor is checked first against the model `cfg` describes (keys, shapes, dtypes; meta device).
+    """
+    check_state(state, cfg, "the state_dict")
     return write_caffemodel(path, state_to_layers(state, cfg), net_name or f"psanet{cfg.depth}")
 
 
@@ -33,13 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--width-divisor", type=int, default=1, help="with --variant: thinner test network")
     p.add_argument("--aux", action="store_true", help="with --variant: include the aux branch")
     p.add_argument("--seed", type=int, default=0, help="with --variant: random seed")
+    p.add_argument("--allow-nonfinite", action="store_true", help="write NaN/Inf weights, negative BN variances (warns)")
     return p
 
 
-def _run(args: argparse.Namespace) -> Path:
+def _run(args: argparse.Namespace) -> list[str]:
+    """Write the caffemodel; the lines to print once it is written."""
     if args.weights is not None:
-        if not args.weights.is_file():
-            raise ValueError(f"no such file: {args.weights}")
+        check_input(args.weights)
         state, cfg, _ = read_weights(args.weights)
         default = args.weights.with_suffix(".caffemodel")
     else:
@@ -52,13 +59,15 @@ def _run(args: argparse.Namespace) -> Path:
         raise ValueError(f"output must end in .caffemodel, got {output.name}")
     if not output.parent.resolve().is_dir():
         raise ValueError(f"output folder does not exist: {output.parent}")
-    return save_caffemodel(output, state, cfg)
+    check_values(state, cfg, args.allow_nonfinite, "torch2caffe")
+    write_output(output, lambda: save_caffemodel(output, state, cfg))
+    return [f"wrote {output}"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; bad input gives one `torch2caffe: error: ...` line and exit code 2."""
     args = _parser().parse_args(argv)
-    return run_cli("torch2caffe", lambda: print(f"wrote {_run(args)}"))
+    return run_cli("torch2caffe", lambda: _run(args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """PSANet (ECCV 2018) ported from the authors' Caffe release: `create_model`, named builders, `load`."""
-from port.io import load
-from port.model import BUILDERS, PSANet, create_model
+from port.model import BUILDERS, PSANet, create_model, load
 
 globals().update(BUILDERS)
 

@@ -1,23 +1,36 @@
-"""Converted-weights files (.safetensors or .pth) that carry their own config, and `load` to rebuild the model."""
+"""Converted-weights files (.safetensors or .pth) that carry their own config: writing, and reading with every check
+that needs no model. Building the model from a file is `port.model.load`."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import math
+import struct
+import zipfile
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 import torch
 
+from port.atomic import atomic_output
 from port.config import PSANetConfig
 
 FORMAT = "psanet-port/1"
+SUFFIXES = (".safetensors", ".pth")
+_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
+# Bounds a config read from a file must respect before anything is built from it (all far beyond any real model).
+_RANGES: dict[str, tuple[float, float]] = {
+    "num_classes": (1, 1 << 16), "crop": (1, 8193), "shrink_factor": (1, 64), "width_divisor": (1, 64),
+    "normalization_factor": (1e-12, 1e12), "bn_eps": (0, 1), "bn_momentum": (0, 1), "dropout": (0, 1),
+    "aux_weight": (0, 1e6),
+}
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
-def _atomic_target(path: Path) -> tuple[int, Path]:
-    """A temp file beside `path` (same file system, so os.replace is atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, Path(tmp)
+class WeightsFileError(ValueError):
+    """A weights file that cannot be used: missing, unreadable, truncated, foreign, or not matching its config."""
 
 
 def save_weights(
@@ -25,57 +38,142 @@ def save_weights(
 ) -> Path:
     """Write `state` + config (+ source info) atomically; the suffix picks the format (.safetensors or .pth)."""
     path = Path(path)
-    if path.suffix not in (".safetensors", ".pth"):
+    if path.suffix not in SUFFIXES:
         raise ValueError(f"unsupported output suffix {path.suffix!r} (use .safetensors or .pth)")
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    fd, tmp = _atomic_target(path)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
         if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
             meta = {"format": FORMAT, "config": json.dumps(cfg.to_dict()), "source": json.dumps(dict(source or {}))}
-            save_file(tensors, str(tmp), metadata=meta)
+            _write_safetensors(f, tensors, meta)
         else:
-            torch.save({"format": FORMAT, "config": cfg.to_dict(), "source": dict(source or {}), "state_dict": tensors}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            torch.save({"format": FORMAT, "config": cfg.to_dict(), "source": dict(source or {}), "state_dict": tensors}, f)
     return path
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfig, dict[str, Any]]:
-    """(state_dict, config, source info) from a file written by `save_weights`."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+def _write_safetensors(f: BinaryIO, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> None:
+    """The safetensors layout written through a Python file, so a failed write (disk full) raises OSError."""
+    header: dict[str, Any] = {"__metadata__": dict(meta)}
+    offset = 0
+    for name, tensor in tensors.items():
+        if tensor.dtype not in _ST_DTYPES:
+            raise ValueError(f"cannot store {name!r} of dtype {tensor.dtype} in safetensors")
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": _ST_DTYPES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    f.write(struct.pack("<Q", len(text)) + text)
+    for tensor in tensors.values():
+        f.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
 
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfig, dict[str, Any]]:
+    """(state_dict, config, source info) from a file written by `save_weights`; WeightsFileError for any bad file."""
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsFileError(f"{path} is a directory, not a weights file")
+    if not path.is_file():
+        raise WeightsFileError(f"no such file: {path}")
+    if path.suffix == ".caffemodel":
+        raise WeightsFileError(f"{path} is a caffemodel: convert it with caffe2torch first")
+    try:
+        with open(path, "rb") as f:
+            zipped = f.read(2) == b"PK"
+    except OSError as err:
+        raise WeightsFileError(f"cannot read {path}: {err.strerror or err}") from None
+    if path.suffix == ".safetensors" and not zipped:
+        state, config, source = _read_safetensors(path)
+    elif zipped:
+        state, config, source = _read_pth(path)
+    elif path.suffix == ".pth":
+        raise WeightsFileError(f"{path} is not a converted PSANet file: truncated, or not written by torch.save (no zip header)")
+    else:
+        raise WeightsFileError(f"{path} is not a converted PSANet file (.safetensors or .pth written by caffe2torch)")
+    if not isinstance(source, dict):
+        raise WeightsFileError(f"{path}: its source information is not a mapping")
+    return state, config_from_file(config, path), source
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
+    from safetensors import safe_open
+
+    try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise WeightsFileError(f"{path} is not a converted PSANet file (no {FORMAT} metadata)")
             state = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a converted PSANet file (no {FORMAT} metadata)")
-        return state, PSANetConfig.from_dict(json.loads(meta["config"])), json.loads(meta.get("source", "{}"))
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+        return state, json.loads(meta.get("config", "null")), json.loads(meta.get("source", "{}"))
+    except WeightsFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - safetensors and json raise several types for a corrupt file
+        raise WeightsFileError(f"{path} is truncated or corrupt: {_first_line(err)}") from None
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a .pth whose archive entries are compressed or claim more bytes than the file holds (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise WeightsFileError(f"{path} is truncated or corrupt: {_first_line(err)}") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise WeightsFileError(f"{path} has compressed entries (torch.save never writes those)")
+    if sum(e.file_size for e in entries) > path.stat().st_size:
+        raise WeightsFileError(f"{path}: its entries claim more bytes than the file holds")
+
+
+def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
+    _check_zip(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, OSError, UnpicklingError... for bad files
+        raise WeightsFileError(f"{path} is truncated, corrupt or not a plain-tensor .pth: {_first_line(err)}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a converted PSANet file (no {FORMAT} header)")
-    return blob["state_dict"], PSANetConfig.from_dict(blob["config"]), blob.get("source", {})
+        raise WeightsFileError(f"{path} is not a converted PSANet file (no {FORMAT} header)")
+    state = blob.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise WeightsFileError(f"{path}: its state_dict is not a mapping of names to tensors")
+    return state, blob.get("config"), blob.get("source", {})
 
 
-def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfig]:
-    """state_dict and config of a converted file."""
-    state, cfg, _ = read_weights(path)
-    return state, cfg
+def _first_line(err: BaseException) -> str:
+    text = (getattr(err, "strerror", None) or str(err)).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
-def load(path: str | Path) -> torch.nn.Module:
-    """Rebuild the PSANet stored in a converted file (strict load), in eval mode, `variant` set when it matches one."""
-    from port.model import PSANet, match_variant
+def _type_ok(value: Any, annotation: str) -> bool:
+    """Whether a config value read from a file fits its field's annotation (JSON lists stand for tuples)."""
+    if value is None:
+        return annotation.endswith("| None")
+    base = annotation.removesuffix(" | None")
+    if base in _TYPES:
+        return isinstance(value, _TYPES[base]) and not (isinstance(value, bool) and base != "bool")
+    if base.startswith("tuple["):
+        item = "str" if "str" in base else "int"
+        count = None if "..." in base else base.count(",") + 1
+        ok_items = all(_type_ok(v, item) for v in value) if isinstance(value, (list, tuple)) else False
+        return ok_items and (count is None or len(value) == count)
+    return True  # a field type this check does not know: PSANetConfig's own checks still run
 
-    state, cfg, source = read_weights(path)
-    model = PSANet(cfg)
-    model.load_state_dict(state, strict=True)
-    model.variant = match_variant(cfg)
-    model.source = source
-    return model.eval()
+
+def config_from_file(data: Any, path: str | Path) -> PSANetConfig:
+    """A PSANetConfig from a file's config mapping, with types and ranges checked first; WeightsFileError if bad."""
+    if not isinstance(data, dict):
+        raise WeightsFileError(f"{path}: no config mapping in the file")
+    annotations = {f.name: str(f.type) for f in fields(PSANetConfig)}
+    for key, value in data.items():
+        if key not in annotations:
+            raise WeightsFileError(f"{path}: unknown config key {key!r}")
+        if not _type_ok(value, annotations[key]):
+            raise WeightsFileError(f"{path}: config {key}={value!r} is not of type {annotations[key]}")
+        low, high = _RANGES.get(key, (-math.inf, math.inf))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= high:
+            raise WeightsFileError(f"{path}: config {key}={value!r} is outside [{low:g}, {high:g}]")
+    crop = data.get("crop", PSANetConfig.crop)
+    if any(not 1 <= side <= 2 * crop for side in data.get("mask_size") or ()):
+        raise WeightsFileError(f"{path}: config mask_size={data['mask_size']!r} is outside [1, 2 x crop]")
+    try:
+        return PSANetConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise WeightsFileError(f"{path}: bad config: {_first_line(err)}") from None

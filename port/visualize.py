@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         pixel = tuple(args.pixel)
         if not (0 <= pixel[0] < image.shape[0] and 0 <= pixel[1] < image.shape[1]):
             raise VisualizeError(f"pixel {pixel} is outside the {image.shape[0]}x{image.shape[1]} image")
-        from port.io import load
+        from port.model import load
 
         try:
             net = load(args.weights).to(args.device)

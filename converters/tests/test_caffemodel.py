@@ -23,7 +23,7 @@ def test_writer_output_parses_with_protobuf(tmp_path: Path) -> None:
 
 
 def test_reader_handles_protobuf_variants() -> None:
-    """Legacy 4-D dims, double data, V1 `layers`, unknown fields, layers without blobs."""
+    """Legacy 4-D dims, double data, V1 `layers`, unknown fields, layers without blobs (skipped)."""
     net = NetParameter(name="n", input=["data"])
     a = net.layer.add(name="relu", type="ReLU", bottom=["x"])
     a.bn_momentum_like = 0.9
@@ -37,10 +37,11 @@ def test_reader_handles_protobuf_variants() -> None:
     old.blobs.add(data=[1.0, 2.0, 3.0], shape={"dim": [3]})
     layers = list(iter_layers(net.SerializeToString()))
     names = {l.name: l for l in layers}
-    assert names["relu"].blobs == [] and names["bn"].blobs[3].shape == (1, 2, 1, 1)
+    assert "relu" not in names and names["bn"].blobs[3].shape == (1, 2, 1, 1) and names["bn"].legacy == {0, 1, 2, 3}
     np.testing.assert_array_equal(names["bn"].blobs[2].ravel(), [2.0, 2.5])
     np.testing.assert_array_equal(names["d"].blobs[0].ravel(), [1.25, 2.5])
     assert names["v1conv"].type == "Convolution" and names["v1conv"].blobs[0].tolist() == [1.0, 2.0, 3.0]
+    assert names["d"].legacy == frozenset()
 
 
 def test_errors_are_precise(tmp_path: Path) -> None:
@@ -54,6 +55,6 @@ def test_errors_are_precise(tmp_path: Path) -> None:
         list(iter_layers(b""))
     net = NetParameter()
     net.layer.add(name="x").blobs.add(data=[1.0, 2.0], shape={"dim": [3]})
-    with pytest.raises(CaffeModelError, match="shape \\(3,\\) holds 2 values in layer 'x'"):
+    with pytest.raises(CaffeModelError, match="blob 0 of layer 'x' has shape \\(3,\\) but holds 2 values"):
         list(iter_layers(net.SerializeToString()))
     assert read_caffemodel(tmp_path / "m.caffemodel")[4].name == "conv4"

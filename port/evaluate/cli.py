@@ -91,7 +91,7 @@ def _device(name: str) -> torch.device:
 
 def _run(args: argparse.Namespace) -> int:
     scales = _check(args)
-    from port.io import load  # imported late: the model package is only needed past argument checks
+    from port.model import load  # imported late: the model package is only needed past argument checks
 
     try:
         net = load(args.weights)

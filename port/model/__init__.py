@@ -1,6 +1,6 @@
 """The PyTorch PSANet, its Caffe name table and the named builders."""
 from port.model import psp  # noqa: F401  (registers the "psp" context head)
-from port.model.builders import BUILDERS, create_model, match_variant
+from port.model.builders import BUILDERS, create_model, load, match_variant
 from port.model.caffe_names import blob_modules, caffe_layers, logits_blob, param_table
 from port.model.psanet import PSANet, PSANetOutput
 
@@ -10,6 +10,7 @@ __all__ = [
     "PSANet",
     "PSANetOutput",
     "create_model",
+    "load",
     "match_variant",
     "caffe_layers",
     "param_table",

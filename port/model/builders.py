@@ -1,27 +1,42 @@
-"""timm-style named builders: one function per `port.variants.VARIANTS` entry, plus `create_model`."""
+"""timm-style named builders: one function per `port.variants.VARIANTS` entry, plus `create_model` and `load`."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable
 
 from port.config import PSANetConfig
+from port.io import WeightsFileError, read_weights
+from port.model.loading import check_state
 from port.model.psanet import PSANet
 from port.variants import VARIANTS, Variant
 
 
 def build(variant: Variant, weights: str | Path | None = None, **changes: Any) -> PSANet:
     """A PSANet for `variant` (config fields overridable), optionally loaded from a converted file (strict)."""
-    from port.io import load_state
-
-    model = PSANet(variant.config.with_(**changes))
+    cfg = variant.config.with_(**changes)
+    if weights is None:
+        model = PSANet(cfg)
+        model.variant = variant
+        return model
+    model = load(weights)
+    if model.cfg != cfg:
+        raise WeightsFileError(f"{weights} holds a {model.cfg} model, not {cfg}")
     model.variant = variant
-    if weights is not None:
-        state, file_cfg = load_state(weights)
-        if file_cfg != model.cfg:
-            raise ValueError(f"{weights} holds a {file_cfg} model, not {model.cfg}")
-        model.load_state_dict(state, strict=True)
-        model.eval()
     return model
+
+
+def load(path: str | Path) -> PSANet:
+    """Rebuild the PSANet stored in a converted file, in eval mode, `variant` set when it matches one.
+
+    The file's config and every tensor are checked (meta-device model) before any real memory is used;
+    every bad file raises `port.io.WeightsFileError` with a one-line message.
+    """
+    state, cfg, source = read_weights(path)
+    model = check_state(state, cfg, str(path))
+    model.load_state_dict(state, strict=True, assign=True)
+    model.variant = match_variant(cfg)
+    model.source = source
+    return model.eval()
 
 
 def create_model(name: str, weights: str | Path | None = None, **changes: Any) -> PSANet:

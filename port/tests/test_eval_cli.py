@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-import port.io
+import port.model
 from port.evaluate import InferenceSettings, predict
 from port.evaluate.cli import main
 from port.evaluate.datasets import read_image
@@ -21,14 +21,14 @@ from port.variants import VARIANTS, dataset_config
 @pytest.fixture
 def weights(tmp_path: Path) -> Path:
     path = tmp_path / "w.safetensors"
-    path.write_bytes(b"stand-in; port.io.load is patched")
+    path.write_bytes(b"stand-in; port.model.load is patched")
     return path
 
 
 @pytest.fixture
 def constant_model(monkeypatch: pytest.MonkeyPatch) -> ConstantNet:
     net = ConstantNet(150, 465, 0)
-    monkeypatch.setattr(port.io, "load", lambda _path: net)
+    monkeypatch.setattr(port.model, "load", lambda _path: net)
     return net
 
 
@@ -91,7 +91,7 @@ def test_real_tiny_psanet_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*args, "--out", str(tmp_path / "out"), "--batch-size", "4"]) == 0
     assert "images evaluated: 1" in capsys.readouterr().out
     saved = np.asarray(Image.open(tmp_path / "out" / "gray" / "ADE_val_00000001.png")).astype(int) - 1
-    net = port.io.load(tmp_path / "tiny.safetensors")
+    net = port.model.load(tmp_path / "tiny.safetensors")
     image = read_image(tmp_path / "ade" / "ADEChallengeData2016" / "images" / "validation" / "ADE_val_00000001.jpg")
     one_at_a_time = predict(net, image, InferenceSettings(257, 150, 512, batch_size=1), torch.device("cpu"))
     # Batched and one-at-a-time convolutions may differ in the last bits; a flipped near-tie is tolerated.

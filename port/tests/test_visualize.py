@@ -60,9 +60,9 @@ def _eq9_column(mask: torch.Tensor, branch: str, y: int, x: int) -> torch.Tensor
 
 
 def test_attention_columns_follow_eq9(tmp_path: Path, image: Path) -> None:
-    import port.io
+    import port.model
 
-    net = port.io.load(_weights(tmp_path))
+    net = port.model.load(_weights(tmp_path))
     rgb = np.asarray(Image.open(image))
     masks = {}
     for name in ("COLLECT", "DISTRIBUTE"):
