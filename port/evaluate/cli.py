@@ -19,6 +19,7 @@ from port.evaluate.datasets import DATASET_NAMES, LabelCodec, find_samples
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
+from port.io import WeightsFileError
 from port.variants import DATASETS, Variant
 
 
@@ -111,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         net = load(args.weights)
+    except WeightsFileError as exc:  # its message names the file
+        raise UsageError(_first_line(exc)) from exc
     except _LOAD_ERRORS as exc:
         raise UsageError(f"cannot load weights {args.weights}: {_first_line(exc)}") from exc
     try:
