@@ -86,15 +86,17 @@ def evaluate(
             dist.barrier()  # no rank starts writing before every rank has cleaned up
     result = EvaluationResult(SegmentationStats(settings.num_classes))
     quiet = rank != 0 or not sys.stderr.isatty()
-    for sample in tqdm(samples[rank::world], desc=f"evaluate[{rank}]", unit="img", disable=quiet):
-        try:
-            pred, label, resumed = _evaluate_one(net, sample, codec, settings, store, device)
-        except BadFile as exc:
-            tqdm.write(f"skipped: {exc}")
-            result.bad_files.append(str(exc))
-            continue
-        result.resumed += resumed
-        result.predicted += not resumed
-        if label is not None:
-            result.stats.add(pred, label)
+    # `with`: an error that ends the run (disk full) closes the bar before its message is printed.
+    with tqdm(samples[rank::world], desc=f"evaluate[{rank}]", unit="img", disable=quiet) as progress:
+        for sample in progress:
+            try:
+                pred, label, resumed = _evaluate_one(net, sample, codec, settings, store, device)
+            except BadFile as exc:
+                tqdm.write(f"skipped: {exc}")
+                result.bad_files.append(str(exc))
+                continue
+            result.resumed += resumed
+            result.predicted += not resumed
+            if label is not None:
+                result.stats.add(pred, label)
     return _all_reduce(result, device) if world > 1 else result

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+import port.evaluate.cli
 import port.model
 from port.evaluate.cli import main
 from port.evaluate.testing import ConstantNet, write_ade20k
@@ -146,3 +147,14 @@ def test_resume_restores_a_missing_colour_png_and_removes_stale_temp_files(
     assert "predicted 0 image(s), resumed 2" in capsys.readouterr().out
     assert colour.read_bytes() == first
     assert not any(path.exists() for path in stale) and keep.exists()
+
+
+def test_interrupt_is_one_line_exit_130(tmp_path: Path, data_root: Path, constant_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(port.evaluate.cli, "evaluate", interrupted)
+    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(constant_model), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 130 and err == "port.evaluate: interrupted\n"
