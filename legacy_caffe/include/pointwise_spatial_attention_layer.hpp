@@ -65,8 +65,8 @@ class PointwiseSpatialAttentionLayer : public Layer<Dtype> {
   bool distribute_;  ///< psa_type == DISTRIBUTE
   bool softmax_;
   bool compact_;
-  int mask_h_, mask_w_;  ///< mask window (resolved in Reshape when the proto leaves it unset)
-  Dtype scale_;          ///< 1 / normalization_factor
+  int mask_h_, mask_w_;  ///< mask window; left unset in the proto, fixed at LayerSetUp from the first input
+  Dtype scale_;          ///< 1 / normalization_factor (its default, mask_h * mask_w, fixed at LayerSetUp too)
   int channels_, height_, width_;
   /// Per-sample attention matrices A[q][p] (after the softmax when on), N x HW x HW;
   /// the diff holds dLoss/dA during backward.

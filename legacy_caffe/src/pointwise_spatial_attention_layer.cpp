@@ -52,6 +52,18 @@ void PointwiseSpatialAttentionLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*
   distribute_ = param.psa_type() == PointwiseSpatialAttentionParameter_PSAType_DISTRIBUTE;
   softmax_ = param.is_softmax();
   compact_ = param.compact();
+  // As the fork: the default window and the default factor come from the FIRST input shape and
+  // stay fixed; later Reshapes (other input sizes) run with them.
+  CHECK_EQ(bottom[0]->num_axes(), 4) << "PointwiseSpatialAttention layer " << name << ": X must be N x C x H x W";
+  if (param.has_attention_mask_height()) {
+    mask_h_ = param.attention_mask_height();
+    mask_w_ = param.attention_mask_width();
+  } else {
+    mask_h_ = compact_ ? bottom[0]->height() : 2 * bottom[0]->height() - 1;
+    mask_w_ = compact_ ? bottom[0]->width() : 2 * bottom[0]->width() - 1;
+  }
+  const float factor = param.has_normalization_factor() ? param.normalization_factor() : float(mask_h_ * mask_w_);
+  scale_ = Dtype(1) / factor;
 }
 
 template <typename Dtype>
@@ -66,13 +78,6 @@ void PointwiseSpatialAttentionLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& 
   channels_ = x.channels();
   height_ = x.height();
   width_ = x.width();
-  if (param.has_attention_mask_height()) {
-    mask_h_ = param.attention_mask_height();
-    mask_w_ = param.attention_mask_width();
-  } else {
-    mask_h_ = compact_ ? height_ : 2 * height_ - 1;
-    mask_w_ = compact_ ? width_ : 2 * width_ - 1;
-  }
   if (compact_) {
     CHECK(mask_h_ == height_ && mask_w_ == width_) << "PointwiseSpatialAttention layer " << name
         << ": a compact mask must be " << height_ << "x" << width_ << ", got " << mask_h_ << "x" << mask_w_;
@@ -84,8 +89,6 @@ void PointwiseSpatialAttentionLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& 
       << "PointwiseSpatialAttention layer " << name << ": mask has " << mask.channels() << " channels, expected "
       << mask_h_ << "*" << mask_w_ << " = " << mask_h_ * mask_w_;
   CHECK_NE(top[0], bottom[0]) << "PointwiseSpatialAttention layer " << name << ": cannot run in place";
-  const float factor = param.has_normalization_factor() ? param.normalization_factor() : float(mask_h_ * mask_w_);
-  scale_ = Dtype(1) / factor;
   const int hw = height_ * width_;
   attention_.Reshape(vector<int>{x.num(), hw, hw});
   top[0]->ReshapeLike(x);
@@ -105,9 +108,10 @@ void PointwiseSpatialAttentionLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>
       for (int p = 0; p < hw; ++p) {
         Dtype peak = att[p];
         for (int q = 1; q < hw; ++q) peak = std::max(peak, att[q * hw + p]);
-        Dtype total = 0;
+        double total = 0;  // double: a float running sum over H*W terms loses ~n*eps
         for (int q = 0; q < hw; ++q) total += (att[q * hw + p] = std::exp(att[q * hw + p] - peak));
-        for (int q = 0; q < hw; ++q) att[q * hw + p] /= total;
+        const Dtype norm = Dtype(total);
+        for (int q = 0; q < hw; ++q) att[q * hw + p] /= norm;
       }
     }
     caffe_cpu_gemm<Dtype>(CblasNoTrans, CblasNoTrans, channels_, hw, hw, scale_, bottom[0]->cpu_data() +
@@ -133,8 +137,9 @@ void PointwiseSpatialAttentionLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype
                           bottom[0]->cpu_data() + bottom[0]->offset(n), dy, Dtype(0), datt);
     if (softmax_) {  // through the softmax over q: dZ = A * (dA - sum_q A * dA)
       for (int p = 0; p < hw; ++p) {
-        Dtype dot = 0;
-        for (int q = 0; q < hw; ++q) dot += att[q * hw + p] * datt[q * hw + p];
+        double sum = 0;
+        for (int q = 0; q < hw; ++q) sum += double(att[q * hw + p]) * datt[q * hw + p];
+        const Dtype dot = Dtype(sum);
         for (int q = 0; q < hw; ++q) datt[q * hw + p] = att[q * hw + p] * (datt[q * hw + p] - dot);
       }
     }

@@ -46,9 +46,10 @@ __global__ void column_softmax_kernel(int count, int hw, Dtype* att) {
     Dtype* col = att + (i / hw) * hw * hw + i % hw;
     Dtype peak = col[0];
     for (int q = 1; q < hw; ++q) peak = max(peak, col[q * hw]);
-    Dtype total = 0;
+    double total = 0;  // double: a float running sum over H*W terms loses ~n*eps
     for (int q = 0; q < hw; ++q) total += (col[q * hw] = exp(col[q * hw] - peak));
-    for (int q = 0; q < hw; ++q) col[q * hw] /= total;
+    const Dtype norm = Dtype(total);
+    for (int q = 0; q < hw; ++q) col[q * hw] /= norm;
   }
 }
 
@@ -57,8 +58,9 @@ template <typename Dtype>
 __global__ void column_softmax_grad_kernel(int count, int hw, const Dtype* out, Dtype* grad) {
   CUDA_KERNEL_LOOP(i, count) {
     const int start = (i / hw) * hw * hw + i % hw;
-    Dtype dot = 0;
-    for (int q = 0; q < hw; ++q) dot += out[start + q * hw] * grad[start + q * hw];
+    double sum = 0;
+    for (int q = 0; q < hw; ++q) sum += double(out[start + q * hw]) * grad[start + q * hw];
+    const Dtype dot = Dtype(sum);
     for (int q = 0; q < hw; ++q) grad[start + q * hw] = out[start + q * hw] * (grad[start + q * hw] - dot);
   }
 }

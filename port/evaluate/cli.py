@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -17,11 +19,24 @@ from port.evaluate.datasets import DATASET_NAMES, LabelCodec, find_samples
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
+from port.io import WeightsFileError
 from port.variants import DATASETS, Variant
+
+
+PROG = "port.evaluate"
+# What loading a weights file may raise besides port.io.WeightsFileError (a ValueError) for a file it cannot use.
+_LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
 class UsageError(Exception):
     """Bad command-line input: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one `port.evaluate: error: ...` line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}\n")
 
 
 def parse_scales(text: str) -> tuple[float, ...]:
@@ -41,7 +56,7 @@ def parse_scales(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m port.evaluate", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=f"python -m {PROG}", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument("--data-root", required=True, type=Path)
     parser.add_argument("--weights", required=True, type=Path, help="converted .safetensors/.pth file")
@@ -58,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace) -> tuple[float, ...]:
     if not args.data_root.is_dir():
         raise UsageError(f"data root {args.data_root} is not a directory")
+    if args.weights.is_dir():
+        raise UsageError(f"weights {args.weights} is a directory, not a weights file")
     if not args.weights.is_file():
         raise UsageError(f"weights file {args.weights} does not exist")
     if args.list is not None and not args.list.is_file():
@@ -95,13 +112,18 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         net = load(args.weights)
+    except WeightsFileError as exc:  # its message names the file
+        raise UsageError(_first_line(exc)) from exc
+    except _LOAD_ERRORS as exc:
+        raise UsageError(f"cannot load weights {args.weights}: {_first_line(exc)}") from exc
+    try:
         config = net.cfg
         dataset = DATASETS[args.dataset]
         if config.num_classes != dataset.num_classes:
             raise UsageError(f"{args.weights} predicts {config.num_classes} classes, {args.dataset} has {dataset.num_classes}")
         samples = find_samples(args.dataset, args.data_root, args.list)
     except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+        raise UsageError(_first_line(exc)) from exc
     if not samples:
         raise UsageError(f"no {args.dataset} samples found under {args.data_root}")
     device = _device(args.device)
@@ -109,11 +131,30 @@ def _run(args: argparse.Namespace) -> int:
     settings = InferenceSettings(config.crop, config.num_classes, dataset.base_size, scales, not args.no_flip, args.batch_size)
     tag = _scale_tag(scales, settings.flip)
     out = args.out or Path("results") / f"{args.dataset}_{args.weights.stem}_{tag or args.scales}{'' if settings.flip else '_noflip'}"
-    result = evaluate(net, samples[: args.limit], LabelCodec(args.dataset, config.num_classes), settings, device, out)
+    _check_writable(out)
+    try:
+        result = evaluate(net, samples[: args.limit], LabelCodec(args.dataset, config.num_classes), settings, device, out)
+    except OSError as exc:  # unreadable inputs are BadFile; what is left is writing predictions (disk full...)
+        raise UsageError(f"cannot write predictions under {out}: {_first_line(exc)}") from exc
     if not dist.is_initialized() or dist.get_rank() == 0:
         variant = net.variant if net.variant is not None and net.variant.dataset == args.dataset else None
         _print_summary(result, args.dataset, variant, tag, out)
     return 2 if result.bad_files else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_writable(out: Path) -> None:
+    """The prediction folder exists (created if need be) and can be written, before any work starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the prediction folder {out}: {exc.strerror or exc}") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to the prediction folder {out}")
 
 
 def _print_summary(result: EvaluationResult, dataset: str, variant: Variant | None, tag: str | None, out: Path) -> None:
@@ -137,8 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     finally:
         if distributed:
             dist.destroy_process_group()

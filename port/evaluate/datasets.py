@@ -5,15 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from port.evaluate.decoding import BadFile, read_image, read_label_png  # noqa: F401 - re-exported
 from port.evaluate.metrics import IGNORE
 
 DATASET_NAMES = ("ade20k", "voc2012", "cityscapes")
-
-
-class BadFile(Exception):
-    """An image or label file that is missing or cannot be decoded."""
 
 
 @dataclass(frozen=True)
@@ -77,31 +73,6 @@ def find_samples(dataset: str, root: Path, list_file: Path | None = None) -> lis
     if list_file is not None:
         return read_list(root, list_file)
     return {"ade20k": _ade20k, "voc2012": _voc2012, "cityscapes": _cityscapes}[dataset](root)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """H×W×3 uint8 RGB; gray images are repeated over three channels as the authors do."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode == "L":
-                gray = np.asarray(img)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise BadFile(f"image {path}: {exc}") from exc
-
-
-def read_label_png(path: Path) -> np.ndarray:
-    """H×W uint8 array of the stored ids (palette PNGs give their indices, not colours)."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode not in ("L", "P"):
-                raise BadFile(f"label {path}: expected a single-channel PNG, got mode {img.mode}")
-            return np.asarray(img)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise BadFile(f"label {path}: {exc}") from exc
 
 
 def _cityscapes_tables() -> tuple[np.ndarray, np.ndarray]:

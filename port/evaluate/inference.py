@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from port.evaluate.geometry import crop_windows, scaled_size
+from port.evaluate.geometry import crop_windows, matlab_round, scaled_size
 from port.evaluate.matlab_resize import resize_image, resize_scores
 
 MEAN_RGB = (123.68, 116.779, 103.939)
+MEAN_RGB_UINT8 = tuple(matlab_round(m) for m in MEAN_RGB)  # MATLAB's uint8(mean): 124, 117, 104
 SINGLE_SCALE = (1.0,)
 MULTI_SCALE = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -29,14 +30,19 @@ class InferenceSettings:
 
 
 def to_network_input(image: np.ndarray, crop: int) -> torch.Tensor:
-    """H×W×3 uint8 RGB → 3×H'×W' float32 BGR minus mean, zero-padded bottom/right up to crop.
+    """H×W×3 uint8 RGB → 3×H'×W' float32 BGR minus mean, padded bottom/right up to crop where shorter.
 
-    NOTE: the authors pad with the mean before subtracting it, i.e. with zeros afterwards.
+    NOTE: the authors pad with the mean, but where the image is larger than one crop (sliding windows)
+    they pad the uint8 image, so the padding is uint8(mean) = 124/117/104 and padded pixels are
+    0.32/0.221/0.061 after subtracting the mean; a single crop is padded in float, giving 0.
     """
     rows, cols = image.shape[:2]
-    data = torch.from_numpy(image.astype(np.float32) - np.asarray(MEAN_RGB, dtype=np.float32))
-    data = data.permute(2, 0, 1).flip(0)
-    return nn.functional.pad(data, (0, max(0, crop - cols), 0, max(0, crop - rows)))
+    fill = MEAN_RGB_UINT8 if max(rows, cols) > crop else MEAN_RGB
+    padded = np.empty((max(rows, crop), max(cols, crop), 3), dtype=np.float32)
+    padded[...] = np.asarray(fill, dtype=np.float32)
+    padded[:rows, :cols] = image
+    data = torch.from_numpy(padded - np.asarray(MEAN_RGB, dtype=np.float32))
+    return data.permute(2, 0, 1).flip(0)
 
 
 def _crop_probabilities(net: nn.Module, crops: torch.Tensor, flip: bool, batch_size: int) -> torch.Tensor:

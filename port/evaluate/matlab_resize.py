@@ -32,7 +32,10 @@ def resize_taps(in_len: int, out_len: int, antialias: bool = True) -> tuple[np.n
     taps = left[:, None] + np.arange(int(np.ceil(width)) + 2)[None, :]
     dist = u[:, None] - taps
     weights = scale * _triangle(scale * dist) if shrink else _triangle(dist)
-    weights /= weights.sum(axis=1, keepdims=True)
+    total = weights[:, 0].copy()
+    for k in range(1, weights.shape[1]):  # a fixed order (a SIMD reduction's order may depend on the CPU)
+        total += weights[:, k]
+    weights /= total[:, None]
     # NOTE: MATLAB mirrors out-of-range taps symmetrically (edge sample repeated), not clamps.
     period = 2 * in_len
     folded = np.mod(taps.astype(np.int64) - 1, period)
@@ -59,8 +62,30 @@ def _axis_order(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> tuple[int, i
 
 
 def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """MATLAB's round (halves go away from zero), unlike NumPy's round-half-to-even."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    """MATLAB's round (halves go away from zero), unlike NumPy's round-half-to-even.
+
+    Exact for every double: the fraction |x| - floor(|x|) is computed without rounding, whereas
+    floor(|x| + 0.5) turns 0.49999999999999994 into 1.
+    """
+    magnitude = np.abs(x)
+    whole = np.floor(magnitude)
+    return np.sign(x) * (whole + (magnitude - whole >= 0.5))
+
+
+def _resize_axis_exact(data: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """float64 resampling along `axis` with every product rounded before it is added, taps in a fixed order.
+
+    NOTE: a fused multiply-add (torch's addcmul on CPUs with FMA) rounds once where separate
+    operations round twice, which decides exact .5 ties before the uint8 rounding; NumPy's separate
+    multiply and add give the same bits on every CPU.
+    """
+    indices, weights = resize_taps(data.shape[axis], length)
+    moved = np.moveaxis(data, axis, 0)
+    weight_shape = (length,) + (1,) * (moved.ndim - 1)
+    out = np.zeros((length, *moved.shape[1:]))
+    for k in range(indices.shape[1]):
+        out += moved[indices[:, k]] * weights[:, k].reshape(weight_shape)
+    return np.moveaxis(out, 0, axis)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -69,12 +94,12 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     NOTE: MATLAB returns uint8 after EACH axis pass (rounded, saturated), so the
     intermediate is rounded too; this changes pixel values by one here and there.
     """
-    out = torch.from_numpy(image.astype(np.float64))
+    out = image.astype(np.float64)
     for axis in _axis_order(image.shape[:2], size):
         if out.shape[axis] == size[axis]:
             continue
-        out = torch.from_numpy(np.clip(_round_half_away(_resize_axis(out, axis, size[axis]).numpy()), 0, 255))
-    return out.numpy().astype(np.uint8)
+        out = np.clip(_round_half_away(_resize_axis_exact(out, axis, size[axis])), 0, 255)
+    return out.astype(np.uint8)
 
 
 def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

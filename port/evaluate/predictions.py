@@ -1,28 +1,22 @@
 """Saved predictions: gray PNG with the dataset's stored ids, colour (palette) PNG, atomic writes."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from port.atomic import atomic_output
 from port.evaluate.classes import CLASS_COLORS
 from port.evaluate.datasets import LabelCodec
+from port.evaluate.decoding import BadFile, read_label_png
 
 
 def save_png_atomic(image: Image.Image, path: Path) -> None:
     """Write to a temp file in the target folder, then rename: no half-written PNG survives a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def palette_image(classes: np.ndarray, dataset: str) -> Image.Image:
@@ -43,10 +37,25 @@ class PredictionStore:
         self.color = out_dir / "color"
         self.codec = codec
 
+    def remove_stale_temp_files(self) -> int:
+        """Delete the temp files an interrupted run left (`.<name>.png.*.tmp`); returns how many."""
+        stale = [p for folder in (self.gray, self.color) if folder.is_dir() for p in folder.glob(".*.png.*.tmp")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
     def save(self, name: str, classes: np.ndarray) -> None:
         """Write both PNGs; the gray one last, since its presence marks the image as done."""
-        save_png_atomic(palette_image(classes, self.codec.dataset), self.color / f"{name}.png")
+        self.save_color(name, classes)
         save_png_atomic(Image.fromarray(self.codec.encode_prediction(classes)), self.gray / f"{name}.png")
+
+    def save_color(self, name: str, classes: np.ndarray) -> None:
+        """Write the colour PNG alone (also used to restore one missing beside a resumed gray PNG)."""
+        save_png_atomic(palette_image(classes, self.codec.dataset), self.color / f"{name}.png")
+
+    def has_color(self, name: str) -> bool:
+        """Whether the colour PNG of `name` exists."""
+        return (self.color / f"{name}.png").is_file()
 
     def load(self, name: str, shape: tuple[int, int]) -> np.ndarray | None:
         """Class indices of a saved prediction, or None when absent, unreadable, mis-sized or out of range."""
@@ -54,9 +63,8 @@ class PredictionStore:
         if not path.is_file():
             return None
         try:
-            with Image.open(path) as img:
-                stored = np.asarray(img)
-        except (OSError, ValueError, SyntaxError):
+            stored = read_label_png(path)
+        except BadFile:
             return None
         if stored.shape != shape:
             return None

@@ -1,6 +1,7 @@
 """The evaluation loop: shard, predict (or resume), save, accumulate, all-reduce across ranks."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from port.evaluate.datasets import BadFile, LabelCodec, Sample, read_image, read_label_png
+from port.evaluate.datasets import LabelCodec, Sample
+from port.evaluate.decoding import BadFile, read_image, read_label_png
 from port.evaluate.inference import InferenceSettings, predict
 from port.evaluate.metrics import SegmentationStats
 from port.evaluate.predictions import PredictionStore
@@ -41,6 +43,8 @@ def _evaluate_one(
         label = codec.decode_label(read_label_png(sample.label), sample.label)
     saved = store.load(sample.name, label.shape) if store is not None and label is not None else None
     if saved is not None:
+        if not store.has_color(sample.name):  # an interrupted run wrote the gray PNG but not the colour one
+            store.save_color(sample.name, saved)
         return saved, label, True
     image = read_image(sample.image)
     if label is not None and label.shape != image.shape[:2]:
@@ -76,16 +80,23 @@ def evaluate(
     """Evaluate `samples` (this rank's share of them when torch.distributed is initialised)."""
     rank, world = _world()
     store = PredictionStore(out_dir, codec) if out_dir is not None else None
+    if store is not None:
+        store.remove_stale_temp_files()
+        if world > 1:
+            dist.barrier()  # no rank starts writing before every rank has cleaned up
     result = EvaluationResult(SegmentationStats(settings.num_classes))
-    for sample in tqdm(samples[rank::world], desc=f"evaluate[{rank}]", unit="img", disable=rank != 0):
-        try:
-            pred, label, resumed = _evaluate_one(net, sample, codec, settings, store, device)
-        except BadFile as exc:
-            tqdm.write(f"skipped: {exc}")
-            result.bad_files.append(str(exc))
-            continue
-        result.resumed += resumed
-        result.predicted += not resumed
-        if label is not None:
-            result.stats.add(pred, label)
+    quiet = rank != 0 or not sys.stderr.isatty()
+    # `with`: an error that ends the run (disk full) closes the bar before its message is printed.
+    with tqdm(samples[rank::world], desc=f"evaluate[{rank}]", unit="img", disable=quiet) as progress:
+        for sample in progress:
+            try:
+                pred, label, resumed = _evaluate_one(net, sample, codec, settings, store, device)
+            except BadFile as exc:
+                tqdm.write(f"skipped: {exc}")
+                result.bad_files.append(str(exc))
+                continue
+            result.resumed += resumed
+            result.predicted += not resumed
+            if label is not None:
+                result.stats.add(pred, label)
     return _all_reduce(result, device) if world > 1 else result

@@ -12,11 +12,16 @@ import pytest
 import torch
 
 from port.evaluate.geometry import scaled_size
-from port.evaluate.inference import MEAN_RGB, InferenceSettings, predict, predict_probabilities
+from port.evaluate.inference import MEAN_RGB, InferenceSettings, predict, predict_probabilities, to_network_input
 from port.evaluate.matlab_resize import resize_image, resize_scores
 from port.evaluate.testing import StandInNet
 
 CROP, CLASSES, BASE = 33, 5, 40
+
+
+def _to_uint8(value: float) -> int:
+    """MATLAB's uint8(value): nearest integer, halves away from zero, saturated to 0..255."""
+    return min(255, max(0, int(value + 0.5)))
 
 
 def _pre_img(image: np.ndarray, crop: int) -> np.ndarray:
@@ -47,9 +52,10 @@ def _scale_process(net: torch.nn.Module, img: np.ndarray, ori: tuple[int, int], 
     else:
         stride = math.ceil(CROP * 2 / 3)
         pad_rows, pad_cols = max(new_rows, CROP), max(new_cols, CROP)
-        padded = np.empty((pad_rows, pad_cols, 3), dtype=np.float32)
+        # padarray on the uint8 image: MATLAB casts the pad value to the array's class, uint8(123.68) = 124 etc.
+        padded = np.empty((pad_rows, pad_cols, 3), dtype=np.uint8)
         for c in range(3):
-            padded[:, :, c] = np.pad(img[:, :, c].astype(np.float32), ((0, pad_rows - new_rows), (0, pad_cols - new_cols)), constant_values=MEAN_RGB[c])
+            padded[:, :, c] = np.pad(img[:, :, c], ((0, pad_rows - new_rows), (0, pad_cols - new_cols)), constant_values=_to_uint8(MEAN_RGB[c]))
         data = np.zeros((pad_rows, pad_cols, CLASSES))
         count = np.zeros((pad_rows, pad_cols, CLASSES))
         for gy in range(1, math.ceil((pad_rows - CROP) / stride) + 2):
@@ -80,6 +86,16 @@ def net() -> StandInNet:
 
 def _image(rows: int, cols: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (rows, cols, 3), dtype=np.uint8)
+
+
+def test_sliding_window_padding_is_the_uint8_mean() -> None:
+    # A 40x10 image with crop 33 slides (long side > crop) and is padded to 40x33 with 124/117/104,
+    # i.e. 0.32/0.221/0.061 after the mean; a 20x10 image is one crop padded with the float mean, i.e. 0.
+    sliding = to_network_input(np.zeros((40, 10, 3), dtype=np.uint8), CROP)
+    assert sliding.shape == (3, 40, 33)
+    np.testing.assert_allclose(sliding[:, :, 10:].numpy(), np.broadcast_to([[[0.061]], [[0.221]], [[0.32]]], (3, 40, 23)), atol=1e-5)
+    single = to_network_input(np.zeros((20, 10, 3), dtype=np.uint8), CROP)
+    assert single.shape == (3, 33, 33) and not single[:, 20:, :].any() and not single[:, :, 10:].any()
 
 
 @pytest.mark.parametrize("rows, cols", [(30, 50), (50, 20), (33, 33), (7, 9)])

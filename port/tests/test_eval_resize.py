@@ -6,7 +6,10 @@ kernel is widened to 2/s and scaled by s when shrinking; taps are normalised; ta
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
+import pytest
 import torch
 
 from port.evaluate.matlab_resize import resize_image, resize_scores, resize_taps
@@ -82,3 +85,56 @@ def test_scores_and_image_paths_agree_with_the_matrix() -> None:
     out = resize_scores(torch.from_numpy(scores), (5, 20)).numpy()
     expected = np.einsum("rh,chw,sw->crs", resize_matrix(13, 5), scores, resize_matrix(9, 20))
     np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+def _round_half_up(value: float) -> int:
+    """Exact MATLAB rounding of a non-negative double (halves up)."""
+    return int(Fraction(value) + Fraction(1, 2))
+
+
+def _separate_ops_row(row: list[int], length: int) -> list[float]:
+    """Plain-Python float sums of weight * value, tap by tap: each product and sum rounded on its own."""
+    indices, weights = resize_taps(len(row), length)
+    out = []
+    for i in range(length):
+        total = 0.0
+        for k in range(indices.shape[1]):
+            total = total + float(weights[i, k]) * row[indices[i, k]]
+        out.append(total)
+    return out
+
+
+def _fused_row(row: list[int], length: int) -> list[float]:
+    """The same sums with each multiply-add rounded once (what an FMA gives), computed exactly with fractions."""
+    indices, weights = resize_taps(len(row), length)
+    out = []
+    for i in range(length):
+        total = 0.0
+        for k in range(indices.shape[1]):
+            total = float(Fraction(float(weights[i, k])) * row[indices[i, k]] + Fraction(total))
+        out.append(total)
+    return out
+
+
+# (row, new length, position, value there): exact .5 ties in real arithmetic, where separate
+# multiply and add land on x.5 or just below it and a fused multiply-add on the other side.
+TIES = [([134, 251], 9, 3, 167), ([30, 185], 15, 10, 169), ([95, 248], 17, 12, 244), ([109, 239], 20, 6, 129),
+        ([109, 239], 20, 11, 193), ([109, 239], 20, 13, 220)]
+
+
+@pytest.mark.parametrize(("row", "length", "position", "value"), TIES)
+def test_half_ties_are_rounded_the_same_on_every_cpu(row: list[int], length: int, position: int, value: int) -> None:
+    separate, fused = _separate_ops_row(row, length)[position], _fused_row(row, length)[position]
+    assert abs(Fraction(separate) - Fraction(fused)) < Fraction(1, 2**40)  # one tie, seen from either side
+    assert _round_half_up(separate) == value != _round_half_up(fused)
+    image = np.array(row, dtype=np.uint8).reshape(1, -1, 1)
+    assert resize_image(image, (1, length))[0, position, 0] == value
+
+
+def test_uint8_resize_is_the_separate_operations_sum_rounded_half_away() -> None:
+    rng = np.random.default_rng(7)
+    for n, length in [(2, 9), (5, 13), (13, 5), (7, 30), (30, 7)]:
+        row = rng.integers(0, 256, n).tolist()
+        expected = [min(255, _round_half_up(v)) for v in _separate_ops_row(row, length)]
+        image = np.array(row, dtype=np.uint8).reshape(1, -1, 1)
+        assert resize_image(image, (1, length))[0, :, 0].tolist() == expected

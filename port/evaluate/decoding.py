@@ -1,0 +1,66 @@
+"""Decoding image files someone else wrote: every way a file can be unusable becomes one `BadFile`."""
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+
+class BadFile(Exception):
+    """An image or label file that is missing or cannot be decoded."""
+
+
+# What Pillow and its plugins raise for missing, truncated, corrupt or foreign files (fuzzing finds all of these).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error, MemoryError)
+# Modes with more than 8 bits per sample: truncating them to uint8 would evaluate something else than the file holds.
+WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """H×W×3 uint8 RGB of an image file; gray images are repeated over three channels as the authors do."""
+
+    def pixels(img: Image.Image) -> np.ndarray:
+        if img.mode == "L":
+            return np.repeat(np.asarray(img)[:, :, None], 3, axis=2)
+        return np.asarray(img.convert("RGB"))
+
+    return _decode(path, "image", None, pixels)
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """H×W uint8 stored ids of a single-channel 8-bit label PNG (palette PNGs give their indices, not colours)."""
+    return _decode(path, "label", ("L", "P"), np.asarray)
+
+
+def _decode(path: Path, what: str, modes: tuple[str, ...] | None, pixels: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """`pixels` of the first frame of `path` once decoded; BadFile naming `what` and the problem otherwise.
+
+    Sizes past Pillow's MAX_IMAGE_PIXELS (where it only warns) count as bad too: a header claiming
+    20000x20000 must not make the evaluation allocate gigabytes. `modes`, if given, are the accepted modes.
+    """
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "does not exist" if not path.exists() else "is not a regular file"
+        raise BadFile(f"{what} {path}: {reason}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.mode in WIDE_MODES or (modes is not None and img.mode not in modes):
+                    accepted = "an 8-bit" if modes is None else f"an 8-bit {' or '.join(modes)}"
+                    raise BadFile(f"{what} {path}: expected {accepted} image, got mode {img.mode}")
+                img.load()
+                return pixels(img)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise BadFile(f"{what} {path}: too large to decode safely ({exc})") from None
+    except _DECODE_ERRORS as exc:
+        raise BadFile(f"{what} {path}: cannot be decoded ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no detail"
