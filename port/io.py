@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import struct
 import zipfile
 from dataclasses import fields
@@ -127,6 +128,9 @@ def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
     _check_zip(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which would run the file's code: never pass that on.
+        raise WeightsFileError(f"{path} holds Python objects other than tensors (refused: unpickling them could run code)") from None
     except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, OSError, UnpicklingError... for bad files
         raise WeightsFileError(f"{path} is truncated, corrupt or not a plain-tensor .pth: {_first_line(err)}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
