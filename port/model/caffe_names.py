@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from port.config import PSANetConfig
+from port.model.context_names import CONTEXT_UNITS
 from port.model.resnet import STEM
 
 BN_BLOBS = ("weight", "bias", "running_mean", "running_var")  # slope, bias, mean, VARIANCE
@@ -66,6 +67,8 @@ def _units(cfg: PSANetConfig) -> Iterator[_Unit]:
         if cfg.shrink_factor > 1:
             yield _Unit("conv_post_PSA_zoom", "conv_post_PSA_zoom", "none")
         yield _Unit("conv5_3_concat", "conv5_3_concat", "none")
+    for blob, module, kind in CONTEXT_UNITS.get(cfg.head, lambda _: [])(cfg):
+        yield _Unit(blob, f"context.{module}", kind)
     yield _Unit("conv5_4", "conv5_4", "convbn")
     yield _Unit("conv6", "conv6", "conv_bias")
     yield _Unit("conv6_zoom", "conv6_zoom", "none")
