@@ -12,6 +12,7 @@ PARTS = {  # part -> top-level module names
     "conv4": ("conv4",),
     "conv5": ("conv5",),
     "PSA head": ("psa", "conv_post_PSA"),
+    "context head": ("context",),
     "classifier": ("conv5_4", "conv6"),
     "aux (training)": ("conv4_aux_3x3", "conv6_aux"),
 }
@@ -31,11 +32,11 @@ def describe(model: PSANet) -> list[str]:
     """Lines: the architecture (and matching variant), then parameters per part and in total."""
     cfg = model.cfg
     variant = match_variant(cfg)
-    head = "+".join(cfg.branches) or "none (FCN baseline)"
+    head = f"PSA {'+'.join(cfg.branches) or 'none (FCN baseline)'}" if cfg.head == "psa" else f"{cfg.head} head"
     mask = "x".join(map(str, cfg.resolved_mask_size)) + (" compact" if cfg.compact else "")
     lines = [
         f"architecture: PSANet-{cfg.depth}, {cfg.num_classes} classes, crop {cfg.crop}, shrink x{cfg.shrink_factor}, "
-        f"PSA {head}" + (f", mask {mask}" if cfg.branches else "") + (", aux branch" if cfg.aux else "")
+        f"{head}" + (f", mask {mask}" if cfg.branches else "") + (", aux branch" if cfg.aux else "")
         + (f", width / {cfg.width_divisor}" if cfg.width_divisor > 1 else ""),
         f"variant: {variant.name if variant else '(none registered)'}",
     ]

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from parity_tests.definitions import generated_text, released_text
 from port.variants import RELEASED, VARIANTS
+from prototxt.context import has_definition, tied_to_crop
 
 SMALL = 129  # 16*8+1: conv5_3 17x17, PSA input 9x9 after the shrink, zoom back to 17
 
@@ -24,10 +25,10 @@ class Case:
 
 
 def crop_definition(name: str, size: int) -> str:
-    """The definition the CLI checks against: the committed one, or for COLLECT(compact), whose mask is tied
-    to the PSA input size, one generated for crop `size` (so every ablation can run small)."""
+    """The definition the CLI checks against: the committed one, or for COLLECT(compact) and the image-pooling
+    heads, whose definitions are tied to the input size, one generated for crop `size` (so every ablation can run small)."""
     cfg = VARIANTS[name].config
-    if cfg.compact and size != cfg.crop:
+    if tied_to_crop(cfg) and size != cfg.crop:
         return generated_text(name, cfg.with_(crop=size))
     return released_text(name)
 
@@ -46,7 +47,8 @@ def odd_sizes(name: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 RELEASED_AT_CROP = [Case(v.name, 1, v.config.crop, v.config.crop) for v in RELEASED]
-ABLATIONS_SMALL = [Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released]
+# NonLocal has no Caffe definition (its oracle is a direct loop in port/tests/test_heads.py).
+ABLATIONS_SMALL = [Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released and has_definition(v.config)]
 SHAPES_SUBSET = [
     Case("psanet50_ade20k_465", 2, *odd_sizes("psanet50_ade20k_465")[0]),
     Case("psanet50_voc2012_465", 2, *odd_sizes("psanet50_voc2012_465")[0]),
@@ -56,10 +58,12 @@ DEFAULT = RELEASED_AT_CROP + ABLATIONS_SMALL + SHAPES_SUBSET
 
 
 def sweep() -> list[Case]:
-    """Every variant at crop, non-square and odd sizes, batch 1 and 2 (compact masks: crop only)."""
+    """Every variant with a definition at crop, non-square and odd sizes, batch 1 and 2 (tied to the crop: crop only)."""
     cases = []
     for name, variant in VARIANTS.items():
+        if not has_definition(variant.config):
+            continue
         crop = variant.config.crop
-        sizes = [(crop, crop)] if variant.config.compact else [(crop, crop), *odd_sizes(name)]
+        sizes = [(crop, crop)] if tied_to_crop(variant.config) else [(crop, crop), *odd_sizes(name)]
         cases += [Case(name, batch, h, w) for h, w in sizes for batch in (1, 2)]
     return cases
