@@ -1,13 +1,12 @@
 """Definitions of the GlobalPooling and ASPP heads: layers, parameters, shapes; and that the legacy Caffe runs them."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
+from parity_tests.live import caffe_module
 from port.model.aspp import ASPP_RATES
 from port.variants import VARIANTS
 from prototxt.context import has_definition, tied_to_crop
@@ -67,20 +66,11 @@ def test_which_heads_have_definitions() -> None:
     assert tied_to_crop(VARIANTS["psanet50_ade20k_465_aspp"].config) and not tied_to_crop(VARIANTS["psanet50_ade20k_465_fcn"].config)
 
 
-@pytest.fixture(scope="module")
-def caffe() -> Any:
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    import caffe as module
-
-    module.set_mode_cpu()
-    module.set_random_seed(0)
-    return module
-
-
 @pytest.mark.caffe
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("head", HEADS)
-def test_caffe_runs_the_definition(caffe: Any, head: str, train: bool, tmp_path: Path) -> None:
+def test_caffe_runs_the_definition(head: str, train: bool, tmp_path: Path) -> None:
+    caffe = caffe_module()
     cfg = VARIANTS[f"psanet50_ade20k_465_{head}"].config.with_(crop=SMALL)
     text = train_text(head, cfg, batch=2) if train else deploy_text(head, cfg)
     path = tmp_path / "net.prototxt"
