@@ -7,18 +7,23 @@ import torch
 from torch import nn
 
 from port.config import PSANetConfig
-from port.model import PSANet, create_model
+from port.model import PSANet, blob_modules, create_model, param_table
 from port.model.aspp import ASPP_RATES, ASPPHead, rate_name
 from port.model.global_pool import GlobalPoolHead
 from port.model.heads import CONTEXT_HEADS, build_head
 from port.model.layers import CaffeBN, ConvBN
 from port.model.nonlocal_block import NonLocalHead
-from port.train.optim import param_mults
+from port.train.optim import build_optimizer, param_mults
 from port.train.recipe import recipe_for
 from port.variants import TABLE1, VARIANTS
 
 HEADS = ("global_pool", "aspp", "nonlocal")
 TRUNK = 8  # tiny trunk width for the direct-loop oracles
+FIRST_CONV = {
+    "global_pool": "context.conv5_3_global_pool.conv.conv.weight",
+    "aspp": "context.conv5_3_aspp_3x3_d12.conv.weight",
+    "nonlocal": "context.conv5_3_nl_theta.weight",
+}
 
 
 def _cfg(head: str) -> PSANetConfig:
@@ -76,12 +81,12 @@ def test_registry_and_widths() -> None:
 
 @pytest.mark.parametrize("head", HEADS)
 def test_network_shapes_and_conv5_4_input(head: str) -> None:
-    model = create_model(f"psanet50_ade20k_465_{head}", width_divisor=16).eval()
+    model = create_model(f"psanet50_ade20k_465_{head}", width_divisor=32).eval()
     assert model.conv5_4.conv.in_channels == model.context.out_channels
     with torch.no_grad():
         for size in ((65, 65), (57, 81)):
             assert model(torch.randn(2, 3, *size)).shape == (2, 150, *size)
-        features = torch.randn(2, 128, 9, 11)
+        features = torch.randn(2, 64, 9, 11)
         assert model.context(features).shape == (2, model.context.out_channels, 9, 11)
 
 
@@ -153,6 +158,34 @@ def test_head_parameters_are_new_layers(head: str) -> None:
     context = {k: v for k, v in mults.items() if k.startswith("context.")}
     assert context and all(lr >= 10 for lr, _ in context.values())
     assert mults["conv5.3.increase.conv.weight"][0] == 1
+
+
+def test_caffe_name_table_covers_the_heads() -> None:
+    aspp = VARIANTS["psanet50_ade20k_465_aspp"].config
+    assert param_table(aspp)[("conv5_3_aspp_3x3_d24/bn", 3)] == "context.conv5_3_aspp_3x3_d24.bn.running_var"
+    assert blob_modules(aspp)["conv5_3_aspp_pool_interp"] == "context.conv5_3_aspp_pool.interp"
+    pool = VARIANTS["psanet50_ade20k_465_global_pool"].config
+    assert blob_modules(pool)["conv5_3_concat"] == "context.conv5_3_concat"
+    nonlocal_ = VARIANTS["psanet50_ade20k_465_nonlocal"].config
+    assert param_table(nonlocal_)[("conv5_3_nl_theta", 1)] == "context.conv5_3_nl_theta.bias"
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_training_steps_with_aux_loss(head: str) -> None:
+    """Two Caffe-SGD steps: finite losses; after the first, even the zero-initialised NonLocal block learns."""
+    torch.manual_seed(0)
+    model = create_model(f"psanet50_ade20k_465_{head}", width_divisor=32, aux=True).train()
+    optimizer, scheduler = build_optimizer(model, recipe_for("caffe", "ade20k").with_(iterations=10))
+    x, target = torch.randn(2, 3, 25, 25), torch.randint(0, 150, (2, 25, 25))
+    for _ in range(2):
+        optimizer.zero_grad()
+        loss = model.loss(model(x), target)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        assert loss.isfinite()
+    grad = model.get_parameter(FIRST_CONV[head]).grad
+    assert grad is not None and grad.abs().sum() > 0
 
 
 def test_table1_rows_name_registered_variants_with_their_numbers() -> None:
