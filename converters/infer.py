@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from port.config import PSP_BINS, STAGE_BLOCKS, PSANetConfig, feature_size, psp_pooling
+from port.model.context_names import CONTEXT_UNITS
 from port.variants import DATASETS, VARIANTS, dataset_config
 from prototxt.emit import Message
 from prototxt.parse import layers, named_layers, value, values
@@ -38,6 +39,22 @@ def _out_channels(shapes: Shapes, name: str) -> int:
     return shapes[name][0][0]
 
 
+def _head(shapes: Shapes) -> str:
+    """The Table 1 context head whose weighted layers the caffemodel holds; "psa" (PSA or FCN) when none."""
+    found = []
+    for head, units in CONTEXT_UNITS.items():
+        weighted = [blob for blob, _, kind in units(PSANetConfig(head=head, branches=())) if kind != "none"]
+        present = [blob for blob in weighted if blob in shapes]
+        if present and len(present) < len(weighted):
+            missing = sorted(set(weighted) - set(present))
+            raise ConversionError(f"unknown architecture: {head} head layers without {', '.join(missing)}")
+        if present:
+            found.append(head)
+    if len(found) > 1 or (found and any(_FC2.fullmatch(name) for name in shapes)):
+        raise ConversionError(f"unknown architecture: layers of several context heads ({', '.join(found)}, PSA)")
+    return found[0] if found else "psa"
+
+
 def _from_weights(shapes: Shapes) -> dict[str, Any]:
     """The config fields the blob shapes determine."""
     width = _out_channels(shapes, "conv1_1_3x3_s2")
@@ -51,6 +68,7 @@ def _from_weights(shapes: Shapes) -> dict[str, Any]:
     if len(masks) > 1:
         raise ConversionError(f"the PSA branches predict masks of different sizes {sorted(masks)}")
     return {
+        "head": _head(shapes),
         "depth": DEPTHS[conv4],
         "num_classes": _out_channels(shapes, "conv6"),
         "branches": branches,
@@ -198,7 +216,7 @@ def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
         if hints.variant not in VARIANTS:
             raise ConversionError(f"unknown variant {hints.variant!r}")
         base = VARIANTS[hints.variant].config
-        for key in ("depth", "num_classes", "branches"):
+        for key in ("head", "depth", "num_classes", "branches"):
             if getattr(base, key) != found[key]:
                 raise ConversionError(f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base, key)}")
         dataset_fields = {"crop": base.crop, "shrink_factor": base.shrink_factor}
@@ -219,6 +237,7 @@ def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
         dataset_fields[key] = value
     compact = hints.compact if hints.compact is not None else stated.get("compact")
     cfg = PSANetConfig(
+        head=found["head"],
         depth=found["depth"],
         num_classes=found["num_classes"],
         branches=found["branches"],

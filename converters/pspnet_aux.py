@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from converters.caffemodel import Layer
 
@@ -27,4 +28,4 @@ def authors_aux_names(layers: list[Layer]) -> dict[str, str]:
 def with_our_aux_names(layers: list[Layer]) -> list[Layer]:
     """`layers` with the authors' PSPNet aux layers renamed to the names port.model.caffe_names uses."""
     rename = authors_aux_names(layers)
-    return [Layer(rename.get(layer.name, layer.name), layer.type, layer.blobs) for layer in layers]
+    return [replace(layer, name=rename.get(layer.name, layer.name)) for layer in layers]

@@ -37,7 +37,7 @@ def _architecture(model: PSANet) -> str:
         text = (f"PSANet-{cfg.depth}, {cfg.num_classes} classes, crop {cfg.crop}, shrink x{cfg.shrink_factor}, "
                 f"PSA {head}" + (f", mask {mask}" if cfg.branches else ""))
     else:
-        text = f"ResNet-{cfg.depth} + {cfg.head.upper()} head, {cfg.num_classes} classes, crop {cfg.crop}"
+        text = f"ResNet-{cfg.depth} + {cfg.head} head, {cfg.num_classes} classes, crop {cfg.crop}"
     return (f"architecture: {text}" + (", aux branch" if cfg.aux else "")
             + (f", width / {cfg.width_divisor}" if cfg.width_divisor > 1 else ""))
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from parity_tests.definitions import generated_text, released_text
 from port.variants import PSPNET_RELEASED, RELEASED, VARIANTS
+from prototxt.context import has_definition, tied_to_crop
 
 SMALL = 129  # 16*8+1: conv5_3 17x17, PSA input 9x9 after the shrink, zoom back to 17
 
@@ -27,10 +28,10 @@ class Case:
 
 def crop_definition(name: str, size: int, width_divisor: int = 1) -> str:
     """The definition the CLI checks against: the committed one, or one generated for crop `size` and the width
-    where the committed one does not fit: COLLECT(compact), whose mask is tied to the PSA input size, and
-    PSPNet, whose pooling kernels are (so every ablation can run small), and thinner nets."""
+    where the committed one does not fit: definitions tied to their crop (compact masks, the pooling kernels and
+    Interp sizes of the other heads), so every ablation can run small, and thinner nets."""
     cfg = VARIANTS[name].config
-    if width_divisor > 1 or ((cfg.compact or cfg.head == "psp") and size != cfg.crop):
+    if width_divisor > 1 or (tied_to_crop(cfg) and size != cfg.crop):
         return generated_text(name, cfg.with_(crop=size, width_divisor=width_divisor))
     return released_text(name)
 
@@ -49,7 +50,8 @@ def odd_sizes(name: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 RELEASED_AT_CROP = [Case(v.name, 1, v.config.crop, v.config.crop) for v in RELEASED]
-ABLATIONS_SMALL = [Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released]
+# NonLocal has no Caffe definition (its oracle is a direct loop in port/tests/test_heads.py).
+ABLATIONS_SMALL = [Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released and has_definition(v.config)]
 SHAPES_SUBSET = [
     Case("psanet50_ade20k_465", 2, *odd_sizes("psanet50_ade20k_465")[0]),
     Case("psanet50_voc2012_465", 2, *odd_sizes("psanet50_voc2012_465")[0]),
@@ -65,11 +67,12 @@ DEFAULT = RELEASED_AT_CROP + ABLATIONS_SMALL + SHAPES_SUBSET + PSPNET
 
 
 def sweep() -> list[Case]:
-    """Every variant at crop, non-square and odd sizes, batch 1 and 2 (compact masks, PSPNet: crop only)."""
+    """Every variant with a definition at crop, non-square and odd sizes, batch 1 and 2 (tied to the crop: crop only)."""
     cases = []
     for name, variant in VARIANTS.items():
+        if not has_definition(variant.config):
+            continue
         crop = variant.config.crop
-        fixed = variant.config.compact or variant.config.head == "psp"  # mask / pooling kernels tied to the crop
-        sizes = [(crop, crop)] if fixed else [(crop, crop), *odd_sizes(name)]
+        sizes = [(crop, crop)] if tied_to_crop(variant.config) else [(crop, crop), *odd_sizes(name)]
         cases += [Case(name, batch, h, w) for h, w in sizes for batch in (1, 2)]
     return cases

@@ -1,7 +1,7 @@
 """The released PSANet models and the paper's ablation variants, with their datasets and published numbers."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from port.config import PSANetConfig
 
@@ -84,3 +84,38 @@ for _name, _ds, _depth, _crop, _published in _PSPNET:
 
 RELEASED = [v for v in VARIANTS.values() if v.released and v.config.head == "psa"]  # the released PSANets
 PSPNET_RELEASED = [v for v in VARIANTS.values() if v.released and v.config.head == "psp"]
+
+
+# Paper Table 1's other context heads on the same ResNet-50 trunk and classifier (ADE20K; none released).
+HEAD_ABLATIONS = ("global_pool", "aspp", "nonlocal")
+for _head in HEAD_ABLATIONS:
+    _name = f"psanet50_ade20k_465_{_head}"
+    VARIANTS[_name] = Variant(_name, "ade20k", dataset_config("ade20k", 50, head=_head, branches=()), False)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of paper Table 1 (ADE20K val): the variant that reproduces it, with `crf` the DenseCRF post-processing."""
+
+    label: str
+    variant: str
+    published: dict[str, float]
+    crf: bool = False
+
+
+TABLE1 = [
+    TableRow("ResNet50 baseline (FCN)", "psanet50_ade20k_465_fcn", _scores(37.23, 78.01, 38.48, 78.92)),
+    TableRow("ResNet50 + DenseCRF", "psanet50_ade20k_465_fcn", _scores(37.97, 78.51, 38.86, 79.32), crf=True),
+    TableRow("ResNet50 + GlobalPooling", "psanet50_ade20k_465_global_pool", _scores(40.07, 79.52, 41.22, 80.35)),
+    TableRow("ResNet50 + ASPP", "psanet50_ade20k_465_aspp", _scores(40.39, 79.71, 42.18, 80.73)),
+    TableRow("ResNet50 + NonLocal", "psanet50_ade20k_465_nonlocal", _scores(40.93, 79.97, 41.94, 80.71)),
+    TableRow("ResNet50 + PSP (the released PSPNet-50)", "pspnet50_ade20k_473", _scores(41.68, 80.04, 42.78, 80.76)),
+    TableRow("ResNet50 + COLLECT(compact)", "psanet50_ade20k_465_collect_compact", _scores(41.07, 79.61, 41.99, 80.32)),
+    TableRow("ResNet50 + COLLECT", "psanet50_ade20k_465_collect", _scores(41.27, 79.74, 42.56, 80.56)),
+    TableRow("ResNet50 + DISTRIBUTE", "psanet50_ade20k_465_distribute", _scores(41.46, 80.12, 42.63, 80.90)),
+    TableRow("ResNet50 + COLLECT + DISTRIBUTE", "psanet50_ade20k_465", _scores(41.92, 80.17, 42.97, 80.92)),
+    TableRow("ResNet101 + COLLECT + DISTRIBUTE", "psanet101_ade20k_465", _scores(42.75, 80.71, 43.77, 81.51)),
+]
+for _row in TABLE1:
+    if not _row.crf and not VARIANTS[_row.variant].published:
+        VARIANTS[_row.variant] = replace(VARIANTS[_row.variant], published=_row.published)

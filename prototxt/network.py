@@ -5,6 +5,7 @@ from port.config import PSANetConfig
 from port.variants import VARIANTS
 from prototxt.backbone import backbone
 from prototxt.builder import NetBuilder
+from prototxt.context import CAFFE_HEADS, has_definition
 from prototxt.emit import Message, render
 from prototxt.head import aux_branch, classifier, losses, psa_head
 from prototxt.psp import psp_head
@@ -30,6 +31,9 @@ def _text(name: str, cfg: PSANetConfig, net: NetBuilder, header: Message, phase:
     if cfg.branches:
         kind = "compact attention mask" if cfg.compact else "attention mask"
         notes.append(f"# PSA ({', '.join(cfg.branches)}) on {psa_h}x{psa_w}, {kind} {mask_h}x{mask_w}.")
+    if cfg.head in CAFFE_HEADS:
+        side = cfg.feature_size
+        notes.append(f"# Context head {cfg.head!r}: its Interp layers state the {side}x{side} conv5_3, so only this input size runs.")
     lines = notes + render([("name", name)] + header)
     for layer in net.layers:
         lines += render([("layer", layer)])
@@ -39,8 +43,8 @@ def _text(name: str, cfg: PSANetConfig, net: NetBuilder, header: Message, phase:
 def _body(cfg: PSANetConfig, train: bool) -> tuple[NetBuilder, str]:
     net = NetBuilder(frozen_bn=not train, bn_momentum=cfg.bn_momentum)
     feature = backbone(net, cfg, "data")
-    context = psp_head if cfg.head == "psp" else psa_head
-    return net, classifier(net, cfg, context(net, cfg, feature))
+    head = CAFFE_HEADS.get(cfg.head, psa_head)
+    return net, classifier(net, cfg, head(net, cfg, feature))
 
 
 def deploy_text(name: str, cfg: PSANetConfig) -> str:
@@ -61,6 +65,8 @@ def definitions() -> dict[str, str]:
     """File name -> text for every variant's deploy and train definition."""
     files: dict[str, str] = {}
     for name, variant in VARIANTS.items():
+        if not has_definition(variant.config):
+            continue
         files[f"{name}.prototxt"] = deploy_text(name, variant.config)
         files[f"{name}_train.prototxt"] = train_text(name, variant.config)
     return files

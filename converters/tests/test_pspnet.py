@@ -69,11 +69,11 @@ def _pool_geometry_changed(tmp_path: Path) -> Path:
     "edit, args, match",
     [
         (lambda ls: [l for l in ls if not l.name.startswith("conv5_3_pool6_conv")], [],
-         "PSPNet pyramid levels [1, 2, 3], expected [1, 2, 3, 6]"),
+         "psp head layers without conv5_3_pool6_conv"),
         (lambda ls: _edit(ls, "conv5_3_pool2_conv", blobs=[np.zeros((32, 64, 1, 1), np.float32)]), [],
          "layer 'conv5_3_pool2_conv' blob 0 has shape (32, 64, 1, 1), expected (32, 128, 1, 1)"),
         (lambda ls: ls + [Layer("PSA_COLLECT_fc2", "Convolution", [np.zeros((9, 32, 1, 1), np.float32)])], [],
-         "both PSPNet pyramid pooling and PSA layers"),
+         "layers of several context heads (psp, PSA)"),
         (lambda ls: ls, ["--shrink-factor", "2"], "--shrink-factor, --compact and --windowed do not apply"),
         (lambda ls: ls, ["--crop", "33"], "crop 33 gives a 5x5 conv5_3, too small for 6 pooling bins"),
         (lambda ls: ls, ["--variant", "psanet50_ade20k_465"], "variant 'psanet50_ade20k_465' is not"),

@@ -6,6 +6,7 @@ files were missing or corrupt (the rest is evaluated and reported; the bad files
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pickle
 import sys
@@ -15,12 +16,13 @@ from typing import NoReturn
 import torch
 import torch.distributed as dist
 
+from port.evaluate.crf import CRFParams
 from port.evaluate.datasets import DATASET_NAMES, LabelCodec, find_samples
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
 from port.io import WeightsFileError
-from port.variants import DATASETS, Variant
+from port.variants import DATASETS, TABLE1, Variant
 
 
 PROG = "port.evaluate"
@@ -67,7 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=2, help="network inputs per forward (crops and flips)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N samples")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    crf = parser.add_argument_group("DenseCRF post-processing (paper Table 1; needs the pydensecrf2 package)")
+    crf.add_argument("--crf", action="store_true", help="refine each prediction with a fully connected CRF")
+    for field in dataclasses.fields(CRFParams):
+        crf.add_argument(f"--crf-{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
+                         dest=f"crf_{field.name}", metavar="X", help=f"default {field.default}")
     return parser
+
+
+def _crf_params(args: argparse.Namespace) -> CRFParams | None:
+    """The CRF settings asked for, or None without --crf; checks the values and that the package imports."""
+    if not args.crf:
+        return None
+    params = CRFParams(**{f.name: getattr(args, f"crf_{f.name}") for f in dataclasses.fields(CRFParams)})
+    if min(params.bi_xy_std, params.bi_rgb_std, params.pos_xy_std) <= 0 or params.iterations < 1:
+        raise UsageError(f"CRF standard deviations must be positive and iterations at least 1, got {params}")
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+    except ImportError:
+        raise UsageError("--crf needs the pydensecrf2 package (pip install pydensecrf2)") from None
+    return params
+
+
+def _crf_published(variant: Variant | None) -> Variant | None:
+    """`variant` carrying its +DenseCRF row's published numbers (paper Table 1), or None if it has no such row."""
+    row = next((r for r in TABLE1 if r.crf and variant is not None and r.variant == variant.name), None)
+    return dataclasses.replace(variant, published=row.published) if row else None
 
 
 def _check(args: argparse.Namespace) -> tuple[float, ...]:
@@ -108,6 +135,7 @@ def _device(name: str) -> torch.device:
 
 def _run(args: argparse.Namespace) -> int:
     scales = _check(args)
+    crf = _crf_params(args)
     from port.model import load  # imported late: the model package is only needed past argument checks
 
     try:
@@ -128,9 +156,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"no {args.dataset} samples found under {args.data_root}")
     device = _device(args.device)
     net.to(device)
-    settings = InferenceSettings(config.crop, config.num_classes, dataset.base_size, scales, not args.no_flip, args.batch_size)
+    settings = InferenceSettings(config.crop, config.num_classes, dataset.base_size, scales, not args.no_flip, args.batch_size, crf)
     tag = _scale_tag(scales, settings.flip)
-    out = args.out or Path("results") / f"{args.dataset}_{args.weights.stem}_{tag or args.scales}{'' if settings.flip else '_noflip'}"
+    suffix = ("" if settings.flip else "_noflip") + ("" if crf is None else "_crf")
+    out = args.out or Path("results") / f"{args.dataset}_{args.weights.stem}_{tag or args.scales}{suffix}"
     _check_writable(out)
     try:
         result = evaluate(net, samples[: args.limit], LabelCodec(args.dataset, config.num_classes), settings, device, out)
@@ -138,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write predictions under {out}: {_first_line(exc)}") from exc
     if not dist.is_initialized() or dist.get_rank() == 0:
         variant = net.variant if net.variant is not None and net.variant.dataset == args.dataset else None
+        variant = variant if crf is None else _crf_published(variant)
         _print_summary(result, args.dataset, variant, tag, out)
     return 2 if result.bad_files else 0
 

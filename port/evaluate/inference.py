@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from port.evaluate.crf import CRFParams, crf_labels
 from port.evaluate.geometry import crop_windows, matlab_round, scaled_size
 from port.evaluate.matlab_resize import resize_image, resize_scores
 
@@ -27,6 +28,7 @@ class InferenceSettings:
     scales: Sequence[float] = SINGLE_SCALE
     flip: bool = True
     batch_size: int = 1
+    crf: CRFParams | None = None  # DenseCRF post-processing of the averaged probabilities (paper Table 1)
 
 
 def to_network_input(image: np.ndarray, crop: int) -> torch.Tensor:
@@ -89,4 +91,7 @@ def predict_probabilities(net: nn.Module, image: np.ndarray, settings: Inference
 
 def predict(net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> np.ndarray:
     """H×W int64 class indices (0-based) of an H×W×3 uint8 RGB image."""
-    return predict_probabilities(net, image, settings, device).argmax(dim=0).numpy()
+    probs = predict_probabilities(net, image, settings, device)
+    if settings.crf is not None:
+        return crf_labels(probs.numpy(), image, settings.crf)
+    return probs.argmax(dim=0).numpy()

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from port.config import PSP_BINS, PSANetConfig
+from port.config import PSANetConfig
+from port.model.context_names import CONTEXT_UNITS
 from port.model.resnet import STEM
 
 BN_BLOBS = ("weight", "bias", "running_mean", "running_var")  # slope, bias, mean, VARIANCE
@@ -43,16 +44,6 @@ def logits_blob(cfg: PSANetConfig) -> str:
     return "conv6_interp" if cfg.head == "psp" else "conv6_zoom"
 
 
-def _psp_units() -> Iterator[_Unit]:
-    """PSPNet's pyramid pooling, in the authors' layer order; the modules live in `context` (port.model.psp)."""
-    for bins in PSP_BINS:
-        level = f"conv5_3_pool{bins}"
-        yield _Unit(level, f"context.{level}", "none")
-        yield _Unit(f"{level}_conv", f"context.{level}_conv", "convbn")
-        yield _Unit(f"{level}_interp", f"context.{level}_interp", "none")
-    yield _Unit("conv5_3_concat", "context.conv5_3_concat", "none")
-
-
 def _units(cfg: PSANetConfig) -> Iterator[_Unit]:
     """Walk the network in Caffe order."""
     for name, _, _ in STEM:
@@ -67,8 +58,6 @@ def _units(cfg: PSANetConfig) -> Iterator[_Unit]:
             if b == 1:
                 yield _Unit(f"{prefix}_1x1_proj", f"{path}.proj", "convbn")
             yield _Unit(prefix, path, "none")
-    if cfg.head == "psp":
-        yield from _psp_units()
     for branch in cfg.branches:
         reduced = f"conv5_3_reduce_before_PSA_{branch}"
         yield _Unit(reduced, f"psa.{branch}.reduce", "convbn")
@@ -83,6 +72,8 @@ def _units(cfg: PSANetConfig) -> Iterator[_Unit]:
         if cfg.shrink_factor > 1:
             yield _Unit("conv_post_PSA_zoom", "conv_post_PSA_zoom", "none")
         yield _Unit("conv5_3_concat", "conv5_3_concat", "none")
+    for blob, module, kind in CONTEXT_UNITS.get(cfg.head, lambda _: [])(cfg):
+        yield _Unit(blob, f"context.{module}", kind)
     yield _Unit("conv5_4", "conv5_4", "convbn")
     yield _Unit("conv6", "conv6", "conv_bias")
     yield _Unit(logits_blob(cfg), "conv6_zoom", "none")

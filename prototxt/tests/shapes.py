@@ -25,6 +25,8 @@ def _pool(layer: Message, shape: Shape) -> Shape:
     get = lambda key, default: value(layer, f"pooling_param.{key}", default)  # noqa: E731
     k, s, p = get("kernel_size", None), get("stride", 1), get("pad", 0)
     n, c, h, w = shape
+    if get("global_pooling", False):
+        return n, c, 1, 1
     return n, c, _window(h, k, s, p, 1, True), _window(w, k, s, p, 1, True)
 
 
@@ -32,7 +34,7 @@ def _interp(layer: Message, shape: Shape) -> Shape:
     zoom = value(layer, "interp_param.zoom_factor", 1)
     shrink = value(layer, "interp_param.shrink_factor", 1)
     n, c, h, w = shape
-    if value(layer, "interp_param.height") is not None:  # explicit size (PSPNet's pyramid)
+    if value(layer, "interp_param.height") is not None:  # explicit size (pyramid and image pooling)
         return n, c, value(layer, "interp_param.height"), value(layer, "interp_param.width")
     size = lambda x: ((x - 1) // shrink + 1) + ((x - 1) // shrink) * (zoom - 1)  # noqa: E731
     return n, c, size(h), size(w)
