@@ -19,7 +19,7 @@ import torch.distributed as dist
 from port.config import PSANetConfig
 from port.evaluate.datasets import BadFile, Sample, find_samples
 from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
-from port.train.loop import AMP_DTYPES, RunSettings, Trainer
+from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
 from port.train.recipe import LOSS_SCALES, PRESETS, Recipe, recipe_for
 from port.train.table import format_variant_list
 from port.variants import VARIANTS
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, help="ImageNet weights of the deep-stem trunk (semseg resnet*_v2 or timm resnet*s)")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="none")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="float64 for parity checks")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes per training process")
@@ -180,9 +181,11 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args, variant.config, recipe)
     _check_out(args.out, args.resume)
     settings = RunSettings(
-        variant, config, recipe, args.out, args.batch_per_proc, args.seed, args.amp, args.channels_last, args.workers,
-        args.bad_samples, args.save_every, args.keep_every, args.val_every, args.val_limit, args.val_base_size, args.log_every,
-        args.stop_after, not args.no_tensorboard, not args.no_plot, args.init,
+        variant, config, recipe, args.out, micro=args.batch_per_proc, seed=args.seed, amp=args.amp, dtype=args.dtype,
+        channels_last=args.channels_last, workers=args.workers, bad_samples=args.bad_samples, save_every=args.save_every,
+        keep_every=args.keep_every, val_every=args.val_every, val_limit=args.val_limit, val_base_size=args.val_base_size,
+        log_every=args.log_every, stop_after=args.stop_after, tensorboard=not args.no_tensorboard, plot=not args.no_plot,
+        init=args.init,
     )
     from port.train.distributed import init_world
 

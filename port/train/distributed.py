@@ -58,7 +58,7 @@ class SyncCaffeBN(CaffeBN):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
-        xf = x.float()
+        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # autocast: statistics in fp32
         count = torch.tensor([x.numel() // x.shape[1]], dtype=xf.dtype, device=x.device)
         sums = all_reduce_sum(torch.cat([xf.sum(dim=(0, 2, 3)), count]))
         total = sums[-1]

@@ -29,6 +29,7 @@ from port.train.recipe import Recipe
 from port.variants import DATASETS, Variant
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: parity tests (solver, distributed)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class RunSettings:
     micro: int = 1  # images per process and forward
     seed: int = 0
     amp: str = "none"
+    dtype: str = "float32"  # parameters and inputs
     channels_last: bool = False
     workers: int = 0
     bad_samples: str = "fail"
@@ -94,7 +96,7 @@ class Trainer:
         # NOTE: the released definitions' BN layers run in train mode with global-batch statistics.
         convert_sync_bn(model)
         model.zoom_train_logits = self.s.recipe.loss_scale == "full"
-        model.to(self.world.device)
+        model.to(self.world.device, DTYPES[self.s.dtype])
         if self.s.channels_last:
             model.to(memory_format=torch.channels_last)
         if self.world.size > 1:
@@ -185,7 +187,7 @@ class Trainer:
         amp = AMP_DTYPES[self.s.amp]
         for k, ((images, _, skipped), lab) in enumerate(zip(batches, labels)):
             self.state.skipped.extend(skipped)
-            images = images.to(device, non_blocking=True)
+            images = images.to(device, DTYPES[self.s.dtype], non_blocking=True)
             if self.s.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             last = k == len(batches) - 1

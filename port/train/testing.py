@@ -1,9 +1,15 @@
 """Test helpers: a synthetic segmentation set (coloured shapes) in the VOC train_aug + val layout."""
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image
 
 # Class k (1..3) is drawn in COLOURS[k]; class 0 is the background.
@@ -43,3 +49,32 @@ def write_voc_shapes(root: Path, train: int, val: int, size: int, seed: int = 0)
             (base / "JPEGImages" / f"{name}.png").rename(base / "JPEGImages" / f"{name}.jpg")  # lossless under a .jpg name
         (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return root
+
+
+def tiny_train_args(data_root: Path, out: Path, *extra: str) -> list[str]:
+    """CLI arguments of a reduced-width PSANet-50 VOC run on `data_root` (crop 33, no dropout, no val, no extras)."""
+    return [
+        "--variant", "psanet50_voc2012_465", "--data-root", str(data_root), "--out", str(out),
+        "--model-opt", "width_divisor=32", "--model-opt", "crop=33", "--model-opt", "dropout=0",
+        "--workers", "0", "--no-val", "--no-tensorboard", "--no-plot", *extra,
+    ]  # fmt: skip
+
+
+def run_train(args: list[str], nproc: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m port.train ARGS` (under torchrun on localhost when nproc > 1), one thread per process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "port.train"]
+    if nproc > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "port.train"]
+    return subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread (2 shared cores: more threads only contend), restoring the count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
