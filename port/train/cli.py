@@ -210,9 +210,10 @@ def _run(args: argparse.Namespace) -> int:
         if "BadFile" not in str(exc):
             raise
         raise UsageError(_bad_file_line(exc)) from None
-    if world.is_main and state.skipped:
-        print(f"{PROG}: skipped {len(state.skipped)} bad sample(s):", file=sys.stderr)
-        for line in sorted(set(state.skipped)):
+    bad = sorted(set(state.skipped))
+    if world.is_main and bad:
+        print(f"{PROG}: skipped {len(bad)} bad sample(s) (each time an epoch reached them):", file=sys.stderr)
+        for line in bad:
             print(f"  {line}", file=sys.stderr)
     return 0
 
