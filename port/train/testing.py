@@ -16,19 +16,20 @@ from PIL import Image
 COLOURS = np.array([[30, 30, 30], [220, 40, 40], [40, 200, 60], [50, 70, 230]], dtype=np.uint8)
 
 
-def shapes_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """An RGB image of 1-3 large rectangles/discs with class colours (plus noise) and its labels 0..3."""
-    label = np.zeros((size, size), dtype=np.uint8)
-    ys, xs = np.mgrid[:size, :size]
+def shapes_sample(rng: np.random.Generator, size: int, cell: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image of 1-3 class-coloured rectangles (plus noise) and its labels 0..3.
+
+    Rectangle edges lie half-way between the logits' pixels (every `cell`-th pixel of a 8k+1 crop), so a
+    network with output stride 8 and the x8 zoom can get every pixel right.
+    """
+    cells = (size - 1) // cell + 1
+    grid = np.zeros((cells, cells), dtype=np.uint8)
     for _ in range(int(rng.integers(1, 4))):
-        cls = int(rng.integers(1, 4))
-        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-        r = int(rng.integers(size // 5, size // 3))
-        if rng.random() < 0.5:
-            inside = (ys - cy) ** 2 + (xs - cx) ** 2 <= r * r
-        else:
-            inside = (abs(ys - cy) <= r) & (abs(xs - cx) <= r)
-        label[inside] = cls
+        top, left = rng.integers(0, cells - 1, 2)
+        bottom, right = top + int(rng.integers(2, 4)), left + int(rng.integers(2, 4))
+        grid[top:bottom, left:right] = rng.integers(1, 4)
+    index = (np.arange(size) + cell // 2) // cell  # the logit pixel nearest to each image pixel
+    label = grid[index[:, None], index[None, :]]
     noise = rng.normal(0, 12, (size, size, 3))
     image = np.clip(COLOURS[label].astype(np.float64) + noise, 0, 255).astype(np.uint8)
     return image, label
