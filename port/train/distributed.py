@@ -71,7 +71,8 @@ class SyncCaffeBN(CaffeBN):
             self.running_mean.mul_(self.momentum).add_(mean.detach(), alpha=1 - self.momentum)
             self.running_var.mul_(self.momentum).add_(var.detach(), alpha=1 - self.momentum)
         scale = self.weight / torch.sqrt(var + self.eps)
-        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+        # under autocast: statistics in fp32, output back in the input's precision (as the next layer expects)
+        return (centred * scale[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)
 
 
 def convert_sync_bn(model: nn.Module) -> nn.Module:

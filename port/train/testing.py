@@ -22,7 +22,7 @@ def shapes_sample(rng: np.random.Generator, size: int, cell: int = 8) -> tuple[n
     Rectangle edges lie half-way between the logits' pixels (every `cell`-th pixel of a 8k+1 crop), so a
     network with output stride 8 and the x8 zoom can get every pixel right.
     """
-    cells = (size - 1) // cell + 1
+    cells = (size - 1 + cell // 2) // cell + 1
     grid = np.zeros((cells, cells), dtype=np.uint8)
     for _ in range(int(rng.integers(1, 4))):
         top, left = rng.integers(0, cells - 1, 2)
