@@ -244,13 +244,12 @@ class Trainer:
                 progress.update(it, loss, lr)
                 scalars.add("train/loss", loss, it)
                 scalars.add("train/lr", lr, it)
-                if s.val_every and it % s.val_every == 0 and it < total:
+                if it == total or (s.val_every and it % s.val_every == 0):
                     self._report_val(progress, scalars)
                 keep = bool(s.keep_every) and it % s.keep_every == 0
                 if it % s.save_every == 0 or keep or it == stop:
                     self.save(keep)
             if self.state.iteration == total:
-                self._report_val(progress, scalars)
                 self._finish()
         finally:
             progress.close()
@@ -266,7 +265,6 @@ class Trainer:
 
     def _finish(self) -> None:
         """Final weights (a port.io file port.evaluate reads), history JSON and plot, from rank 0."""
-        self.save(keep=False)
         if not self.world.is_main:
             return
         from port.io import save_weights
