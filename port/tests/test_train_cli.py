@@ -106,6 +106,11 @@ def test_bad_init_file(tmp_path: Path, data: Path, train) -> None:
     _no_checkpoint(tmp_path / "out2")
 
 
+def test_crop_must_be_8k_plus_1(tmp_path: Path, data: Path, train) -> None:
+    _fails(train(tiny_train_args(data, tmp_path / "out", "--model-opt", "crop=40")), "8k+1")
+    _no_checkpoint(tmp_path / "out")
+
+
 def test_list_shows_every_variant_with_numbers(capsys) -> None:
     assert main(["--list"]) == 0
     out = capsys.readouterr().out

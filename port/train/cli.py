@@ -100,11 +100,14 @@ def _recipe(args: argparse.Namespace, dataset: str, dataset_size: int) -> Recipe
 
 def _config(args: argparse.Namespace, base: PSANetConfig, recipe: Recipe) -> PSANetConfig:
     try:
-        return base.with_(aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum).with_(
+        config = base.with_(aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum).with_(
             **_options(args.model_opt, "--model-opt")
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad model option: {exc}") from None
+    if (config.crop - 1) % 8:
+        raise UsageError(f"crop {config.crop} is not 8k+1 (the x8 zoom and the 1/8 labels need it; e.g. 465, 705)")
+    return config
 
 
 def _check_out(out: Path, resume: bool) -> None:

@@ -1,4 +1,4 @@
-"""Test helpers: a synthetic segmentation set (coloured shapes) in the VOC train_aug + val layout."""
+"""Test helpers: a synthetic segmentation set (coloured shapes) in the VOC train_aug + val layout, CLI runners."""
 from __future__ import annotations
 
 import contextlib
