@@ -71,3 +71,4 @@ def test_epoch_orders_are_permutations_and_skip_takes_the_next(tmp_path: Path) -
     strict = TrainSet(samples, LabelCodec("voc2012", 21), AugmentSettings(crop=17), seed=3, bad_samples="fail")
     with pytest.raises(BadFile, match=broken.image.name):
         strict[1]
+

@@ -22,6 +22,7 @@ from port.train import checkpoint as ckpt
 from port.train.augment import AugmentSettings
 from port.train.data import PositionSampler, Schedule, TrainSet, collate
 from port.train.distributed import World, convert_sync_bn
+from port.train.fillers import apply_fillers
 from port.train.loss import loss_labels, normaliser, summed_loss, valid_count
 from port.train.optim import build_optimizer
 from port.train.progress import Progress, Scalars, plot_history, write_history
@@ -89,6 +90,7 @@ class Trainer:
     def _build_model(self) -> PSANet:
         model = PSANet(self.s.config)
         model.variant = self.s.variant
+        apply_fillers(model)  # the trunk is then overwritten by --init
         if self.s.init is not None:
             from port.train.init import load_imagenet_init
 
