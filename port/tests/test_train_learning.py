@@ -1,10 +1,10 @@
-"""Learning: a reduced-width PSANet-50 fits a small synthetic segmentation set (coloured rectangles) to >= 95%
+"""Learning: a 1/16-width PSANet-50 fits a small synthetic segmentation set (coloured rectangles) to >= 95%
 pixel accuracy within 150 iterations, measured by the trainer's own final validation (port.evaluate, eval-mode BN).
+Measured over data seeds 1-4: 98.6, 98.0, 98.3, 97.7% (at 1/32 width the runs scattered between 93 and 97%).
 
 Rotation and scaling are off: the rectangles' edges sit half-way between the logits' pixels (output stride 8),
 which any resampling would move; mirror and blur stay on. The set is small (8 images) because a from-scratch
-network at 1/32 width learns to localise slowly: this checks that data, loss, optimiser and BN train, not
-generalisation (held-out images reach ~75-80% in this budget).
+trunk learns to localise slowly: this checks that data, loss, optimiser and BN train, not generalisation.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_reduced_psanet_learns_synthetic_shapes(tmp_path: Path) -> None:
     listing.write_text("".join(f"{base / 'JPEGImages' / i}.jpg {base / 'SegmentationClassAug' / i}.png\n" for i in ids))
     args = [
         "--variant", "psanet50_voc2012_465", "--data-root", str(data), "--out", str(tmp_path / "run"), "--workers", "0",
-        "--model-opt", "width_divisor=32", "--model-opt", "crop=33",  # the recipe's dropout 0.1 stays on
+        "--model-opt", "width_divisor=16", "--model-opt", "crop=33",  # the recipe's dropout 0.1 stays on
         "--batch-size", "8", "--batch-per-proc", "8", "--iterations", "150", "--no-tensorboard", "--no-plot",
         "--recipe-opt", "base_lr=0.02", "--recipe-opt", "scale_range=[1,1]", "--recipe-opt", "rotate_degrees=0",
         "--train-list", str(listing), "--val-list", str(listing), "--val-base-size", "32",  # 32 + 1 = the images' side
