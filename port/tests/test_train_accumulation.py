@@ -14,7 +14,7 @@ from port.model.psanet import PSANetOutput
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
 from port.train.loss import loss_labels, normaliser, summed_loss, valid_count
-from port.train.testing import one_thread, tiny_train_args, write_voc_shapes
+from port.train.testing import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
 
 NO_AUGMENT = ["--recipe-opt", "scale_range=[1,1]", "--recipe-opt", "rotate_degrees=0", "--recipe-opt", "blur=false", "--recipe-opt", "mirror=false"]
 
@@ -75,9 +75,9 @@ def test_accumulation_equals_batch_where_bn_statistics_agree(tmp_path: Path, los
     for name, micro, iterations in (("acc", "1", "3"), ("batch", "2", "3"), ("acc1", "1", "1"), ("batch1", "2", "1")):
         assert main(tiny_train_args(data, tmp_path / name, *common, "--batch-per-proc", micro, "--iterations", iterations)) == 0
         runs[name] = load_checkpoint(tmp_path / name / "last.pt")["model"]
-    for key, value in runs["batch"].items():
-        if "running" not in key:
-            torch.testing.assert_close(runs["acc"][key], value, rtol=1e-9, atol=1e-12, msg=key)
+    # float64; 1e-8 of each tensor's largest value: summation-order noise amplified by near-constant BN channels
+    worst, key = max_relative_difference(runs["batch"], runs["acc"], skip="running")
+    assert worst < 1e-8, f"{key}: relative difference {worst:.3g}"
     # one iteration: batch statistic s from the batch run (r1 = m*r0 + (1-m)*s); accumulation applies it twice
     m = 0.95
     for key in ("conv1_1_3x3_s2.bn.running_mean", "conv5_4.bn.running_var", "conv4_aux_3x3.bn.running_mean"):

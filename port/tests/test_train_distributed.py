@@ -12,18 +12,9 @@ from pathlib import Path
 
 import torch
 
-from port.train.testing import run_train, tiny_train_args, write_voc_shapes
+from port.train.testing import max_relative_difference, run_train, tiny_train_args, write_voc_shapes
 
 TOLERANCE = 1e-8
-
-
-def _max_relative(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[float, str]:
-    worst = (0.0, "")
-    for key, x in a.items():
-        if x.is_floating_point():
-            rel = float((x - b[key]).abs().max() / x.abs().max().clamp_min(1e-30))
-            worst = max(worst, (rel, key))
-    return worst
 
 
 def test_two_processes_equal_one_process(tmp_path: Path) -> None:
@@ -40,7 +31,7 @@ def test_two_processes_equal_one_process(tmp_path: Path) -> None:
     losses_b = [v for _, v in b["history"]["loss"]]
     torch.testing.assert_close(torch.tensor(losses_b), torch.tensor(losses_a), rtol=TOLERANCE, atol=0)
     # weights, BN slopes/biases and the synchronised running statistics
-    worst, key = _max_relative(a["model"], b["model"])
+    worst, key = max_relative_difference(a["model"], b["model"])
     assert worst < TOLERANCE, f"{key}: relative difference {worst:.3g}"
     assert any(k.endswith("running_var") for k in a["model"])
     # the updates (Caffe's history holds lr * gradient) are far above the tolerance: the comparison means something

@@ -79,3 +79,12 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def max_relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip: str = "\0") -> tuple[float, str]:
+    """Largest |a - b| / max|a| over the floating-point tensors of two state dicts (keys containing `skip` left out)."""
+    worst = (0.0, "")
+    for key, x in a.items():
+        if x.is_floating_point() and skip not in key:
+            worst = max(worst, (float((x - b[key]).abs().max() / x.abs().max().clamp_min(1e-30)), key))
+    return worst
