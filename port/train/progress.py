@@ -100,7 +100,7 @@ def plot_history(history: dict[str, Any], path: Path) -> None:
         right.plot(vits, [row["pacc"] for row in history["val"]], "s--", color="tab:green", label="val pixel acc %")
         right.set_ylabel("%")
         right.legend(loc="center right")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
