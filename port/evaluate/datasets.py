@@ -1,4 +1,4 @@
-"""Validation-set readers (ADE20K, VOC 2012, Cityscapes, authors' list files) and label-id codecs."""
+"""Dataset readers (ADE20K, VOC 2012, Cityscapes, authors' list files; val and train splits) and label-id codecs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +10,7 @@ from port.evaluate.decoding import BadFile, read_image, read_label_png  # noqa: 
 from port.evaluate.metrics import IGNORE
 
 DATASET_NAMES = ("ade20k", "voc2012", "cityscapes")
+SPLITS = ("val", "train")
 
 
 @dataclass(frozen=True)
@@ -28,28 +29,31 @@ def _first_dir(candidates: list[Path], what: str) -> Path:
     raise FileNotFoundError(f"no {what} under the data root (looked for {', '.join(map(str, candidates))})")
 
 
-def _ade20k(root: Path) -> list[Sample]:
-    base = _first_dir([root / "ADEChallengeData2016", root], "ADEChallengeData2016/images/validation")
-    images = _first_dir([base / "images" / "validation"], "images/validation")
-    labels = base / "annotations" / "validation"
+def _ade20k(root: Path, split: str) -> list[Sample]:
+    folder = {"val": "validation", "train": "training"}[split]
+    base = _first_dir([root / "ADEChallengeData2016", root], f"ADEChallengeData2016/images/{folder}")
+    images = _first_dir([base / "images" / folder], f"images/{folder}")
+    labels = base / "annotations" / folder
     return [Sample(p.stem, p, labels / f"{p.stem}.png") for p in sorted(images.glob("*.jpg"))]
 
 
-def _voc2012(root: Path) -> list[Sample]:
+def _voc2012(root: Path, split: str) -> list[Sample]:
     base = _first_dir([root / "VOCdevkit" / "VOC2012", root / "VOC2012", root], "VOC2012 (JPEGImages)")
-    ids_file = base / "ImageSets" / "Segmentation" / "val.txt"
+    # train: the SBD-augmented train_aug list with its labels in SegmentationClassAug (see README).
+    ids_name, label_dir = {"val": ("val.txt", "SegmentationClass"), "train": ("train_aug.txt", "SegmentationClassAug")}[split]
+    ids_file = base / "ImageSets" / "Segmentation" / ids_name
     if not ids_file.is_file():
         raise FileNotFoundError(f"missing {ids_file}")
     ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
-    return [Sample(i, base / "JPEGImages" / f"{i}.jpg", base / "SegmentationClass" / f"{i}.png") for i in ids]
+    return [Sample(i, base / "JPEGImages" / f"{i}.jpg", base / label_dir / f"{i}.png") for i in ids]
 
 
-def _cityscapes(root: Path) -> list[Sample]:
-    images = _first_dir([root / "leftImg8bit" / "val"], "leftImg8bit/val")
+def _cityscapes(root: Path, split: str) -> list[Sample]:
+    images = _first_dir([root / "leftImg8bit" / split], f"leftImg8bit/{split}")
     samples = []
     for path in sorted(images.glob("*/*_leftImg8bit.png")):
         stem = path.name[: -len("_leftImg8bit.png")]
-        label = root / "gtFine" / "val" / path.parent.name / f"{stem}_gtFine_labelIds.png"
+        label = root / "gtFine" / split / path.parent.name / f"{stem}_gtFine_labelIds.png"
         samples.append(Sample(path.stem, path, label))
     return samples
 
@@ -68,11 +72,13 @@ def read_list(root: Path, list_file: Path) -> list[Sample]:
     return samples
 
 
-def find_samples(dataset: str, root: Path, list_file: Path | None = None) -> list[Sample]:
-    """The validation samples of `dataset` under `root`, or those named by `list_file`."""
+def find_samples(dataset: str, root: Path, list_file: Path | None = None, split: str = "val") -> list[Sample]:
+    """The `split` ("val" or "train") samples of `dataset` under `root`, or those named by `list_file`."""
     if list_file is not None:
         return read_list(root, list_file)
-    return {"ade20k": _ade20k, "voc2012": _voc2012, "cityscapes": _cityscapes}[dataset](root)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return {"ade20k": _ade20k, "voc2012": _voc2012, "cityscapes": _cityscapes}[dataset](root, split)
 
 
 def _cityscapes_tables() -> tuple[np.ndarray, np.ndarray]:

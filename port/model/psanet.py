@@ -77,6 +77,8 @@ class PSANet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.variant: Variant | None = None
+        # Training only: False returns conv6 / conv6_aux before the x8 zoom (loss on 1/8 labels); eval always zooms.
+        self.zoom_train_logits = True
         bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
         cin = 3
         for name, width, stride in STEM:
@@ -130,12 +132,13 @@ class PSANet(nn.Module):
                     f"{tuple(x.shape[-2:])} conv5_3: use an input side of 8k+1 (e.g. 465, 705)"
                 )
             x = self.conv5_3_concat(x, post)
-        logits = self.conv6_zoom(self.conv6(self.conv5_4(x)))
+        logits = self.conv6(self.conv5_4(x))
         if not self.training:
-            return logits
-        aux = None
-        if self.cfg.aux:
-            aux = self.conv6_aux_zoom(self.conv6_aux(self.conv4_aux_3x3(conv4)))
+            return self.conv6_zoom(logits)
+        aux = self.conv6_aux(self.conv4_aux_3x3(conv4)) if self.cfg.aux else None
+        if self.zoom_train_logits:
+            logits = self.conv6_zoom(logits)
+            aux = None if aux is None else self.conv6_aux_zoom(aux)
         return PSANetOutput(logits, aux)
 
     def loss(self, output: PSANetOutput, target: torch.Tensor) -> torch.Tensor:

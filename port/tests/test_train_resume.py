@@ -1,0 +1,44 @@
+"""Exact resume: a run stopped after k iterations and resumed gives the uninterrupted run's loss curve and weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from port.train.checkpoint import load_checkpoint
+from port.train.cli import main
+from port.train.testing import one_thread, tiny_train_args, write_voc_shapes
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    data = write_voc_shapes(tmp_path / "data", 5, 0, 40)  # 5 samples, batch 2: the run crosses an epoch boundary
+    common = ["--batch-size", "2", "--iterations", "4", "--model-opt", "dropout=0.3", "--keep-every", "2"]
+    assert main(tiny_train_args(data, tmp_path / "full", *common)) == 0
+    assert main(tiny_train_args(data, tmp_path / "split", *common, "--stop-after", "2")) == 0
+    stopped = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert stopped["iteration"] == 2 and stopped["data_position"] == {"epoch": 0, "index": 4}
+    assert main(tiny_train_args(data, tmp_path / "split", *common, "--resume")) == 0
+    full = load_checkpoint(tmp_path / "full" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert [it for it, _ in split["history"]["loss"]] == [1, 2, 3, 4]
+    assert split["history"]["loss"] == full["history"]["loss"]  # bit for bit (dropout RNG restored too)
+    for key, value in full["model"].items():
+        assert torch.equal(value, split["model"][key]), key
+    assert (tmp_path / "split" / "iter_0000002.pt").is_file() and (tmp_path / "split" / "iter_0000004.pt").is_file()
+    assert (tmp_path / "split" / "final.safetensors").is_file()
+
+
+def test_resume_refuses_another_recipe(tmp_path: Path, capsys) -> None:
+    data = write_voc_shapes(tmp_path / "data", 2, 0, 40)
+    assert main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "2", "--stop-after", "1")) == 0
+    capsys.readouterr()
+    code = main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "3", "--resume"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("port.train: error: ") and "recipe" in err[0]

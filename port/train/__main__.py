@@ -1,0 +1,4 @@
+"""`python -m port.train`."""
+from port.train.cli import console
+
+console()

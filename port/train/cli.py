@@ -1,0 +1,243 @@
+"""`python -m port.train` / `psanet-train`: train a registered variant with the paper's recipe (torchrun-aware).
+
+Exit codes: 0 trained (bad samples skipped under --bad-samples skip are listed on stderr); 2 bad input
+(one line `port.train: error: ...`): missing data root or files, empty list, corrupt sample under
+--bad-samples fail, unwritable --out, bad --init or --resume file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from port.config import PSANetConfig
+from port.evaluate.datasets import BadFile, Sample, find_samples
+from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
+from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
+from port.train.recipe import LOSS_SCALES, PRESETS, Recipe, recipe_for
+from port.train.table import format_variant_list
+from port.variants import VARIANTS
+
+PROG = "port.train"
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m port.train", description=__doc__.splitlines()[0])
+    p.add_argument("--list", action="store_true", help="print every registered variant with its published numbers")
+    p.add_argument("--variant", choices=sorted(VARIANTS), metavar="NAME", help="registered variant (see --list)")
+    p.add_argument("--data-root", type=Path, help="dataset root in the evaluator's layout")
+    p.add_argument("--out", type=Path, help="run folder: checkpoints, final.safetensors, history, plot, tensorboard/")
+    p.add_argument("--train-list", type=Path, help="authors' list file 'image label' relative to --data-root")
+    p.add_argument("--val-list", type=Path, help="same, for validation (default: the dataset's val split)")
+    p.add_argument("--recipe", choices=sorted(PRESETS), default="caffe", help="caffe (paper, default) or semseg")
+    p.add_argument("--iterations", type=int, help="override the recipe's iteration count")
+    p.add_argument("--batch-size", type=int, help="GLOBAL batch (default: the recipe's 16)")
+    p.add_argument("--batch-per-proc", type=int, default=1, help="images per process and forward; the rest is accumulation")
+    p.add_argument("--loss-scale", choices=LOSS_SCALES, help="full (default) or eighth (conv6 vs 1/8 labels)")
+    p.add_argument("--recipe-opt", action="append", default=[], metavar="KEY=VALUE", help="any Recipe field (JSON value)")
+    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="any PSANetConfig field, e.g. crop=65")
+    p.add_argument("--init", type=Path, help="ImageNet weights of the deep-stem trunk (semseg resnet*_v2 or timm resnet*s)")
+    p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="none")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="float64 for parity checks")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--workers", type=int, default=2, help="data-loading processes per training process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bad-samples", choices=BAD_SAMPLE_POLICIES, default="fail", help="fail (default) or skip and list")
+    p.add_argument("--save-every", type=int, default=1000, help="rewrite last.pt every N iterations")
+    p.add_argument("--keep-every", type=int, default=10000, help="also keep iter_N.pt every N iterations (0: never)")
+    p.add_argument("--val-every", type=int, default=0, help="validate every N iterations (always at the end)")
+    p.add_argument("--val-limit", type=int, help="validate on the first N val images only")
+    p.add_argument("--val-base-size", type=int, help="validation long side (default: the dataset's 512 or 2048)")
+    p.add_argument("--no-val", action="store_true", help="no validation at all")
+    p.add_argument("--log-every", type=int, default=20, help="log line period when stderr is not a terminal")
+    p.add_argument("--stop-after", type=int, help="stop after N iterations of this invocation (checkpointed)")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument("--no-plot", action="store_true")
+    return p
+
+
+def _options(pairs: list[str], flag: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values parsed as JSON when they are JSON, else kept as strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _recipe(args: argparse.Namespace, dataset: str, dataset_size: int) -> Recipe:
+    try:
+        recipe = recipe_for(args.recipe, dataset).with_(**_options(args.recipe_opt, "--recipe-opt"))
+        if args.batch_size is not None:
+            recipe = recipe.with_(batch_size=args.batch_size)
+        recipe = recipe.with_epochs(dataset_size)
+        if args.iterations is not None:
+            recipe = recipe.with_(iterations=args.iterations)
+        if args.loss_scale is not None:
+            recipe = recipe.with_(loss_scale=args.loss_scale)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad recipe: {exc}") from None
+    return recipe
+
+
+def _config(args: argparse.Namespace, base: PSANetConfig, recipe: Recipe) -> PSANetConfig:
+    try:
+        config = base.with_(aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum).with_(
+            **_options(args.model_opt, "--model-opt")
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad model option: {exc}") from None
+    if (config.crop - 1) % 8:
+        raise UsageError(f"crop {config.crop} is not 8k+1 (the x8 zoom and the 1/8 labels need it; e.g. 465, 705)")
+    return config
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    """Create --out and prove it writable; refuse to overwrite a run unless resuming."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test."):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    last = out / "last.pt"
+    if resume and not last.is_file():
+        raise UsageError(f"--resume: no {last}")
+    if not resume and last.exists():
+        raise UsageError(f"{out} already holds a run (last.pt): pass --resume or another --out")
+
+
+def _samples(args: argparse.Namespace, dataset: str, out_skipped: list[str]) -> tuple[list[Sample], list[Sample]]:
+    if args.data_root is None or not args.data_root.is_dir():
+        raise UsageError(f"data root {args.data_root} is not a directory")
+    for flag, path in (("--train-list", args.train_list), ("--val-list", args.val_list)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag} {path} does not exist")
+    try:
+        train = list_training_samples(dataset, args.data_root, args.train_list)
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    if not train:
+        raise UsageError(f"no {dataset} training samples under {args.data_root}" + (f" in {args.train_list}" if args.train_list else ""))
+    missing = missing_files(train)
+    if missing and args.bad_samples == "fail":
+        raise UsageError(f"{len(missing)} training file(s) missing, first: {missing[0]} (or pass --bad-samples skip)")
+    if missing:
+        gone = {m.split(" ", 1)[1].rsplit(":", 1)[0] for m in missing}
+        train = [s for s in train if str(s.image) not in gone and str(s.label) not in gone]
+        out_skipped.extend(missing)
+        if not train:
+            raise UsageError("every training sample has a missing file")
+    val: list[Sample] = []
+    if not args.no_val:
+        try:
+            val = find_samples(dataset, args.data_root, args.val_list, split="val")
+        except (OSError, ValueError) as exc:
+            print(f"{PROG}: no validation ({str(exc).splitlines()[0]})", flush=True)
+    return train, val
+
+
+def _bad_file_line(exc: BaseException) -> str:
+    """The BadFile message, also when a DataLoader worker wrapped it with its traceback."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else repr(exc)
+    return last.split("BadFile: ", 1)[-1]
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.list:
+        print(format_variant_list())
+        return 0
+    for flag in ("variant", "data_root", "out"):
+        if getattr(args, flag) is None:
+            raise UsageError(f"--{flag.replace('_', '-')} is required (or --list)")
+    if args.init is not None and not args.init.is_file():
+        raise UsageError(f"--init file {args.init} does not exist")
+    for flag in ("batch_per_proc", "save_every", "log_every", "workers", "val_limit", "val_base_size", "stop_after", "keep_every", "val_every"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag in ("workers", "keep_every", "val_every") else 1):
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but CUDA is not available")
+    variant = VARIANTS[args.variant]
+    skipped: list[str] = []
+    train, val = _samples(args, variant.dataset, skipped)
+    recipe = _recipe(args, variant.dataset, len(train))
+    config = _config(args, variant.config, recipe)
+    _check_out(args.out, args.resume)
+    settings = RunSettings(
+        variant, config, recipe, args.out, micro=args.batch_per_proc, seed=args.seed, amp=args.amp, dtype=args.dtype,
+        channels_last=args.channels_last, workers=args.workers, bad_samples=args.bad_samples, save_every=args.save_every,
+        keep_every=args.keep_every, val_every=args.val_every, val_limit=args.val_limit, val_base_size=args.val_base_size,
+        log_every=args.log_every, stop_after=args.stop_after, tensorboard=not args.no_tensorboard, plot=not args.no_plot,
+        init=args.init,
+    )
+    from port.train.distributed import init_world
+
+    world = init_world(args.device)
+    try:
+        trainer = Trainer(settings, world, train, val)
+    except ImportError as exc:
+        raise UsageError(f"--init needs port.train.init ({exc})") from None
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    trainer.state.skipped.extend(skipped)
+    if args.resume:
+        try:
+            trainer.resume(args.out / "last.pt")
+        except (ValueError, KeyError) as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
+    try:
+        state = trainer.run()
+    except BadFile as exc:
+        raise UsageError(_bad_file_line(exc)) from None
+    except RuntimeError as exc:  # a DataLoader worker re-raises BadFile under its own type only when picklable
+        if "BadFile" not in str(exc):
+            raise
+        raise UsageError(_bad_file_line(exc)) from None
+    bad = sorted(set(state.skipped))
+    if world.is_main and bad:
+        print(f"{PROG}: skipped {len(bad)} bad sample(s) (each time an epoch reached them):", file=sys.stderr)
+        for line in bad:
+            print(f"  {line}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def console() -> None:
+    """Console-script entry (`psanet-train`)."""
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console()
