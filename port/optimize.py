@@ -83,10 +83,10 @@ def fused(unit: ConvBN) -> FusedConv:
 
 
 class FusedPSA(nn.Module):
-    """The PSA layer through the fused op (`port.ops.psa_aggregate`), always in float32, whatever the network's dtype.
+    """The PSA layer through the fused op (`port.ops.psa_aggregate`) in the network's dtype.
 
-    The compiled kernel takes float32/float64 only; a bf16 call would fall back to the reference,
-    which materialises the HW x HW attention buffer, so the inputs are cast up and the result back.
+    The kernel takes bf16/fp16 natively (float accumulation, one rounding of the result), so a
+    bf16 network neither casts the mask up nor falls back to the reference.
     """
 
     def __init__(self, layer: PointwiseSpatialAttention) -> None:
@@ -99,11 +99,10 @@ class FusedPSA(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            out = ops.psa_aggregate(
-                x.float(), mask.float(), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
+            return ops.psa_aggregate(
+                x, mask.to(x.dtype), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
                 normalization_factor=self.normalization_factor, compact=self.compact,
             )
-        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
