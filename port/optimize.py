@@ -86,7 +86,9 @@ class FusedPSA(nn.Module):
     """The PSA layer through the fused op (`port.ops.psa_aggregate`) in the network's dtype.
 
     The kernel takes bf16/fp16 natively (float accumulation, one rounding of the result), so a
-    bf16 network neither casts the mask up nor falls back to the reference.
+    bf16 network neither casts the mask up nor falls back to the reference. Autocast does not
+    touch the op (it has no autocast rule), so none is disabled here: that would put the op inside
+    a wrap_with_autocast region of exported graphs, out of the quantizer's and inductor's sight.
     """
 
     def __init__(self, layer: PointwiseSpatialAttention) -> None:
@@ -98,11 +100,10 @@ class FusedPSA(nn.Module):
         self.compact = layer.compact
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return ops.psa_aggregate(
-                x, mask.to(x.dtype), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
-                normalization_factor=self.normalization_factor, compact=self.compact,
-            )
+        return ops.psa_aggregate(
+            x, mask.to(x.dtype), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
+            normalization_factor=self.normalization_factor, compact=self.compact,
+        )
 
     def extra_repr(self) -> str:
         return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
