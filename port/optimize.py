@@ -45,14 +45,33 @@ class FusedConv(nn.Module):
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.relu = relu
 
+    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout for this convolution, reordered once and cached.
+
+        Passing the plain weight made oneDNN reorder it on every call (ONEDNN_VERBOSE: one weight
+        reorder per convolution per forward). The cache is no parameter or buffer (state_dict is
+        unchanged); it is rebuilt when the weight tensor or its dtype changes. Its layout is chosen
+        for the first input shape; oneDNN reorders it itself should another shape want another.
+        """
+        key = (self.weight.data_ptr(), self.weight.dtype)
+        if getattr(self, "_packed_key", None) != key:
+            geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+            with torch.no_grad():
+                self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                    self.weight.detach().to_mkldnn(), *geometry, list(x.shape)
+                )
+            self._packed_key = key
+        return self._packed
+
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         unary = "relu" if self.relu else "none"
         if x.device.type == "cpu" and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling():
+            weight = self.packed_weight(x)
             if residual is None:
-                return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *geometry, unary, [], "")
+                return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *geometry, unary, [], "")
             return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, residual, self.weight, self.bias, *geometry, "add", None, unary, [], ""
+                x, residual, weight, self.bias, *geometry, "add", None, unary, [], ""
             )
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if residual is not None:
@@ -125,6 +144,8 @@ def _rewrite(module: nn.Module, fuse: bool) -> None:
             child.dropout = nn.Identity()
             if fuse:
                 setattr(module, name, fused(child))
+        elif fuse and type(child) is nn.Conv2d and child.padding_mode == "zeros":
+            setattr(module, name, FusedConv(child, relu=False))  # fc2, conv6: prepacked weights too
         elif isinstance(child, PointwiseSpatialAttention):
             setattr(module, name, FusedPSA(child))
         elif isinstance(child, nn.Dropout):
