@@ -190,12 +190,19 @@ class Float32Output(nn.Module):
 
 
 def for_inference(
-    model: PSANet, *, channels_last: bool = True, fold_bn: bool = True, dtype: torch.dtype | None = None
+    model: PSANet,
+    *,
+    channels_last: bool = True,
+    fold_bn: bool = True,
+    dtype: torch.dtype | None = None,
+    fuse: bool = True,
 ) -> InferencePSANet:
     """An inference-only copy of `model` (which stays untouched).
 
     fold_bn: the fork's BN merged into the preceding convolution (float64 algebra), then each
     convolution fused with its ReLU and residual add (FusedConv).
+    fuse: with fold_bn, False keeps the folded convolutions as plain nn.Conv2d + nn.ReLU modules
+    (for graph tools that match standard modules, e.g. PT2E quantisation; eager speed is lower).
     channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
     dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op and the
     final x8 zoom stay float32; logits come back float32).
@@ -209,7 +216,7 @@ def for_inference(
     net.cfg = net.cfg.with_(aux=False)
     if fold_bn:
         _fold(net)
-    _rewrite(net, fuse=fold_bn)
+    _rewrite(net, fuse=fold_bn and fuse)
     net.conv6_zoom = Float32Output(net.conv6_zoom)
     if dtype is not None:
         net = net.to(dtype)

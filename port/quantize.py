@@ -1,6 +1,6 @@
 """int8 inference through PyTorch's own post-training quantisation: PT2E export + X86InductorQuantizer + inductor.
 
-`quantize_int8(model, calibration_images)` exports the BN-folded fp32 fast path (port.optimize), lets
+`quantize_int8(model, calibration_images)` exports the BN-folded fp32 model (port.optimize, unfused), lets
 torchao's X86InductorQuantizer annotate it (convolutions, their fused add/ReLU, pooling: int8 with
 per-channel weights), calibrates the observers on the images, converts, and compiles the result with
 inductor and freezing, which lowers the quantise/dequantise pairs into oneDNN int8 convolutions with
@@ -30,7 +30,9 @@ class Int8PSANet(nn.Module):
     run in float); when `compiled`, calls go through inductor with freezing, which turns it into
     oneDNN int8 kernels. Freezing is a global inductor setting read while compiling, that is during
     the first call at each shape, so it is switched on around every call (torch.compile's
-    options={"freezing": True} left the weight prepack unfolded in torch 2.13).
+    options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
+    exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
+    torchao 0.18), so a batch runs image by image.
     """
 
     def __init__(self, converted: nn.Module, cfg: object, compiled: bool) -> None:
@@ -43,7 +45,7 @@ class Int8PSANet(nn.Module):
         import torch._inductor.config as inductor
 
         with torch.no_grad(), inductor.patch(freezing=True):
-            return self.run(x)
+            return torch.cat([self.run(image[None]) for image in x])
 
 
 def _batches(images: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -72,13 +74,14 @@ def quantize_int8(
     )
 
     batches = _batches(calibration_images)
-    fast = for_inference(model)
-    exported = torch.export.export(fast, (batches[0],)).module()
+    fast = for_inference(model, fuse=False)  # plain nn.Conv2d modules: FusedConv's calls carry no source_fn_stack
+    images = [image[None] for b in batches for image in b]
+    exported = torch.export.export(fast, (images[0],)).module()
     quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
     for name in FLOAT_MODULES:
         quantizer.set_module_name_qconfig(name, None)
     prepared = prepare_pt2e(exported, quantizer)
     with torch.no_grad():
-        for batch in batches:
-            prepared(batch)
+        for image in images:
+            prepared(image)
     return Int8PSANet(convert_pt2e(prepared), fast.cfg, compile)
