@@ -4,7 +4,9 @@ Prints one `RESULT <json>` line: median seconds per forward for each batch size,
 torch.mm roof measured right after (end_to_end.py keeps the fastest roof seen in the run), and
 for the port modes the batch-1 logits saved to `<workdir>/<tag>.npy` (for parity and argmax checks).
 Modes: caffe (legacy Caffe CPU), eager, fast (port.optimize.for_inference), compile (torch.compile of
-fast), bf16 (fast with bf16 weights), roof (torch.mm 4096^2 fp32 and bf16), gpu (when CUDA is present).
+fast), compile_frozen (the same with inductor freezing), bf16 (fast with bf16 weights), int8
+(port.quantize.quantize_int8 calibrated on 2 random images other than the timed ones), roof (torch.mm 4096^2 fp32 and
+bf16), gpu (when CUDA is present).
 """
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ from bench.timing import median_seconds  # noqa: E402
 
 MM_SIDE = 4096
 ROOF_REPS = 3
-WEIGHTS = {"eager": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "bf16": "fast_bf16.pt"}
+WEIGHTS = {
+    "eager": "weights.pt", "int8": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "compile_frozen": "fast.pt",
+    "bf16": "fast_bf16.pt",
+}
 MMSEG_V100_MS = 76.0  # mmsegmentation's published PSANet R-101-D8 ADE20K 512x512 inference time on a V100
 
 
@@ -86,14 +91,19 @@ def build_port_model(job: dict[str, Any]) -> Any:
     mode = job["mode"]
     with torch.device("meta"):
         model = PSANet(cfg).eval().requires_grad_(False)
-        if mode != "eager":
+        if mode not in ("eager", "int8"):
             model = for_inference(model, dtype=torch.bfloat16 if mode == "bf16" else None)
     state = torch.load(Path(job["workdir"]) / WEIGHTS[mode], mmap=True, weights_only=True)
     model.load_state_dict(state, assign=True)
-    if mode == "compile":
+    if mode == "int8":
+        from port.quantize import quantize_int8
+
+        return quantize_int8(model, torch.from_numpy(np.load(Path(job["workdir"]) / "calibration.npy")))
+    if mode.startswith("compile"):
         import torch._inductor.config as inductor
 
-        inductor.freezing = True  # weights become constants: oneDNN prepacks the convolution weights once
+        # freezing: weights become constants, so oneDNN prepacks the convolution weights once
+        inductor.freezing = mode == "compile_frozen"
         model = torch.compile(model, dynamic=False)
     return model
 

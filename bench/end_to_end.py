@@ -1,4 +1,4 @@
-"""End-to-end CPU speed and memory: legacy Caffe vs the PyTorch port (eager, fast path, torch.compile, bf16).
+"""End-to-end CPU speed and memory: legacy Caffe vs the PyTorch port (eager, fast path, torch.compile, bf16, int8).
 
 For PSANet50/101 at 465² (ADE20K config) and 705² (Cityscapes config), with the same random weights
 (written to Caffe through converters/torch2caffe) and the same random input, every mode runs in a
@@ -119,6 +119,8 @@ def prepare(work: Path, name: str, batch: int, seed: int, width_divisor: int) ->
     # Mean-subtracted BGR pixels span roughly +-128.
     images = np.random.default_rng(seed).uniform(-128, 128, (batch, 3, crop, crop)).astype(np.float32)
     np.save(work / "input.npy", images)
+    calibration = np.random.default_rng(seed + 1).uniform(-128, 128, (2, 3, crop, crop)).astype(np.float32)
+    np.save(work / "calibration.npy", calibration)  # int8: images other than the timed ones
     return model.cfg.to_dict()
 
 
@@ -133,8 +135,10 @@ def compare(work: Path, case: Case) -> None:
     rel("eager", "caffe")
     rel("fast", "eager")
     rel("compile", "fast")
-    if "bf16" in logits and "fast" in logits:
-        case.checks["agreement bf16 vs fast"] = float((logits["bf16"].argmax(1) == logits["fast"].argmax(1)).mean())
+    rel("compile_frozen", "fast")
+    for mode in ("bf16", "int8"):
+        if mode in logits and "fast" in logits:
+            case.checks[f"agreement {mode} vs fast"] = float((logits[mode].argmax(1) == logits["fast"].argmax(1)).mean())
 
 
 def best_roof(roof: dict[str, float], cases: list[Case]) -> dict[str, float]:
@@ -180,6 +184,20 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
     return cases, roof, gpu
 
 
+ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+
+
+def isa_line() -> str:
+    """The CPU's instruction sets that decide the roofs: torch's dispatch level and the /proc/cpuinfo flags."""
+    import torch
+
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    flags = set(next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), []))
+    shown = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
+    amx = "AMX" if {"amx_bf16", "amx_int8"} & flags else "no AMX"
+    return f"ISA: torch CPU capability {torch.backends.cpu.get_cpu_capability()}; {amx} ({shown})."
+
+
 def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: dict[str, float], gpu: Any,
            load_before: tuple[float, ...], wall: float) -> str:
     import torch
@@ -192,6 +210,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         f"{args.threads} threads for torch and for Caffe's OpenBLAS (OPENBLAS_NUM_THREADS); warm-up {args.warmup}, "
         f"median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"wall time {wall / 60:.1f} min.",
+        isa_line(),
         f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "
         "Each mode ran in its own process; peak RSS is its VmHWM (ru_maxrss would include the parent's RSS, which "
         "Linux carries across fork + exec), model build and weights included; the fast modes load weights that "

@@ -45,14 +45,33 @@ class FusedConv(nn.Module):
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.relu = relu
 
+    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout for this convolution, reordered once and cached.
+
+        Passing the plain weight made oneDNN reorder it on every call (ONEDNN_VERBOSE: one weight
+        reorder per convolution per forward). The cache is no parameter or buffer (state_dict is
+        unchanged); it is rebuilt when the weight tensor or its dtype changes. Its layout is chosen
+        for the first input shape; oneDNN reorders it itself should another shape want another.
+        """
+        key = (self.weight.data_ptr(), self.weight.dtype)
+        if getattr(self, "_packed_key", None) != key:
+            geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+            with torch.no_grad():
+                self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                    self.weight.detach().to_mkldnn(), *geometry, list(x.shape)
+                )
+            self._packed_key = key
+        return self._packed
+
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         unary = "relu" if self.relu else "none"
         if x.device.type == "cpu" and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling():
+            weight = self.packed_weight(x)
             if residual is None:
-                return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *geometry, unary, [], "")
+                return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *geometry, unary, [], "")
             return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, residual, self.weight, self.bias, *geometry, "add", None, unary, [], ""
+                x, residual, weight, self.bias, *geometry, "add", None, unary, [], ""
             )
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if residual is not None:
@@ -83,10 +102,12 @@ def fused(unit: ConvBN) -> FusedConv:
 
 
 class FusedPSA(nn.Module):
-    """The PSA layer through the fused op (`port.ops.psa_aggregate`), always in float32, whatever the network's dtype.
+    """The PSA layer through the fused op (`port.ops.psa_aggregate`) in the network's dtype.
 
-    The compiled kernel takes float32/float64 only; a bf16 call would fall back to the reference,
-    which materialises the HW x HW attention buffer, so the inputs are cast up and the result back.
+    The kernel takes bf16/fp16 natively (float accumulation, one rounding of the result), so a
+    bf16 network neither casts the mask up nor falls back to the reference. Autocast does not
+    touch the op (it has no autocast rule), so none is disabled here: that would put the op inside
+    a wrap_with_autocast region of exported graphs, out of the quantizer's and inductor's sight.
     """
 
     def __init__(self, layer: PointwiseSpatialAttention) -> None:
@@ -98,12 +119,10 @@ class FusedPSA(nn.Module):
         self.compact = layer.compact
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            out = ops.psa_aggregate(
-                x.float(), mask.float(), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
-                normalization_factor=self.normalization_factor, compact=self.compact,
-            )
-        return out.to(x.dtype)
+        return ops.psa_aggregate(
+            x, mask.to(x.dtype), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
+            normalization_factor=self.normalization_factor, compact=self.compact,
+        )
 
     def extra_repr(self) -> str:
         return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
@@ -125,6 +144,8 @@ def _rewrite(module: nn.Module, fuse: bool) -> None:
             child.dropout = nn.Identity()
             if fuse:
                 setattr(module, name, fused(child))
+        elif fuse and type(child) is nn.Conv2d and child.padding_mode == "zeros":
+            setattr(module, name, FusedConv(child, relu=False))  # fc2, conv6: prepacked weights too
         elif isinstance(child, PointwiseSpatialAttention):
             setattr(module, name, FusedPSA(child))
         elif isinstance(child, nn.Dropout):
@@ -169,12 +190,19 @@ class Float32Output(nn.Module):
 
 
 def for_inference(
-    model: PSANet, *, channels_last: bool = True, fold_bn: bool = True, dtype: torch.dtype | None = None
+    model: PSANet,
+    *,
+    channels_last: bool = True,
+    fold_bn: bool = True,
+    dtype: torch.dtype | None = None,
+    fuse: bool = True,
 ) -> InferencePSANet:
     """An inference-only copy of `model` (which stays untouched).
 
     fold_bn: the fork's BN merged into the preceding convolution (float64 algebra), then each
     convolution fused with its ReLU and residual add (FusedConv).
+    fuse: with fold_bn, False keeps the folded convolutions as plain nn.Conv2d + nn.ReLU modules
+    (for graph tools that match standard modules, e.g. PT2E quantisation; eager speed is lower).
     channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
     dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op and the
     final x8 zoom stay float32; logits come back float32).
@@ -188,7 +216,7 @@ def for_inference(
     net.cfg = net.cfg.with_(aux=False)
     if fold_bn:
         _fold(net)
-    _rewrite(net, fuse=fold_bn)
+    _rewrite(net, fuse=fold_bn and fuse)
     net.conv6_zoom = Float32Output(net.conv6_zoom)
     if dtype is not None:
         net = net.to(dtype)

@@ -5,7 +5,12 @@
 // not link to have the same weight u_p (0 without softmax, exp(0 - max) / den with it), so
 // out[:, p] = sum_{q linked} x[:, q] (P[q, p] - u_p) + u_p * sum_q x[:, q]: the GEMM only sees the band
 // of source rows that can link to the block, and the unlinked zeros enter through the row sums of x.
+//
+// Half and bfloat16 run natively with float accumulation: the mask is read in its own dtype straight into
+// the float weights, x and the output are float during the op, and the result is rounded once at the end.
+// exp is psanet::exp_accurate (psa_exp.h), never ATen's dispatched one, so no worker thread can differ.
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
@@ -18,6 +23,7 @@
 #include <vector>
 
 #include "psa_checks.h"
+#include "psa_exp.h"
 #include "psa_runs.h"
 
 namespace psanet {
@@ -44,7 +50,8 @@ struct BlockWeights {
   BlockWeights(int64_t band_max, int64_t targets_max)
       : weights(band_max * targets_max), uncovered(targets_max), stats(targets_max) {}
 
-  void build(const Geometry& g, const Block& blk, const scalar_t* mask_n, bool softmax);
+  template <typename mask_t>
+  void build(const Geometry& g, const Block& blk, const mask_t* mask_n, bool softmax);
 
  private:
   void softmax_columns(const Geometry& g, const Block& blk);
@@ -52,14 +59,15 @@ struct BlockWeights {
 };
 
 template <typename scalar_t>
-void BlockWeights<scalar_t>::build(const Geometry& g, const Block& blk, const scalar_t* mask_n, bool softmax) {
+template <typename mask_t>
+void BlockWeights<scalar_t>::build(const Geometry& g, const Block& blk, const mask_t* mask_n, bool softmax) {
   const int64_t targets = (blk.y1 - blk.y0) * g.width;
   const int64_t size = (blk.a1 - blk.a0) * g.width * targets;
   const scalar_t fill = softmax ? -std::numeric_limits<scalar_t>::infinity() : scalar_t(0);
   std::fill(weights.begin(), weights.begin() + size, fill);
   scalar_t* w = weights.data();
   for_each_run(g, blk, targets, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
-    for (int64_t i = 0; i < count; ++i) w[s_off + i * s_stride] = mask_n[m_off + i];
+    for (int64_t i = 0; i < count; ++i) w[s_off + i * s_stride] = static_cast<scalar_t>(mask_n[m_off + i]);
   });
   has_uncovered = false;
   if (softmax) {
@@ -91,10 +99,10 @@ void BlockWeights<scalar_t>::softmax_columns(const Geometry& g, const Block& blk
     scalar_t* row = w + q * targets;
     for (int64_t p = 0; p < targets; ++p) row[p] -= top[p];
   }
-  at::from_blob(w, {band * targets}, c10::CppTypeToScalarType<scalar_t>::value).exp_();
+  exp_inplace(w, band * targets);
   std::vector<scalar_t> den(targets);
   for (int64_t p = 0; p < targets; ++p) {
-    uncovered[p] = unlinked[p] > 0 ? std::exp(-top[p]) : scalar_t(0);
+    uncovered[p] = unlinked[p] > 0 ? exp_accurate(-top[p]) : scalar_t(0);
     den[p] = scalar_t(unlinked[p]) * uncovered[p];
   }
   for (int64_t q = 0; q < band; ++q) {
@@ -161,7 +169,8 @@ at::Tensor matrix(std::vector<scalar_t>& v, int64_t rows, int64_t cols) {
   return at::from_blob(v.data(), {rows, cols}, c10::CppTypeToScalarType<scalar_t>::value);
 }
 
-template <typename scalar_t>
+// x and out are in scalar_t (float or double); the mask in mask_t (scalar_t, or half/bfloat16 with float).
+template <typename scalar_t, typename mask_t>
 void forward_kernel(const Layout& lay, const at::Tensor& x, const at::Tensor& mask, bool softmax, double nf,
                     at::Tensor& out) {
   const Geometry& g = lay.g;
@@ -177,7 +186,7 @@ void forward_kernel(const Layout& lay, const at::Tensor& x, const at::Tensor& ma
       const Block blk = block_of(lay, task % lay.blocks);
       const int64_t targets = (blk.y1 - blk.y0) * g.width;
       const int64_t band = (blk.a1 - blk.a0) * g.width;
-      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, softmax);
+      bw.build(g, blk, mask.data_ptr<mask_t>() + n * g.channels() * hw, softmax);
       at::Tensor dst = out[n].narrow(1, blk.y0 * g.width, targets);
       at::addmm_out(dst, dst, x[n].narrow(1, blk.a0 * g.width, band), matrix(bw.weights, band, targets), 0, inv_nf);
       if (!bw.has_uncovered) continue;
@@ -269,34 +278,41 @@ void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor
   });
 }
 
+// The dtype the op computes in: float for half and bfloat16, else the inputs' own.
+at::ScalarType compute_type(const at::Tensor& t) {
+  return at::isReducedFloatingType(t.scalar_type()) ? at::kFloat : t.scalar_type();
+}
+
 at::Tensor psa_aggregate_cpu(const at::Tensor& x, const at::Tensor& mask, int64_t psa_type, int64_t mask_h,
                              int64_t mask_w, bool softmax, double nf, bool compact) {
   const Geometry g = check_aggregate(x, mask, psa_type, mask_h, mask_w, nf, compact);
   const Layout lay = make_layout(g);
-  const at::Tensor xf = x.contiguous().view({x.size(0), x.size(1), g.positions()});
+  const at::Tensor xf = x.contiguous().view({x.size(0), x.size(1), g.positions()}).to(compute_type(x));
   const at::Tensor mf = mask.contiguous();
   at::Tensor out = at::zeros_like(xf);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "psa_aggregate_cpu", [&] {
-    forward_kernel<scalar_t>(lay, xf, mf, softmax, nf, out);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "psa_aggregate_cpu", [&] {
+    forward_kernel<at::opmath_type<scalar_t>, scalar_t>(lay, xf, mf, softmax, nf, out);
   });
-  return out.view(x.sizes());
+  return out.view(x.sizes()).to(x.scalar_type());
 }
 
+// Half and bfloat16 gradients are computed in float from float copies of the inputs, then rounded once.
 std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
                                                               const at::Tensor& mask, int64_t psa_type, int64_t mask_h,
                                                               int64_t mask_w, bool softmax, double nf, bool compact) {
   const Geometry g = check_aggregate(x, mask, psa_type, mask_h, mask_w, nf, compact);
   TORCH_CHECK(grad.sizes() == x.sizes(), "grad ", grad.sizes(), " does not match x ", x.sizes());
   const Layout lay = make_layout(g);
-  const at::Tensor xf = x.contiguous().view({x.size(0), x.size(1), g.positions()});
-  const at::Tensor gf = grad.contiguous().view_as(xf);
-  const at::Tensor mf = mask.contiguous();
+  const at::ScalarType acc = compute_type(x);
+  const at::Tensor xf = x.contiguous().view({x.size(0), x.size(1), g.positions()}).to(acc);
+  const at::Tensor gf = grad.contiguous().view_as(xf).to(acc);
+  const at::Tensor mf = mask.contiguous().to(acc);
   at::Tensor grad_x = at::zeros_like(xf);
   at::Tensor grad_mask = at::zeros_like(mf);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "psa_aggregate_backward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES(acc, "psa_aggregate_backward_cpu", [&] {
     backward_kernel<scalar_t>(lay, gf, xf, mf, softmax, nf, grad_x, grad_mask);
   });
-  return {grad_x.view(x.sizes()), grad_mask};
+  return {grad_x.view(x.sizes()).to(x.scalar_type()), grad_mask.to(mask.scalar_type())};
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ at::Tensor psa_mask_cpu(const at::Tensor& mask, int64_t psa_type, int64_t mask_h
   const Geometry g = check_mask(mask, psa_type, mask_h, mask_w, compact);
   const at::Tensor src = mask.contiguous();
   at::Tensor buffer = at::zeros({mask.size(0), g.positions(), g.height, g.width}, mask.options());
-  AT_DISPATCH_FLOATING_TYPES(mask.scalar_type(), "psa_mask_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mask.scalar_type(), "psa_mask_cpu", [&] {
     copy_links<scalar_t>(g, mask.size(0), src.data_ptr<scalar_t>(), buffer.data_ptr<scalar_t>(), true);
   });
   return buffer;
@@ -45,7 +45,7 @@ at::Tensor psa_mask_backward_cpu(const at::Tensor& grad, int64_t psa_type, int64
   const Geometry g = check_buffer(grad, psa_type, mask_h, mask_w, compact);
   const at::Tensor src = grad.contiguous();
   at::Tensor grad_mask = at::empty({grad.size(0), g.channels(), g.height, g.width}, grad.options());
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "psa_mask_backward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "psa_mask_backward_cpu", [&] {
     copy_links<scalar_t>(g, grad.size(0), grad_mask.data_ptr<scalar_t>(), src.data_ptr<scalar_t>(), false);
   });
   return grad_mask;

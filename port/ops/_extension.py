@@ -7,7 +7,7 @@ import warnings
 import torch
 
 BUILD_HINT = "pip install --no-build-isolation -e .  (or: python setup.py build_ext --inplace)"
-KERNEL_DTYPES = (torch.float32, torch.float64)
+KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)  # half types accumulate in float
 
 
 def _load() -> bool:
@@ -27,8 +27,8 @@ _warned = False
 def use_kernels(*tensors: torch.Tensor) -> bool:
     """True when torch.ops.psanet should run; warns once when the extension is missing.
 
-    ONNX export and dtypes the kernels lack (half, bfloat16) take the reference, which is made of
-    standard operators.
+    ONNX export and dtypes the kernels lack (e.g. integer tensors, which the reference then rejects)
+    take the reference, which is made of standard operators.
     """
     global _warned
     if torch.onnx.is_in_onnx_export() or any(t.dtype not in KERNEL_DTYPES for t in tensors):

@@ -1,6 +1,7 @@
 // CUDA kernels of the psanet operators. psa_mask moves data between the mask and the (N, HW, H, W)
 // buffer with one thread per mask element; psa_aggregate builds that buffer and uses softmax + bmm
-// (cuBLAS) on it: correct first, it materialises the (N, HW, HW) buffer.
+// (cuBLAS) on it: correct first, it materialises the (N, HW, HW) buffer. Half and bfloat16 inputs are
+// aggregated in float (buffer, softmax, bmm and gradients) and the results rounded once at the end.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -70,6 +71,11 @@ at::Tensor psa_mask_backward_cuda(const at::Tensor& grad, int64_t psa_type, int6
   return grad_mask;
 }
 
+// The dtype psa_aggregate computes in: float for half and bfloat16, else the inputs' own.
+at::ScalarType compute_type(const at::Tensor& t) {
+  return at::isReducedFloatingType(t.scalar_type()) ? at::kFloat : t.scalar_type();
+}
+
 // The (N, HW, HW) attention the layer applies: the buffer, softmaxed over sources when asked.
 at::Tensor attention(const at::Tensor& mask, int64_t psa_type, int64_t mask_h, int64_t mask_w, bool softmax,
                      bool compact) {
@@ -82,9 +88,10 @@ at::Tensor psa_aggregate_cuda(const at::Tensor& x, const at::Tensor& mask, int64
                               int64_t mask_w, bool softmax, double nf, bool compact) {
   check_aggregate(x, mask, psa_type, mask_h, mask_w, nf, compact);
   const c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor p = attention(mask, psa_type, mask_h, mask_w, softmax, compact);
-  const at::Tensor xf = x.reshape({x.size(0), x.size(1), p.size(1)});
-  return at::bmm(xf, p).div_(nf).view(x.sizes());
+  const at::ScalarType acc = compute_type(x);
+  const at::Tensor p = attention(mask.to(acc), psa_type, mask_h, mask_w, softmax, compact);
+  const at::Tensor xf = x.reshape({x.size(0), x.size(1), p.size(1)}).to(acc);
+  return at::bmm(xf, p).div_(nf).view(x.sizes()).to(x.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cuda(const at::Tensor& grad, const at::Tensor& x,
@@ -94,14 +101,15 @@ std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cuda(const at::Tensor&
   check_aggregate(x, mask, psa_type, mask_h, mask_w, nf, compact);
   TORCH_CHECK(grad.sizes() == x.sizes(), "grad ", grad.sizes(), " does not match x ", x.sizes());
   const c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor p = attention(mask, psa_type, mask_h, mask_w, softmax, compact);
-  const at::Tensor xf = x.reshape({x.size(0), x.size(1), p.size(1)});
-  const at::Tensor gf = grad.reshape_as(xf);
-  at::Tensor grad_x = at::bmm(gf, p.transpose(1, 2)).div_(nf).view(x.sizes());
+  const at::ScalarType acc = compute_type(x);
+  const at::Tensor p = attention(mask.to(acc), psa_type, mask_h, mask_w, softmax, compact);
+  const at::Tensor xf = x.reshape({x.size(0), x.size(1), p.size(1)}).to(acc);
+  const at::Tensor gf = grad.reshape_as(xf).to(acc);
+  at::Tensor grad_x = at::bmm(gf, p.transpose(1, 2)).div_(nf).view(x.sizes()).to(x.scalar_type());
   at::Tensor grad_p = at::bmm(xf.transpose(1, 2), gf).div_(nf);
   if (softmax) grad_p = at::_softmax_backward_data(grad_p, p, 1, p.scalar_type());
   const at::Tensor grad_buffer = grad_p.view({x.size(0), p.size(1), x.size(2), x.size(3)});
-  return {grad_x, psa_mask_backward_cuda(grad_buffer, psa_type, mask_h, mask_w, compact)};
+  return {grad_x, psa_mask_backward_cuda(grad_buffer, psa_type, mask_h, mask_w, compact).to(mask.scalar_type())};
 }
 
 }  // namespace

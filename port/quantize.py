@@ -1,0 +1,87 @@
+"""int8 inference through PyTorch's own post-training quantisation: PT2E export + X86InductorQuantizer + inductor.
+
+`quantize_int8(model, calibration_images)` exports the BN-folded fp32 model (port.optimize, unfused), lets
+torchao's X86InductorQuantizer annotate it (convolutions, their fused add/ReLU, pooling: int8 with
+per-channel weights), calibrates the observers on the images, converts, and compiles the result with
+inductor and freezing, which lowers the quantise/dequantise pairs into oneDNN int8 convolutions with
+prepacked weights. The classifier conv6 stays float32 (FLOAT_MODULES). The PSA op is a custom operator the quantizer does not annotate: it stays float32,
+as do the interpolations and the float32 logits.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from port.model.psanet import PSANet
+from port.optimize import for_inference
+
+
+# Kept float32: the classifier (1x1, 512 -> classes; ~0.1% of the FLOPs). Its int8 rounding moved the
+# argmax most in the one measurement made (width/16 PSANet50, fc2 and conv6 quantised: 99.1% -> 99.8%).
+FLOAT_MODULES = ("net.conv6",)
+
+
+class Int8PSANet(nn.Module):
+    """The int8 network; `forward(x)` returns float32 `conv6_zoom` logits (no autograd).
+
+    `converted` is the PT2E graph with explicit quantise/dequantise (the reference int8 numerics,
+    run in float); when `compiled`, calls go through inductor with freezing, which turns it into
+    oneDNN int8 kernels. Freezing is a global inductor setting read while compiling, that is during
+    the first call at each shape, so it is switched on around every call (torch.compile's
+    options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
+    exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
+    torchao 0.18), so a batch runs image by image.
+    """
+
+    def __init__(self, converted: nn.Module, cfg: object, compiled: bool) -> None:
+        super().__init__()
+        self.converted = converted
+        self.run = torch.compile(converted, dynamic=False) if compiled else converted
+        self.cfg = cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor
+
+        with torch.no_grad(), inductor.patch(freezing=True):
+            return torch.cat([self.run(image[None]) for image in x])
+
+
+def _batches(images: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Calibration input as a list of (N, 3, H, W) float32 batches, all of one spatial size."""
+    batches = [images] if isinstance(images, torch.Tensor) else list(images)
+    if not batches or any(b.dim() != 4 or b.shape[1] != 3 for b in batches):
+        raise ValueError("calibration_images must be a (N, 3, H, W) tensor or an iterable of them")
+    if len({tuple(b.shape[2:]) for b in batches}) != 1:
+        raise ValueError("calibration batches must share one spatial size")
+    return [b.float() for b in batches]
+
+
+def quantize_int8(
+    model: PSANet, calibration_images: torch.Tensor | Iterable[torch.Tensor], *, compile: bool = True
+) -> Int8PSANet:
+    """An int8 copy of `model` (which stays untouched), calibrated on `calibration_images` (a few images suffice).
+
+    Needs torchao (PT2E moved there from torch.ao.quantization) and, with `compile`, a C++ compiler
+    for inductor: the first call at a new input shape compiles (minutes on 2 cores), later calls
+    are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics, float speed).
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    batches = _batches(calibration_images)
+    fast = for_inference(model, fuse=False)  # plain nn.Conv2d modules: FusedConv's calls carry no source_fn_stack
+    images = [image[None] for b in batches for image in b]
+    exported = torch.export.export(fast, (images[0],)).module()
+    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    for name in FLOAT_MODULES:
+        quantizer.set_module_name_qconfig(name, None)
+    prepared = prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        for image in images:
+            prepared(image)
+    return Int8PSANet(convert_pt2e(prepared), fast.cfg, compile)

@@ -1,0 +1,77 @@
+"""int8 post-training quantisation (port.quantize, PT2E + X86InductorQuantizer) against the fp32 fast path."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from port.model import create_model
+from port.ops._extension import AVAILABLE
+from port.optimize import for_inference
+
+pytest.importorskip("torchao")
+
+from port.quantize import quantize_int8  # noqa: E402
+
+SMALL = {"width_divisor": 16, "crop": 97}
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> tuple[torch.nn.Module, torch.Tensor]:
+    """A width/16 PSANet50 (ADE20K head), default initialisation; 4 calibration images, then 4 to test on.
+
+    Not BN-calibrated (port.calibrate): a BN-calibrated random network amplifies any perturbation
+    through its blocks (bf16 and int8 both fall to ~22% agreement there; see docs/DESIGN.md).
+    """
+    torch.manual_seed(0)
+    model = create_model("psanet50_ade20k_465", **SMALL)
+    images = torch.randn(8, 3, 97, 97, generator=torch.Generator().manual_seed(1)) * 50
+    return model.eval(), images
+
+
+def _agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.argmax(1) == b.argmax(1)).float().mean().item()
+
+
+def test_int8_agrees_with_fp32(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    model, images = calibrated
+    int8 = quantize_int8(model, images[:4], compile=False)
+    test = images[4:]
+    with torch.inference_mode():
+        fp32 = for_inference(model)(test)
+    out = int8(test)
+    agreement = _agreement(out, fp32)
+    print(f"width/16 PSANet50 at 97x97, 4 calibration images: int8 argmax agreement with fp32 {agreement:.4%}")
+    assert out.dtype == torch.float32 and out.shape == fp32.shape
+    assert fp32.argmax(1).unique().numel() >= 5  # several classes, so agreement means something
+    # Measured 96.96% here (issue 12's target is 99% at full size; the bench prints that number).
+    assert agreement >= 0.95
+    # int8 is not fp32: the logits do move (the quantisation ran).
+    assert (out - fp32).abs().max() > 1e-3 * fp32.abs().max()
+
+
+@pytest.mark.skipif(not AVAILABLE, reason="port._C (compiled PSA kernels) not built")
+def test_psa_op_stays_float(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    model, images = calibrated
+    graph = quantize_int8(model, images[:1], compile=False).converted.graph
+    calls = [n for n in graph.nodes if n.target is torch.ops.psanet.psa_aggregate.default]
+    assert len(calls) == 2
+    for node in calls:
+        assert all(arg.meta["val"].dtype == torch.float32 for arg in node.args[:2])
+
+
+def test_bad_calibration_input_is_refused(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    model, _ = calibrated
+    with pytest.raises(ValueError, match="calibration"):
+        quantize_int8(model, torch.randn(3, 97, 97))
+    with pytest.raises(ValueError, match="spatial size"):
+        quantize_int8(model, [torch.randn(1, 3, 97, 97), torch.randn(1, 3, 65, 65)])
+
+
+@pytest.mark.heavy
+def test_compiled_int8_matches_its_graph(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    """inductor's oneDNN int8 kernels compute what the quantise/dequantise graph describes (minutes: compiles)."""
+    model, images = calibrated
+    int8 = quantize_int8(model, images[:4])
+    with torch.no_grad():
+        reference = int8.converted(images[4:])
+    assert _agreement(int8(images[4:]), reference) >= 0.995
