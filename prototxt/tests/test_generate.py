@@ -16,7 +16,7 @@ def test_committed_files_equal_generator_output(texts: dict[str, str]) -> None:
 def test_one_deploy_and_one_train_file_per_variant(texts: dict[str, str]) -> None:
     expected = {f"{name}{suffix}.prototxt" for name in VARIANTS for suffix in ("", "_train")}
     assert set(texts) == expected
-    assert len(expected) == 36
+    assert len(expected) == 54  # 27 variants: 6 released, 12 ResNet-50 and 9 ResNet-101 ablations
 
 
 def test_cli_writes_then_check_passes_and_catches_edits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
