@@ -11,8 +11,7 @@ from parity_tests.conversion import load_converted
 from parity_tests.definitions import generated_text, write
 from parity_tests.live import random_net
 from parity_tests.random_weights import random_input
-from parity_tests.train_step import caffe_solver, caffe_steps, state_errors, torch_steps
-from port.model import PSANet
+from parity_tests.train_step import caffe_solver, caffe_steps, relative_change_error, state_errors, torch_optimizer, torch_run
 from port.variants import VARIANTS
 
 pytestmark = pytest.mark.caffe
@@ -26,16 +25,6 @@ LOSS_RTOL = 1e-3
 # PyTorch in float64 and Caffe's error must stay within a few times PyTorch's own fp32 error: a semantic
 # difference (wrong formula, missing term) gives errors of order 1.
 NOISE_MARGIN, NOISE_FLOOR = 4.0, 1e-3
-
-
-def _torch_step(converted, text: str, data: np.ndarray, label: np.ndarray, dtype: torch.dtype):
-    """One SGD step of the converted model in `dtype`; returns (model, starting state in float64, losses)."""
-    model = PSANet(converted.cfg.with_(dropout=0.0))
-    model.load_state_dict(converted.state_dict())
-    model = model.to(dtype)
-    start = {k: v.detach().double().clone() for k, v in model.state_dict().items()}
-    losses = torch_steps(model, text, data.astype(torch.empty((), dtype=dtype).numpy().dtype), label, 1)
-    return model, start, losses
 
 
 @pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet101_voc2012_465"])
@@ -55,16 +44,15 @@ def test_one_sgd_step(name: str, tmp_path: Path) -> None:
     label[rng.random(label.shape) < 0.2] = 255
     solver = caffe_solver(tmp_path, text, weights)
     caffe_losses = caffe_steps(solver, data, label, 1)
-    oracle, start, oracle_losses = _torch_step(converted, text, data, label, torch.float64)
-    fp32, _, _ = _torch_step(converted, text, data, label, torch.float32)
+    def sgd(model):
+        return torch_optimizer(model, text)
+
+    oracle, start, oracle_losses = torch_run(converted, sgd, data, label, 1, torch.float64)
+    fp32, _, _ = torch_run(converted, sgd, data, label, 1, torch.float32)
     np.testing.assert_allclose(caffe_losses, oracle_losses, rtol=LOSS_RTOL)
 
     caffe_errors = state_errors(solver.net, oracle, start)
-    reference, moved = oracle.state_dict(), fp32.state_dict()
-    params = dict(oracle.named_parameters())
-    fp32_noise = max(
-        float((moved[k].double() - reference[k]).abs().max() / (reference[k] - start[k]).abs().max()) for k in params
-    )
+    fp32_noise = max(relative_change_error(fp32, oracle, start).values())
     worst = max(caffe_errors, key=caffe_errors.get)
     print(f"{name}: caffe worst {worst} {caffe_errors[worst]:.3g}; torch fp32 worst {fp32_noise:.3g}")
     assert caffe_errors[worst] <= NOISE_MARGIN * fp32_noise + NOISE_FLOOR, (worst, caffe_errors[worst], fp32_noise)

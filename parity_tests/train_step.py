@@ -1,8 +1,9 @@
-"""Caffe SGDSolver steps vs torch.optim.SGD on the same train definition, weights and batch."""
+"""Caffe SGDSolver steps vs PyTorch optimisers on the same train definition, weights and batch."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -14,22 +15,36 @@ from port.model import PSANet, param_table
 
 BASE_LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4
 IGNORE = 255
+Optimizers = tuple[torch.optim.Optimizer, "torch.optim.lr_scheduler.LRScheduler | None"]
 
 
-def solver_text(net_path: Path) -> str:
-    """The paper's SGD settings with a fixed rate (PyTorch's SGD folds lr outside the momentum buffer, Caffe inside:
-    identical only while the rate is constant, so poly decay is left out)."""
+@dataclass(frozen=True)
+class Schedule:
+    """Caffe's lr_policy: "fixed", or "poly" with `max_iter` and `power`."""
+
+    policy: str = "fixed"
+    max_iter: int = 100
+    power: float = 1.0
+
+
+FIXED = Schedule()
+
+
+def solver_text(net_path: Path, schedule: Schedule = FIXED) -> str:
+    """The paper's SGD settings (base lr 0.01, momentum 0.9, weight decay 1e-4) with `schedule`'s learning-rate policy."""
+    power = f"power: {schedule.power}\n" if schedule.policy == "poly" else ""
     return (
-        f'net: "{net_path}"\nbase_lr: {BASE_LR}\nlr_policy: "fixed"\nmomentum: {MOMENTUM}\n'
-        f"weight_decay: {WEIGHT_DECAY}\nmax_iter: 100\ndisplay: 0\nsnapshot_after_train: false\nsolver_mode: CPU\n"
+        f'net: "{net_path}"\nbase_lr: {BASE_LR}\nlr_policy: "{schedule.policy}"\n{power}momentum: {MOMENTUM}\n'
+        f"weight_decay: {WEIGHT_DECAY}\nmax_iter: {schedule.max_iter}\ndisplay: 0\nsnapshot_after_train: false\n"
+        "solver_mode: CPU\n"
     )
 
 
-def caffe_solver(folder: Path, train_text: str, weights: Path) -> Any:
+def caffe_solver(folder: Path, train_text: str, weights: Path, schedule: Schedule = FIXED) -> Any:
     """An SGDSolver over `train_text` starting from `weights`."""
     caffe = caffe_module()
     net_path = write(folder, "train.prototxt", train_text)
-    solver = caffe.SGDSolver(str(write(folder, "solver.prototxt", solver_text(net_path))))
+    solver = caffe.SGDSolver(str(write(folder, "solver.prototxt", solver_text(net_path, schedule))))
     solver.net.copy_from(str(weights))
     return solver
 
@@ -45,8 +60,9 @@ def caffe_steps(solver: Any, data: np.ndarray, label: np.ndarray, steps: int) ->
     return losses
 
 
-def torch_optimizer(model: PSANet, train_text: str) -> torch.optim.SGD:
-    """One parameter group per learnable blob, with the lr_mult / decay_mult the definition states."""
+def torch_optimizer(model: PSANet, train_text: str) -> Optimizers:
+    """torch.optim.SGD with one group per learnable blob and the lr_mult / decay_mult the definition states; no
+    schedule (PyTorch's SGD keeps lr outside the momentum buffer, Caffe inside: equal only under a fixed rate)."""
     mults = layer_params(train_text)
     params = dict(model.named_parameters())
     groups = []
@@ -54,12 +70,15 @@ def torch_optimizer(model: PSANet, train_text: str) -> torch.optim.SGD:
         lr, decay = mults[layer][index]
         if key in params and lr:
             groups.append({"params": [params[key]], "lr": BASE_LR * lr, "weight_decay": WEIGHT_DECAY * decay})
-    return torch.optim.SGD(groups, lr=BASE_LR, momentum=MOMENTUM)
+    return torch.optim.SGD(groups, lr=BASE_LR, momentum=MOMENTUM), None
 
 
-def torch_steps(model: PSANet, train_text: str, data: np.ndarray, label: np.ndarray, steps: int) -> list[tuple[float, float]]:
+def torch_steps(
+    model: PSANet, optimizers: Optimizers, data: np.ndarray, label: np.ndarray, steps: int
+) -> list[tuple[float, float]]:
     """The same iterations in PyTorch (train mode: batch statistics, running stats updated by the forward)."""
-    optimizer = torch_optimizer(model.train(), train_text)
+    optimizer, scheduler = optimizers
+    model.train()
     x, target = torch.from_numpy(data), torch.from_numpy(label[:, 0]).long()
     losses = []
     for _ in range(steps):
@@ -69,8 +88,36 @@ def torch_steps(model: PSANet, train_text: str, data: np.ndarray, label: np.ndar
         aux = F.cross_entropy(out.aux, target, ignore_index=IGNORE)
         (main + model.cfg.aux_weight * aux).backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         losses.append((main.item(), aux.item()))
     return losses
+
+
+def torch_run(
+    converted: PSANet,
+    make_optimizers: Callable[[PSANet], Optimizers],
+    data: np.ndarray,
+    label: np.ndarray,
+    steps: int,
+    dtype: torch.dtype,
+) -> tuple[PSANet, dict[str, torch.Tensor], list[tuple[float, float]]]:
+    """`steps` iterations of a copy of the converted model in `dtype`: (model, starting state in float64, losses)."""
+    model = PSANet(converted.cfg.with_(dropout=0.0))
+    model.load_state_dict(converted.state_dict())
+    model = model.to(dtype)
+    start = {k: v.detach().double().clone() for k, v in model.state_dict().items()}
+    batch = data.astype(torch.empty((), dtype=dtype).numpy().dtype)
+    return model, start, torch_steps(model, make_optimizers(model), batch, label, steps)
+
+
+def relative_change_error(model: PSANet, oracle: PSANet, start: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per parameter: max|model - oracle| / max|oracle change from start| (the noise of a run against the oracle)."""
+    reference, moved = oracle.state_dict(), model.state_dict()
+    return {
+        k: float((moved[k].double() - reference[k]).abs().max() / (reference[k] - start[k]).abs().max())
+        for k, _ in oracle.named_parameters()
+    }
 
 
 def state_errors(net: Any, model: PSANet, start: dict[str, torch.Tensor]) -> dict[str, float]:
