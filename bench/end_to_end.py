@@ -70,11 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_worker(job: dict[str, Any], threads: int) -> dict[str, Any]:
-    """One worker process; its RESULT line, or {"error": last stderr line}."""
+def run_worker(job: dict[str, Any], threads: int, worker: Path = WORKER) -> dict[str, Any]:
+    """One `worker` process (default: the end-to-end one); its RESULT line, or {"error": last stderr line}."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, str(WORKER), json.dumps(job)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, str(worker), json.dumps(job)], capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
