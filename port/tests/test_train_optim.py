@@ -64,10 +64,11 @@ def test_torch_sgd_equals_caffe_sgd_only_under_a_constant_rate() -> None:
     for a, b in zip(_run(_caffe, start, grads, False), _run(_torch, start, grads, False)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     # Under poly, torch's history holds g + wd*w and multiplies by today's rate: older gradients get the smaller
-    # current rate instead of the rate of their own step. After 6 of 10 steps the weights differ by ~1e-2 of the move.
+    # current rate instead of the rate of their own step. After 6 of 10 steps the weights differ by 17-21% of the
+    # move (measured).
     caffe, plain = _run(_caffe, start, grads, True), _run(_torch, start, grads, True)
     for a, b, w in zip(caffe, plain, start):
-        assert (a - b).abs().max() > 1e-3 * (a - w).abs().max()
+        assert (a - b).abs().max() > 0.1 * (a - w).abs().max()
 
 
 def test_poly_rates_per_group() -> None:
