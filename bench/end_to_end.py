@@ -209,6 +209,16 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
     return "\n".join(lines) + "\n"
 
 
+def write_report(out: Path | None, text: str) -> None:
+    """Write `text` to `out` (when given) through a temp file and a rename, so no half report is left."""
+    if out is None:
+        return
+    handle, temp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temp, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -217,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     cases, roof, gpu = measure(args)
     text = report(args, argv, cases, roof, gpu, load_before, time.perf_counter() - start)
     print(text)
-    if args.out is not None:
-        handle, temp = tempfile.mkstemp(dir=args.out.resolve().parent, prefix=f".{args.out.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp, args.out)
+    write_report(args.out, text)
     return 0
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e_report import GIB  # noqa: E402
-from bench.end_to_end import Parser, run_worker  # noqa: E402
+from bench.end_to_end import Parser, run_worker, write_report  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
 MODES = ("caffe", "fp32", "fp32_cl", "bf16")
@@ -206,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out is not None:
-        handle, temp = tempfile.mkstemp(dir=args.out.resolve().parent, prefix=f".{args.out.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp, args.out)
+    write_report(args.out, text)
     return 0
 
 

@@ -13,13 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from parity_tests.conversion import load_converted
-from parity_tests.definitions import generated_text, layer_params, released_text, write
-from parity_tests.live import random_net
-from parity_tests.random_weights import random_input
-from parity_tests.train_step import Schedule, caffe_solver, caffe_steps, relative_change_error, state_errors, torch_run
+from parity_tests.definitions import layer_params, released_text
+from parity_tests.train_step import Schedule, live_case, solver_parity
 from port.model import PSANet, param_table
 from port.train.optim import build_optimizer, param_mults
 from port.train.recipe import recipe_for
@@ -52,32 +48,11 @@ def test_param_mults_equal_the_train_definition(name: str) -> None:
 @pytest.mark.caffe
 @pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet101_voc2012_465"])
 def test_poly_sgd_matches_caffe_solver(name: str, tmp_path: Path) -> None:
-    # NOTE: dropout ratio 0 in both definitions: Caffe's and PyTorch's random masks cannot agree.
-    cfg = VARIANTS[name].config.with_(width_divisor=16, crop=65, dropout=0.0)
-    text = generated_text(name, cfg, train=True, batch=2)
-    net = random_net(text, tmp_path, seed=11, phase="TRAIN")
-    weights = tmp_path / "start.caffemodel"
-    net.save(str(weights))
-    converted = load_converted(weights, write(tmp_path, "def.prototxt", text), tmp_path)
-
-    data = random_input((2, 3, cfg.crop, cfg.crop), 12)
-    rng = np.random.default_rng(13)
-    label = rng.integers(0, cfg.num_classes, (2, 1, cfg.crop, cfg.crop)).astype(np.float32)
-    label[rng.random(label.shape) < 0.2] = 255
-    solver = caffe_solver(tmp_path, text, weights, Schedule("poly", MAX_ITER, POWER))
-    caffe_losses = caffe_steps(solver, data, label, STEPS)
-
+    case = live_case(name, tmp_path, seed=11)
     recipe = recipe_for("caffe", VARIANTS[name].dataset).with_(iterations=MAX_ITER, power=POWER)
-
-    def port_optimizer(model: PSANet):
-        return build_optimizer(model, recipe)
-
-    oracle, start, oracle_losses = torch_run(converted, port_optimizer, data, label, STEPS, torch.float64)
-    fp32, _, fp32_losses = torch_run(converted, port_optimizer, data, label, STEPS, torch.float32)
-    loss_error = float(np.max(np.abs(np.array(caffe_losses) / np.array(oracle_losses) - 1)))
-    caffe_errors = state_errors(solver.net, oracle, start)
-    fp32_noise = max(relative_change_error(fp32, oracle, start).values())
-    worst = max(caffe_errors, key=caffe_errors.get)
-    print(f"{name}: losses rel {loss_error:.2g}; caffe worst {worst} {caffe_errors[worst]:.3g}; torch fp32 {fp32_noise:.3g}")
-    np.testing.assert_allclose(caffe_losses, oracle_losses, rtol=LOSS_RTOL)
-    assert caffe_errors[worst] <= NOISE_MARGIN * fp32_noise + NOISE_FLOOR, (worst, caffe_errors[worst], fp32_noise)
+    result = solver_parity(case, tmp_path, Schedule("poly", MAX_ITER, POWER), lambda m: build_optimizer(m, recipe), STEPS)
+    loss_error = float(np.max(np.abs(np.array(result.caffe_losses) / np.array(result.oracle_losses) - 1)))
+    worst, error = result.worst, result.caffe_errors[result.worst]
+    print(f"{name}: losses rel {loss_error:.2g}; caffe worst {worst} {error:.3g}; torch fp32 {result.fp32_noise:.3g}")
+    np.testing.assert_allclose(result.caffe_losses, result.oracle_losses, rtol=LOSS_RTOL)
+    assert error <= NOISE_MARGIN * result.fp32_noise + NOISE_FLOOR, (worst, error, result.fp32_noise)

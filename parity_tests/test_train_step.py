@@ -5,14 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from parity_tests.conversion import load_converted
-from parity_tests.definitions import generated_text, write
-from parity_tests.live import random_net
-from parity_tests.random_weights import random_input
-from parity_tests.train_step import caffe_solver, caffe_steps, relative_change_error, state_errors, torch_optimizer, torch_run
-from port.variants import VARIANTS
+from parity_tests.train_step import FIXED, live_case, solver_parity, torch_optimizer
 
 pytestmark = pytest.mark.caffe
 LOSS_RTOL = 1e-3
@@ -29,30 +23,10 @@ NOISE_MARGIN, NOISE_FLOOR = 4.0, 1e-3
 
 @pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet101_voc2012_465"])
 def test_one_sgd_step(name: str, tmp_path: Path) -> None:
-    # NOTE: dropout ratio 0 in both definitions: Caffe's and PyTorch's random masks cannot agree.
-    cfg = VARIANTS[name].config.with_(width_divisor=16, crop=65, dropout=0.0)
-    text = generated_text(name, cfg, train=True, batch=2)
-    net = random_net(text, tmp_path, seed=5, phase="TRAIN")
-    weights = tmp_path / "start.caffemodel"
-    net.save(str(weights))
-    converted = load_converted(weights, write(tmp_path, "def.prototxt", text), tmp_path)
-    assert converted.cfg.aux and converted.cfg.aux_weight == 0.4
-
-    data = random_input((2, 3, cfg.crop, cfg.crop), 6)
-    rng = np.random.default_rng(7)
-    label = rng.integers(0, cfg.num_classes, (2, 1, cfg.crop, cfg.crop)).astype(np.float32)
-    label[rng.random(label.shape) < 0.2] = 255
-    solver = caffe_solver(tmp_path, text, weights)
-    caffe_losses = caffe_steps(solver, data, label, 1)
-    def sgd(model):
-        return torch_optimizer(model, text)
-
-    oracle, start, oracle_losses = torch_run(converted, sgd, data, label, 1, torch.float64)
-    fp32, _, _ = torch_run(converted, sgd, data, label, 1, torch.float32)
-    np.testing.assert_allclose(caffe_losses, oracle_losses, rtol=LOSS_RTOL)
-
-    caffe_errors = state_errors(solver.net, oracle, start)
-    fp32_noise = max(relative_change_error(fp32, oracle, start).values())
-    worst = max(caffe_errors, key=caffe_errors.get)
-    print(f"{name}: caffe worst {worst} {caffe_errors[worst]:.3g}; torch fp32 worst {fp32_noise:.3g}")
-    assert caffe_errors[worst] <= NOISE_MARGIN * fp32_noise + NOISE_FLOOR, (worst, caffe_errors[worst], fp32_noise)
+    case = live_case(name, tmp_path, seed=5)
+    assert case.converted.cfg.aux and case.converted.cfg.aux_weight == 0.4
+    result = solver_parity(case, tmp_path, FIXED, lambda model: torch_optimizer(model, case.text), 1)
+    np.testing.assert_allclose(result.caffe_losses, result.oracle_losses, rtol=LOSS_RTOL)
+    worst, error = result.worst, result.caffe_errors[result.worst]
+    print(f"{name}: caffe worst {worst} {error:.3g}; torch fp32 worst {result.fp32_noise:.3g}")
+    assert error <= NOISE_MARGIN * result.fp32_noise + NOISE_FLOOR, (worst, error, result.fp32_noise)

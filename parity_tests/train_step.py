@@ -9,9 +9,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from parity_tests.definitions import layer_params, write
-from parity_tests.live import caffe_module
+from parity_tests.conversion import load_converted
+from parity_tests.definitions import generated_text, layer_params, write
+from parity_tests.live import caffe_module, random_net
+from parity_tests.random_weights import random_input
 from port.model import PSANet, param_table
+from port.variants import VARIANTS
 
 BASE_LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4
 IGNORE = 255
@@ -28,6 +31,32 @@ class Schedule:
 
 
 FIXED = Schedule()
+
+
+@dataclass(frozen=True)
+class LiveCase:
+    """A small train definition, its random Caffe weights, their conversion, and one labelled batch."""
+
+    text: str
+    weights: Path
+    converted: PSANet
+    data: np.ndarray
+    label: np.ndarray
+
+
+def live_case(name: str, folder: Path, seed: int) -> LiveCase:
+    """`name` at width/16, 65x65, batch 2, dropout 0; random weights saved and converted; 20% of labels ignored."""
+    # NOTE: dropout ratio 0 in both definitions: Caffe's and PyTorch's random masks cannot agree.
+    cfg = VARIANTS[name].config.with_(width_divisor=16, crop=65, dropout=0.0)
+    text = generated_text(name, cfg, train=True, batch=2)
+    weights = folder / "start.caffemodel"
+    random_net(text, folder, seed=seed, phase="TRAIN").save(str(weights))
+    converted = load_converted(weights, write(folder, "def.prototxt", text), folder)
+    data = random_input((2, 3, cfg.crop, cfg.crop), seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    label = rng.integers(0, cfg.num_classes, (2, 1, cfg.crop, cfg.crop)).astype(np.float32)
+    label[rng.random(label.shape) < 0.2] = 255
+    return LiveCase(text, weights, converted, data, label)
 
 
 def solver_text(net_path: Path, schedule: Schedule = FIXED) -> str:
@@ -130,3 +159,30 @@ def state_errors(net: Any, model: PSANet, start: dict[str, torch.Tensor]) -> dic
         scale = change if key in dict(model.named_parameters()) else caffe.abs().max()
         errors[key] = float((caffe - state[key].double()).abs().max() / scale)
     return errors
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Caffe's and the fp64 oracle's losses per iteration, Caffe's error per state key against the oracle
+    (`state_errors`), and PyTorch-fp32's own worst error against it (`relative_change_error`)."""
+
+    caffe_losses: list[tuple[float, float]]
+    oracle_losses: list[tuple[float, float]]
+    caffe_errors: dict[str, float]
+    fp32_noise: float
+
+    @property
+    def worst(self) -> str:
+        return max(self.caffe_errors, key=self.caffe_errors.get)
+
+
+def solver_parity(
+    case: LiveCase, folder: Path, schedule: Schedule, make_optimizers: Callable[[PSANet], Optimizers], steps: int
+) -> Parity:
+    """`steps` iterations of Caffe's SGDSolver and of `make_optimizers` in float64 and float32, from the same start."""
+    solver = caffe_solver(folder, case.text, case.weights, schedule)
+    caffe_losses = caffe_steps(solver, case.data, case.label, steps)
+    oracle, start, oracle_losses = torch_run(case.converted, make_optimizers, case.data, case.label, steps, torch.float64)
+    fp32, _, _ = torch_run(case.converted, make_optimizers, case.data, case.label, steps, torch.float32)
+    noise = max(relative_change_error(fp32, oracle, start).values())
+    return Parity(caffe_losses, oracle_losses, state_errors(solver.net, oracle, start), noise)
