@@ -25,7 +25,7 @@ NOISE_MARGIN, NOISE_FLOOR = 4.0, 1e-3
 def test_one_sgd_step(name: str, tmp_path: Path) -> None:
     case = live_case(name, tmp_path, seed=5)
     assert case.converted.cfg.aux and case.converted.cfg.aux_weight == 0.4
-    result = solver_parity(case, tmp_path, FIXED, lambda model: torch_optimizer(model, case.text), 1)
+    (result,) = solver_parity(case, tmp_path, FIXED, lambda model: torch_optimizer(model, case.text), 1)
     np.testing.assert_allclose(result.caffe_losses, result.oracle_losses, rtol=LOSS_RTOL)
     worst, error = result.worst, result.caffe_errors[result.worst]
     print(f"{name}: caffe worst {worst} {error:.3g}; torch fp32 worst {result.fp32_noise:.3g}")

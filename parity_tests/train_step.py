@@ -14,6 +14,7 @@ from parity_tests.definitions import generated_text, layer_params, write
 from parity_tests.live import caffe_module, random_net
 from parity_tests.random_weights import random_input
 from port.model import PSANet, param_table
+from port.train.optim import CaffeSGD
 from port.variants import VARIANTS
 
 BASE_LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4
@@ -78,17 +79,6 @@ def caffe_solver(folder: Path, train_text: str, weights: Path, schedule: Schedul
     return solver
 
 
-def caffe_steps(solver: Any, data: np.ndarray, label: np.ndarray, steps: int) -> list[tuple[float, float]]:
-    """Run `steps` solver iterations on one batch; (loss, loss_aux) of each iteration's forward."""
-    solver.net.blobs["data"].data[...] = data
-    solver.net.blobs["label"].data[...] = label
-    losses = []
-    for _ in range(steps):
-        solver.step(1)
-        losses.append((float(solver.net.blobs["loss"].data), float(solver.net.blobs["loss_aux"].data)))
-    return losses
-
-
 def torch_optimizer(model: PSANet, train_text: str) -> Optimizers:
     """torch.optim.SGD with one group per learnable blob and the lr_mult / decay_mult the definition states; no
     schedule (PyTorch's SGD keeps lr outside the momentum buffer, Caffe inside: equal only under a fixed rate)."""
@@ -123,21 +113,13 @@ def torch_steps(
     return losses
 
 
-def torch_run(
-    converted: PSANet,
-    make_optimizers: Callable[[PSANet], Optimizers],
-    data: np.ndarray,
-    label: np.ndarray,
-    steps: int,
-    dtype: torch.dtype,
-) -> tuple[PSANet, dict[str, torch.Tensor], list[tuple[float, float]]]:
-    """`steps` iterations of a copy of the converted model in `dtype`: (model, starting state in float64, losses)."""
-    model = PSANet(converted.cfg.with_(dropout=0.0))
-    model.load_state_dict(converted.state_dict())
-    model = model.to(dtype)
-    start = {k: v.detach().double().clone() for k, v in model.state_dict().items()}
-    batch = data.astype(torch.empty((), dtype=dtype).numpy().dtype)
-    return model, start, torch_steps(model, make_optimizers(model), batch, label, steps)
+def caffe_state(net: Any, model: PSANet, blob: str = "data") -> dict[str, torch.Tensor]:
+    """Caffe's param blobs (`data`, or `diff`: after a solver step, the momentum history) under our keys, float64."""
+    state = model.state_dict()
+    return {
+        key: torch.from_numpy(np.array(getattr(net.params[layer][index], blob))).reshape(state[key].shape).double()
+        for (layer, index), key in param_table(model.cfg).items()
+    }
 
 
 def relative_change_error(model: PSANet, oracle: PSANet, start: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -151,23 +133,21 @@ def relative_change_error(model: PSANet, oracle: PSANet, start: dict[str, torch.
 
 def state_errors(net: Any, model: PSANet, start: dict[str, torch.Tensor]) -> dict[str, float]:
     """Per state_dict key: max|caffe - torch| / max|caffe change| (weights) or / max|caffe| (unchanged-by-SGD blobs)."""
-    state = model.state_dict()
+    state, params = model.state_dict(), dict(model.named_parameters())
     errors = {}
-    for (layer, index), key in param_table(model.cfg).items():
-        caffe = torch.from_numpy(np.array(net.params[layer][index].data)).reshape(state[key].shape).double()
-        change = (caffe - start[key].double()).abs().max()
-        scale = change if key in dict(model.named_parameters()) else caffe.abs().max()
+    for key, caffe in caffe_state(net, model).items():
+        scale = (caffe - start[key]).abs().max() if key in params else caffe.abs().max()
         errors[key] = float((caffe - state[key].double()).abs().max() / scale)
     return errors
 
 
 @dataclass(frozen=True)
 class Parity:
-    """Caffe's and the fp64 oracle's losses per iteration, Caffe's error per state key against the oracle
-    (`state_errors`), and PyTorch-fp32's own worst error against it (`relative_change_error`)."""
+    """One iteration from a common state: Caffe's and the fp64 oracle's (loss, loss_aux), Caffe's error per state
+    key against the oracle (`state_errors`), and PyTorch-fp32's own worst error against it (`relative_change_error`)."""
 
-    caffe_losses: list[tuple[float, float]]
-    oracle_losses: list[tuple[float, float]]
+    caffe_losses: tuple[float, float]
+    oracle_losses: tuple[float, float]
     caffe_errors: dict[str, float]
     fp32_noise: float
 
@@ -176,13 +156,112 @@ class Parity:
         return max(self.caffe_errors, key=self.caffe_errors.get)
 
 
+def _restart(model: PSANet, optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], history: dict[str, torch.Tensor]) -> None:
+    """Put Caffe's weights, BN statistics and (for CaffeSGD, whose history has Caffe's meaning) momentum history in."""
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            value.copy_(state[key])
+    for key, param in model.named_parameters():
+        if key in history:
+            optimizer.state[param]["history"] = history[key].to(param.dtype).clone()
+
+
 def solver_parity(
     case: LiveCase, folder: Path, schedule: Schedule, make_optimizers: Callable[[PSANet], Optimizers], steps: int
-) -> Parity:
-    """`steps` iterations of Caffe's SGDSolver and of `make_optimizers` in float64 and float32, from the same start."""
+) -> list[Parity]:
+    """`steps` iterations of Caffe's SGDSolver; before each, PyTorch (fp64 oracle and fp32) restarts from Caffe's
+    current state (weights, BN statistics, momentum history; the schedule runs in lockstep) and takes the same step.
+
+    Restarting each iteration keeps the comparison to one step's rounding: free-running trajectories of these
+    small random TRAIN-mode-BN nets part chaotically (PyTorch fp32 vs fp64 alone: 100-250% of a weight's change
+    after 5 iterations), which would hide any difference in the update rule.
+    """
     solver = caffe_solver(folder, case.text, case.weights, schedule)
-    caffe_losses = caffe_steps(solver, case.data, case.label, steps)
-    oracle, start, oracle_losses = torch_run(case.converted, make_optimizers, case.data, case.label, steps, torch.float64)
-    fp32, _, _ = torch_run(case.converted, make_optimizers, case.data, case.label, steps, torch.float32)
-    noise = max(relative_change_error(fp32, oracle, start).values())
-    return Parity(caffe_losses, oracle_losses, state_errors(solver.net, oracle, start), noise)
+    solver.net.blobs["data"].data[...] = case.data
+    solver.net.blobs["label"].data[...] = case.label
+    runs = []
+    for dtype in (torch.float64, torch.float32):
+        model = PSANet(case.converted.cfg.with_(dropout=0.0)).to(dtype)
+        model.load_state_dict(case.converted.state_dict())
+        runs.append((model, make_optimizers(model), case.data.astype(torch.empty((), dtype=dtype).numpy().dtype)))
+    history: dict[str, torch.Tensor] = {}
+    results = []
+    for _ in range(steps):
+        start = caffe_state(solver.net, runs[0][0])
+        if history and not all(isinstance(opt, CaffeSGD) for _, (opt, _), _ in runs):
+            raise ValueError("restarting from Caffe's momentum history needs CaffeSGD")
+        solver.step(1)
+        losses = []
+        for model, optimizers, data in runs:
+            _restart(model, optimizers[0], start, history)
+            losses += torch_steps(model, optimizers, data, case.label, 1)
+        (oracle, *_), (fp32, *_) = runs
+        noise = max(relative_change_error(fp32, oracle, start).values())
+        caffe_losses = (float(solver.net.blobs["loss"].data), float(solver.net.blobs["loss_aux"].data))
+        results.append(Parity(caffe_losses, losses[0], state_errors(solver.net, oracle, start), noise))
+        params = dict(oracle.named_parameters())
+        history = {k: v for k, v in caffe_state(solver.net, oracle, "diff").items() if k in params}
+    return results
+
+
+@dataclass(frozen=True)
+class Update:
+    """One iteration driven by Caffe's own gradient: Caffe's and our fp64 losses at the common state, and per
+    parameter max|ours - caffe| after the step with the scales it is judged against."""
+
+    caffe_losses: tuple[float, float]
+    torch_losses: tuple[float, float]
+    error: dict[str, float]  # max|ours - caffe| after the step
+    change: dict[str, float]  # max|caffe change| in the step
+    size: dict[str, float]  # max|caffe weight| before the step
+
+
+def _caffe_gradients(net: Any, model: PSANet) -> dict[str, torch.Tensor]:
+    """One forward/backward of Caffe's net from zeroed param diffs: the raw gradients under our keys."""
+    for blobs in net.params.values():
+        for blob in blobs:
+            blob.diff[...] = 0
+    net.forward()
+    net.backward()
+    return caffe_state(net, model, "diff")
+
+
+def solver_updates(
+    case: LiveCase, folder: Path, schedule: Schedule, make_optimizers: Callable[[PSANet], Optimizers], steps: int
+) -> list[Update]:
+    """`steps` SGDSolver iterations; before each, our optimiser (float64) gets Caffe's weights, momentum history and
+    gradient at that state and takes one step with the schedule in lockstep. Only the update rule can differ."""
+    solver = caffe_solver(folder, case.text, case.weights, schedule)
+    solver.net.blobs["data"].data[...] = case.data
+    solver.net.blobs["label"].data[...] = case.label
+    model = PSANet(case.converted.cfg.with_(dropout=0.0)).double()
+    model.load_state_dict(case.converted.state_dict())
+    optimizer, scheduler = make_optimizers(model.train())
+    params = dict(model.named_parameters())
+    x, target = torch.from_numpy(case.data).double(), torch.from_numpy(case.label[:, 0]).long()
+    history: dict[str, torch.Tensor] = {}
+    updates = []
+    for _ in range(steps):
+        grads = _caffe_gradients(solver.net, model)
+        before = caffe_state(solver.net, model)
+        solver.step(1)
+        after = caffe_state(solver.net, model)
+        _restart(model, optimizer, before, history)
+        with torch.no_grad():
+            out = model(x)
+            ours = tuple(float(F.cross_entropy(o, target, ignore_index=IGNORE)) for o in (out.main, out.aux))
+        for key, param in params.items():
+            param.grad = grads[key].clone()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        caffe_losses = (float(solver.net.blobs["loss"].data), float(solver.net.blobs["loss_aux"].data))
+        updates.append(Update(
+            caffe_losses,
+            ours,  # type: ignore[arg-type]
+            {k: float((p.detach() - after[k]).abs().max()) for k, p in params.items()},
+            {k: float((after[k] - before[k]).abs().max()) for k in params},
+            {k: float(before[k].abs().max()) for k in params},
+        ))
+        history = {k: v for k, v in caffe_state(solver.net, model, "diff").items() if k in params}
+    return updates
