@@ -70,11 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_worker(job: dict[str, Any], threads: int) -> dict[str, Any]:
-    """One worker process; its RESULT line, or {"error": last stderr line}."""
+def run_worker(job: dict[str, Any], threads: int, worker: Path = WORKER) -> dict[str, Any]:
+    """One `worker` process (default: the end-to-end one); its RESULT line, or {"error": last stderr line}."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, str(WORKER), json.dumps(job)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, str(worker), json.dumps(job)], capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -228,6 +228,16 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
     return "\n".join(lines) + "\n"
 
 
+def write_report(out: Path | None, text: str) -> None:
+    """Write `text` to `out` (when given) through a temp file and a rename, so no half report is left."""
+    if out is None:
+        return
+    handle, temp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temp, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -236,11 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     cases, roof, gpu = measure(args)
     text = report(args, argv, cases, roof, gpu, load_before, time.perf_counter() - start)
     print(text)
-    if args.out is not None:
-        handle, temp = tempfile.mkstemp(dir=args.out.resolve().parent, prefix=f".{args.out.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp, args.out)
+    write_report(args.out, text)
     return 0
 
 

@@ -5,15 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from parity_tests.conversion import load_converted
-from parity_tests.definitions import generated_text, write
-from parity_tests.live import random_net
-from parity_tests.random_weights import random_input
-from parity_tests.train_step import caffe_solver, caffe_steps, state_errors, torch_steps
-from port.model import PSANet
-from port.variants import VARIANTS
+from parity_tests.train_step import FIXED, live_case, solver_parity, torch_optimizer
 
 pytestmark = pytest.mark.caffe
 LOSS_RTOL = 1e-3
@@ -28,43 +21,12 @@ LOSS_RTOL = 1e-3
 NOISE_MARGIN, NOISE_FLOOR = 4.0, 1e-3
 
 
-def _torch_step(converted, text: str, data: np.ndarray, label: np.ndarray, dtype: torch.dtype):
-    """One SGD step of the converted model in `dtype`; returns (model, starting state in float64, losses)."""
-    model = PSANet(converted.cfg.with_(dropout=0.0))
-    model.load_state_dict(converted.state_dict())
-    model = model.to(dtype)
-    start = {k: v.detach().double().clone() for k, v in model.state_dict().items()}
-    losses = torch_steps(model, text, data.astype(torch.empty((), dtype=dtype).numpy().dtype), label, 1)
-    return model, start, losses
-
-
 @pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet101_voc2012_465", "pspnet50_ade20k_473"])
 def test_one_sgd_step(name: str, tmp_path: Path) -> None:
-    # NOTE: dropout ratio 0 in both definitions: Caffe's and PyTorch's random masks cannot agree.
-    cfg = VARIANTS[name].config.with_(width_divisor=16, crop=65, dropout=0.0)
-    text = generated_text(name, cfg, train=True, batch=2)
-    net = random_net(text, tmp_path, seed=5, phase="TRAIN")
-    weights = tmp_path / "start.caffemodel"
-    net.save(str(weights))
-    converted = load_converted(weights, write(tmp_path, "def.prototxt", text), tmp_path)
-    assert converted.cfg.aux and converted.cfg.aux_weight == 0.4
-
-    data = random_input((2, 3, cfg.crop, cfg.crop), 6)
-    rng = np.random.default_rng(7)
-    label = rng.integers(0, cfg.num_classes, (2, 1, cfg.crop, cfg.crop)).astype(np.float32)
-    label[rng.random(label.shape) < 0.2] = 255
-    solver = caffe_solver(tmp_path, text, weights)
-    caffe_losses = caffe_steps(solver, data, label, 1)
-    oracle, start, oracle_losses = _torch_step(converted, text, data, label, torch.float64)
-    fp32, _, _ = _torch_step(converted, text, data, label, torch.float32)
-    np.testing.assert_allclose(caffe_losses, oracle_losses, rtol=LOSS_RTOL)
-
-    caffe_errors = state_errors(solver.net, oracle, start)
-    reference, moved = oracle.state_dict(), fp32.state_dict()
-    params = dict(oracle.named_parameters())
-    fp32_noise = max(
-        float((moved[k].double() - reference[k]).abs().max() / (reference[k] - start[k]).abs().max()) for k in params
-    )
-    worst = max(caffe_errors, key=caffe_errors.get)
-    print(f"{name}: caffe worst {worst} {caffe_errors[worst]:.3g}; torch fp32 worst {fp32_noise:.3g}")
-    assert caffe_errors[worst] <= NOISE_MARGIN * fp32_noise + NOISE_FLOOR, (worst, caffe_errors[worst], fp32_noise)
+    case = live_case(name, tmp_path, seed=5)
+    assert case.converted.cfg.aux and case.converted.cfg.aux_weight == 0.4
+    (result,) = solver_parity(case, tmp_path, FIXED, lambda model: torch_optimizer(model, case.text), 1)
+    np.testing.assert_allclose(result.caffe_losses, result.oracle_losses, rtol=LOSS_RTOL)
+    worst, error = result.worst, result.caffe_errors[result.worst]
+    print(f"{name}: caffe worst {worst} {error:.3g}; torch fp32 worst {result.fp32_noise:.3g}")
+    assert error <= NOISE_MARGIN * result.fp32_noise + NOISE_FLOOR, (worst, error, result.fp32_noise)

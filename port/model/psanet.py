@@ -36,9 +36,11 @@ class PointwiseSpatialAttention(nn.Module):
         self.compact = cfg.compact
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Under autocast the mask (a conv output) is bf16/fp16 while x (after the fp32 BN) is not: use the wider.
+        dtype = torch.promote_types(x.dtype, mask.dtype)
         return ops.psa_aggregate(
-            x,
-            mask,
+            x.to(dtype),
+            mask.to(dtype),
             self.psa_type,
             mask_size=self.mask_size,
             softmax=self.softmax,

@@ -110,7 +110,7 @@ def test_cli_crf_reports_the_densecrf_row_and_keeps_its_own_folder(
 ) -> None:
     write_ade20k(tmp_path / "ade", [(9, 11)])
     weights = tmp_path / "fcn.safetensors"
-    weights.write_bytes(b"stand-in; port.io.load is patched")
+    weights.write_bytes(b"stand-in; port.model.load is patched")
     monkeypatch.chdir(tmp_path)
     base = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(weights)]
     assert main(base) == 0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import port.io
+import port.model
 from port.evaluate.cli import main
 from port.evaluate.metrics import SegmentationStats
 from port.evaluate.report import format_report
@@ -23,14 +23,14 @@ def test_pspnet_is_fed_crops_of_its_config(tmp_path: Path, monkeypatch: pytest.M
     assert cfg.crop != DATASETS["ade20k"].crop
     save_weights(tmp_path / "psp.safetensors", PSANet(cfg).state_dict(), cfg)
     seen: list[tuple[int, int, int]] = []
-    real_load = port.io.load
+    real_load = port.model.load
 
     def recording_load(path: Path) -> torch.nn.Module:
         net = real_load(path)
         net.register_forward_pre_hook(lambda _m, args: seen.append((args[0].shape[0], *args[0].shape[-2:])))
         return net
 
-    monkeypatch.setattr(port.io, "load", recording_load)
+    monkeypatch.setattr(port.model, "load", recording_load)
     write_ade20k(tmp_path / "ade", [(12, 36)])  # long side 36 -> 513 (base 512 + 1), short side 171: slid windows
     args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(tmp_path / "psp.safetensors")]
     assert main([*args, "--out", str(tmp_path / "out"), "--batch-size", "8"]) == 0

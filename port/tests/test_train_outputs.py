@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from port.io import load
+from port.model import load
 from port.train.cli import main
 from port.train.testing import one_thread, write_voc_shapes
 

@@ -18,23 +18,17 @@ DATA_ROOTS = {"ade20k": "/data/ADEChallengeData2016", "voc2012": "/data/VOCdevki
 
 
 def _pair(variant: Variant, tag: str) -> str:
-    pub = variant.published
+    return _published(variant.published, tag)
+
+
+def _published(pub: dict[str, float], tag: str) -> str:
     if f"miou_{tag}" not in pub:
         return "?"
     return f"{pub[f'miou_{tag}']:.2f}/{pub[f'pacc_{tag}']:.2f}"
 
 
 def _row_label(variant: Variant) -> str:
-    paper = getattr(variant, "paper", None)  # PaperRow where the registry has it
-    return str(paper) if paper is not None else ""
-
-
-def paper_variants() -> list[Variant]:
-    """The variants that are rows of the paper's Tables 1, 4, 5 (those with a paper row, else with numbers)."""
-    rows = getattr(registry, "paper_rows", None)
-    if rows is not None:
-        return list(rows())
-    return [v for v in registry.VARIANTS.values() if v.published]
+    return str(variant.paper) if variant.paper is not None else ""
 
 
 def format_variant_list() -> str:
@@ -45,6 +39,9 @@ def format_variant_list() -> str:
             f"{v.name:38s} {v.dataset:10s} {v.config.depth:5d} {'yes' if v.released else 'no':>8s} "
             f"{_pair(v, 'ss'):>13s} {_pair(v, 'ms'):>13s}  {_row_label(v)}"
         )
+    crf = registry.CRF_ROW
+    lines.append(f"{crf.variant + ' + --crf':38s} {'ade20k':10s} {50:5d} {'no':>8s} "
+                 f"{_published(crf.published, 'ss'):>13s} {_published(crf.published, 'ms'):>13s}  Table 1: {crf.label}")
     return "\n".join(lines)
 
 
@@ -54,9 +51,12 @@ def reproduce_table() -> str:
         "| paper row | variant | command | published ss mIoU/pAcc | published ms mIoU/pAcc |",
         "|---|---|---|---|---|",
     ]
-    for v in paper_variants():
+    for v in registry.paper_rows():
         cmd = f"`torchrun --nproc_per_node 8 -m port.train --variant {v.name} --data-root {DATA_ROOTS[v.dataset]} --init R{v.config.depth}.pth --out runs/{v.name}`"
         lines.append(f"| {_row_label(v) or v.dataset} | {v.name} | {cmd} | {_pair(v, 'ss')} | {_pair(v, 'ms')} |")
+    crf = registry.CRF_ROW
+    cmd = f"after training its baseline row: `python -m port.evaluate --dataset ade20k --data-root {DATA_ROOTS['ade20k']} --weights runs/{crf.variant}/final.safetensors --crf`"
+    lines.append(f"| Table 1: {crf.label} | {crf.variant} | {cmd} | {_published(crf.published, 'ss')} | {_published(crf.published, 'ms')} |")
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ def test_one_deploy_and_one_train_file_per_variant(texts: dict[str, str]) -> Non
     named = [name for name, v in VARIANTS.items() if has_definition(v.config)]
     expected = {f"{name}{suffix}.prototxt" for name in named for suffix in ("", "_train")}
     assert set(texts) == expected
-    assert len(expected) == 46 and "psanet50_ade20k_465_nonlocal" in VARIANTS  # 18 PSANet + 3 PSPNet + GP, ASPP
+    # 27 PSANet variants (6 released, 12 ResNet-50 and 9 ResNet-101 ablations), 3 PSPNets, GlobalPooling, ASPP
+    assert len(expected) == 64 and "psanet50_ade20k_465_nonlocal" in VARIANTS
 
 
 def test_cli_writes_then_check_passes_and_catches_edits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

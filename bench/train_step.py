@@ -1,0 +1,214 @@
+"""One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, channels-last, bf16 autocast).
+
+Same random weights (written to Caffe through converters/torch2caffe), same random image and labels, batch 1,
+the generated train definition (aux loss 0.4, TRAIN-mode BN, dropout 0.1) and the caffe recipe (poly SGD).
+Each mode runs in a process of its own, so its peak RSS is its own; times are medians after warm-up; GFLOP/s
+counts forward + backward (FlopCounterMode on the meta device, plus the PSA aggregation as dense matmuls)
+against the `torch.mm` roof measured in the same run.
+
+    python bench/train_step.py                                  # PSANet-101 ADE20K 465², caffe fp32 bf16
+    python bench/train_step.py --modes caffe fp32 fp32_cl bf16 --profile --out train.md
+    python bench/train_step.py --width-divisor 16 --reps 1      # smoke test of this script
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.e2e_report import GIB  # noqa: E402
+from bench.end_to_end import Parser, run_worker, write_report  # noqa: E402
+
+WORKER = Path(__file__).resolve().parent / "train_worker.py"
+MODES = ("caffe", "fp32", "fp32_cl", "bf16")
+TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from port.variants import VARIANTS
+
+    p = Parser(prog="train_step", description=__doc__.splitlines()[0])
+    p.add_argument("--variant", default="psanet101_ade20k_465", choices=sorted(VARIANTS), metavar="NAME")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=["caffe", "fp32", "bf16"])
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads and OPENBLAS_NUM_THREADS")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
+    p.add_argument("--profile", action="store_true", help="also profile one port step by operator type")
+    p.add_argument("--out", type=Path, help="also write the markdown report here")
+    args = p.parse_args(argv)
+    if min(args.reps, args.threads, args.width_divisor) < 1 or args.warmup < 0:
+        p.error("--reps, --threads and --width-divisor must be positive, --warmup non-negative")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        p.error(f"--out folder does not exist: {args.out.parent}")
+    return args
+
+
+def train_flops(config: dict[str, Any]) -> float:
+    """Forward + backward FLOPs of one image: counted on the meta device, plus 3 dense C·HW·HW matmuls per PSA."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from port.config import PSANetConfig
+    from port.model import PSANet
+
+    cfg = PSANetConfig.from_dict(config)
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        out = PSANet(cfg).train()(torch.empty(1, 3, cfg.crop, cfg.crop))
+        target = torch.zeros(1, cfg.crop, cfg.crop, dtype=torch.long)
+        (F.cross_entropy(out.main, target) + F.cross_entropy(out.aux, target)).backward()
+    h, w = cfg.psa_input_size
+    return counter.get_total_flops() + len(cfg.branches) * 3 * 2 * cfg.channels(512) * (h * w) ** 2
+
+
+def prepare(work: Path, name: str, seed: int, width_divisor: int) -> dict[str, Any]:
+    """Random weights (port file + caffemodel), train/solver definitions, one image and its labels, in `work`."""
+    import torch
+
+    from converters.torch2caffe import save_caffemodel
+    from parity_tests.train_step import Schedule, solver_text
+    from port.model import create_model
+    from port.train.recipe import recipe_for
+    from prototxt.network import train_text
+
+    torch.manual_seed(seed)
+    model = create_model(name, width_divisor=width_divisor, aux=True)
+    cfg = model.cfg
+    torch.save(model.state_dict(), work / "weights.pt")
+    save_caffemodel(work / "weights.caffemodel", model.state_dict(), cfg)
+    (work / "train.prototxt").write_text(train_text(name, cfg, batch=1))
+    recipe = recipe_for("caffe", model.variant.dataset)
+    (work / "solver.prototxt").write_text(solver_text(work / "train.prototxt", Schedule("poly", recipe.iterations, recipe.power)))
+    rng = np.random.default_rng(seed)
+    # Mean-subtracted BGR pixels span roughly +-128; labels uniform over the classes, 10% ignored.
+    np.save(work / "input.npy", rng.uniform(-128, 128, (1, 3, cfg.crop, cfg.crop)).astype(np.float32))
+    label = rng.integers(0, cfg.num_classes, (1, 1, cfg.crop, cfg.crop)).astype(np.float32)
+    label[rng.random(label.shape) < 0.1] = 255
+    np.save(work / "label.npy", label)
+    return cfg.to_dict()
+
+
+def isa() -> str:
+    """torch's CPU capability and the AVX-512 / AMX flags the kernel reports."""
+    import torch
+
+    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+    return f"torch capability {torch.backends.cpu.get_cpu_capability()}; flags: {' '.join(f for f in wanted if f in flags) or 'none'}"
+
+
+def has_amx() -> bool:
+    return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+
+
+def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float]) -> list[str]:
+    """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's."""
+    caffe = results.get("caffe", {})
+    lines = [
+        "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, result in results.items():
+        if "error" in result:
+            lines.append(f"| {mode} | failed: {result['error']} | | | | | | |")
+            continue
+        s, rss = result["seconds"], result["peak_rss"]
+        speed = f"{caffe['seconds'] / s:.2f}×" if "seconds" in caffe else "–"
+        memory = f"{100 * rss / caffe['peak_rss']:.0f}%" if "peak_rss" in caffe else "–"
+        gflops = flops / s / 1e9
+        top = roof["bf16" if mode == "bf16" else "fp32"]
+        lines.append(
+            f"| {mode} | {s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / top:.0f}% | {rss / GIB:.2f} | {memory} | "
+            f"{result['loss']:.3f} |"
+        )
+    return lines
+
+
+def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's targets against this run's numbers."""
+    caffe = results.get("caffe", {})
+    if "seconds" not in caffe:
+        return ["Targets: no Caffe result in this run."]
+    lines = ["Targets (issue 9):"]
+    bf16 = TARGETS["bf16_amx"] if has_amx() else TARGETS["bf16"]
+    for mode, goal in (("fp32", TARGETS["fp32"]), ("fp32_cl", TARGETS["fp32"]), ("bf16", bf16)):
+        if "seconds" in results.get(mode, {}):
+            got = caffe["seconds"] / results[mode]["seconds"]
+            lines.append(f"- {mode}: {got:.2f}× Caffe, target ≥ {goal}× — {'met' if got >= goal else f'missed by {goal / got:.2f}×'}")
+    for mode, result in results.items():
+        if mode != "caffe" and "peak_rss" in result:
+            share = result["peak_rss"] / caffe["peak_rss"]
+            lines.append(f"- {mode} peak RSS {100 * share:.0f}% of Caffe's, target ≤ 50% — {'met' if share <= TARGETS['memory'] else 'missed'}")
+    return lines
+
+
+def profile_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for mode, result in results.items():
+        if "profile" in result:
+            top = ", ".join(f"{name} {100 * share:.0f}%" for name, share in result["profile"].items())
+            lines.append(f"- {mode} self time by op: {top}")
+    return ["Profile of one step (torch.profiler):", *lines] if lines else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from tqdm import tqdm
+
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    load_before, start = os.getloadavg(), time.perf_counter()
+    base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "profile": args.profile}
+    work = Path(tempfile.mkdtemp(prefix="train_step_"))
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        config = prepare(work, args.variant, args.seed, args.width_divisor)
+        flops = train_flops(config)
+        dataset = args.variant.split("_")[1]
+        roofs = [run_worker({**base, "mode": "roof"}, args.threads, WORKER).get("roof", {})]
+        progress = tqdm(args.modes, desc="train_step", unit="mode", file=sys.stderr, disable=not sys.stderr.isatty())
+        for mode in progress:
+            progress.set_postfix_str(mode)
+            job = {**base, "mode": mode, "config": config, "workdir": str(work), "dataset": dataset}
+            results[mode] = run_worker(job, args.threads, WORKER)
+            roofs.append(results[mode].get("roof", {}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    roof = {dtype: max(r.get(dtype, 0.0) for r in roofs) for dtype in ("fp32", "bf16")}
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    lines = [
+        f"# PSANet training step, legacy Caffe vs port ({datetime.date.today()})",
+        "",
+        f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch 1; "
+        f"{cpu}, {os.cpu_count()} cores, {isa()}; torch {torch.__version__}; {args.threads} threads; warm-up "
+        f"{args.warmup}, median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward {flops / 1e9:.0f} GFLOP per step; roof "
+        f"(fastest torch.mm 4096² of the run) fp32 {roof['fp32']:.0f}, bf16 {roof['bf16']:.0f} GFLOP/s.",
+        "",
+        *table(results, flops, roof),
+        "",
+        *target_lines(results),
+        "",
+        *profile_lines(results),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    write_report(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

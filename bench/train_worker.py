@@ -1,0 +1,115 @@
+"""One training-step measurement of bench/train_step.py in a process of its own: `python bench/train_worker.py '<json>'`.
+
+Prints one `RESULT <json>` line: median seconds per step, the loss of the last step, peak RSS (VmHWM), the
+torch.mm roof measured right after, and (with "profile") the self-time share of the top operator types.
+Modes: caffe (SGDSolver.step(1) on the generated train definition), fp32, fp32_cl (channels-last), bf16 (CPU
+autocast to bfloat16), roof.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.e2e_worker import mm_roof, peak_rss_bytes  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
+
+PROFILE_TOP = 8
+
+
+def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
+    """Caffe's SGDSolver on the written solver/train definition, starting from the shared weights."""
+    from parity_tests.live import caffe_module
+
+    caffe = caffe_module()
+    work = Path(job["workdir"])
+    solver = caffe.SGDSolver(str(work / "solver.prototxt"))
+    solver.net.copy_from(str(work / "weights.caffemodel"))
+    solver.net.blobs["data"].data[...] = np.load(work / "input.npy")
+    solver.net.blobs["label"].data[...] = np.load(work / "label.npy")
+    seconds = median_seconds(lambda: solver.step(1), job["warmup"], job["reps"])
+    loss = float(solver.net.blobs["loss"].data)
+    rss = peak_rss_bytes()
+    del solver
+    return {"seconds": seconds, "loss": loss, "peak_rss": rss, "roof": mm_roof(job["threads"])}
+
+
+def port_step(job: dict[str, Any]) -> Any:
+    """A closure running one training step of the port in the job's mode (model, optimiser, poly schedule)."""
+    import torch
+    import torch.nn.functional as F
+
+    from port.config import PSANetConfig
+    from port.model import PSANet
+    from port.train.optim import build_optimizer
+    from port.train.recipe import recipe_for
+
+    work = Path(job["workdir"])
+    cfg = PSANetConfig.from_dict(job["config"])
+    model = PSANet(cfg)
+    model.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
+    layout = torch.channels_last if job["mode"] == "fp32_cl" else torch.contiguous_format
+    model = model.to(memory_format=layout).train()
+    optimizer, scheduler = build_optimizer(model, recipe_for("caffe", job["dataset"]))
+    x = torch.from_numpy(np.load(work / "input.npy")).contiguous(memory_format=layout)
+    target = torch.from_numpy(np.load(work / "label.npy")[:, 0]).long()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["mode"] == "bf16")
+    last = {}
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            out = model(x)
+        main = F.cross_entropy(out.main.float(), target, ignore_index=255)
+        loss = main + cfg.aux_weight * F.cross_entropy(out.aux.float(), target, ignore_index=255)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        last["loss"] = float(main)
+
+    return step, last
+
+
+def profile_shares(step: Any) -> dict[str, float]:
+    """Self CPU time share of the top operator types over one step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:PROFILE_TOP]
+    return {e.key: e.self_cpu_time_total / total for e in top}
+
+
+def run_port(job: dict[str, Any]) -> dict[str, Any]:
+    """The port's training step in one mode with the job's torch threads."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    step, last = port_step(job)
+    seconds = median_seconds(step, job["warmup"], job["reps"])
+    result: dict[str, Any] = {"seconds": seconds, "loss": last["loss"], "peak_rss": peak_rss_bytes()}
+    if job.get("profile"):
+        result["profile"] = profile_shares(step)
+    result["roof"] = mm_roof(job["threads"])
+    return result
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    if job["mode"] == "roof":
+        result = {"roof": mm_roof(job["threads"])}
+    else:
+        result = run_caffe(job) if job["mode"] == "caffe" else run_port(job)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
