@@ -8,6 +8,8 @@ import pytest
 
 from caffe_testing import f32
 
+from converters.tests.hostile import field
+
 pytestmark = pytest.mark.caffe
 
 # our field name -> the fork's LayerParameter field number
@@ -25,34 +27,19 @@ layer { name: "psa" type: "PointwiseSpatialAttention" bottom: "b" bottom: "m" to
 """
 
 
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint."""
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def length_delimited(number: int, payload: bytes) -> bytes:
-    """One wire-type-2 field."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 def to_fork_numbers(model: bytes) -> bytes:
     """Re-encode a NetParameter so the PSANet layer parameters sit at the fork's field numbers."""
     from caffe.proto import caffe_pb2
 
     net = caffe_pb2.NetParameter.FromString(model)
-    out = length_delimited(1, net.name.encode())
+    out = field(1, net.name.encode())
     for layer in net.layer:
         moved = b""
         for name, number in FORK_NUMBERS.items():
             if layer.HasField(name):
-                moved += length_delimited(number, getattr(layer, name).SerializeToString())
+                moved += field(number, getattr(layer, name).SerializeToString())
                 layer.ClearField(name)
-        out += length_delimited(100, layer.SerializeToString() + moved)
+        out += field(100, layer.SerializeToString() + moved)
     return out
 
 
