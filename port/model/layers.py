@@ -11,11 +11,12 @@ from port.config import shrink_out, zoom_out
 class CaffeBN(nn.Module):
     """The fork's `BN` layer: per-channel slope/bias with running mean and (biased) running variance."""
 
-    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.95) -> None:
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.95, slope_filler: float = 1.0) -> None:
         super().__init__()
         self.eps = eps
         self.momentum = momentum
-        self.weight = nn.Parameter(torch.ones(channels))  # Caffe blob 0, "slope"
+        self.slope_filler = slope_filler  # the fork's bn_param.slope_filler (constant): the slope a new layer starts at
+        self.weight = nn.Parameter(torch.full((channels,), slope_filler))  # Caffe blob 0, "slope"
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
@@ -118,11 +119,12 @@ class ConvBN(nn.Module):
         dropout: float = 0.0,
         eps: float = 1e-5,
         momentum: float = 0.95,
+        bn_slope_filler: float = 1.0,
     ) -> None:
         super().__init__()
         pad = dilation * (kernel - 1) // 2
         self.conv = nn.Conv2d(cin, cout, kernel, stride, pad, dilation, bias=False)
-        self.bn = CaffeBN(cout, eps, momentum)
+        self.bn = CaffeBN(cout, eps, momentum, bn_slope_filler)
         self.relu = nn.ReLU() if relu else nn.Identity()
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # Caffe drops single elements
 

@@ -36,8 +36,8 @@ class NonLocalHead(nn.Module):
         self.conv5_3_nl_phi = nn.Conv2d(trunk, inner, 1)
         self.conv5_3_nl_g = nn.Conv2d(trunk, inner, 1)
         self.conv5_3_nl_attention = EmbeddedGaussian()
-        self.conv5_3_nl_out = ConvBN(inner, trunk, relu=False, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
-        nn.init.zeros_(self.conv5_3_nl_out.bn.weight)  # the block starts as the identity
+        # BN slope 0: the block starts as the identity (Wang et al.); the trainer's fillers keep it.
+        self.conv5_3_nl_out = ConvBN(inner, trunk, relu=False, eps=cfg.bn_eps, momentum=cfg.bn_momentum, bn_slope_filler=0.0)
         self.conv5_3_nl = Residual()
         self.out_channels = trunk
 

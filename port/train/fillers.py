@@ -8,7 +8,8 @@ from port.train.optim import is_trunk
 
 
 def apply_fillers(model: nn.Module) -> None:
-    """New (non-trunk) layers: convolutions Caffe's "msra" filler, conv biases 0, BN slope 1 and bias 0.
+    """New (non-trunk) layers: convolutions Caffe's "msra" filler, conv biases 0, BN slope its slope_filler (1, or 0
+    where a head asks for it, e.g. NonLocal's output BN) and bias 0.
 
     The trunk keeps PyTorch's initialisation until `--init` overwrites it (the paper always starts it from ImageNet).
     """
@@ -21,5 +22,5 @@ def apply_fillers(model: nn.Module) -> None:
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, CaffeBN):
-            nn.init.ones_(module.weight)
+            nn.init.constant_(module.weight, module.slope_filler)
             nn.init.zeros_(module.bias)
