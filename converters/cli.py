@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
+from port.errors import first_line
+
 SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
@@ -66,9 +68,7 @@ def run_cli(prog: str, body: Callable[[], Iterable[str]]) -> int:
         print(f"{prog}: error: terminated by {signal.Signals(stop.signum).name}, nothing written", file=sys.stderr)
         return 128 + stop.signum
     except (Exception, MemoryError) as err:  # noqa: BLE001 - the contract is one line for every failure
-        text = str(err).strip()
-        message = text.splitlines()[0] if text else type(err).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {first_line(err)}", file=sys.stderr)
         return 2
     finally:
         for s, handler in handlers.items():

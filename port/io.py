@@ -15,6 +15,7 @@ import torch
 
 from port.atomic import atomic_output
 from port.config import PSANetConfig
+from port.errors import first_line
 
 FORMAT = "psanet-port/1"
 SUFFIXES = (".safetensors", ".pth")
@@ -142,8 +143,8 @@ def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
 
 
 def _first_line(err: BaseException) -> str:
-    text = (getattr(err, "strerror", None) or str(err)).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    """An OSError's reason without its errno and file name (the messages name the file), else the first line."""
+    return getattr(err, "strerror", None) or first_line(err)
 
 
 def _type_ok(value: Any, annotation: str) -> bool:

@@ -21,6 +21,7 @@ from port.evaluate.datasets import DATASET_NAMES, LabelCodec, find_samples
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
+from port.errors import first_line
 from port.io import WeightsFileError
 from port.variants import DATASETS, TABLE1, Variant
 
@@ -141,9 +142,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         net = load(args.weights)
     except WeightsFileError as exc:  # its message names the file
-        raise UsageError(_first_line(exc)) from exc
+        raise UsageError(first_line(exc)) from exc
     except _LOAD_ERRORS as exc:
-        raise UsageError(f"cannot load weights {args.weights}: {_first_line(exc)}") from exc
+        raise UsageError(f"cannot load weights {args.weights}: {first_line(exc)}") from exc
     try:
         config = net.cfg
         dataset = DATASETS[args.dataset]
@@ -151,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.weights} predicts {config.num_classes} classes, {args.dataset} has {dataset.num_classes}")
         samples = find_samples(args.dataset, args.data_root, args.list)
     except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(_first_line(exc)) from exc
+        raise UsageError(first_line(exc)) from exc
     if not samples:
         raise UsageError(f"no {args.dataset} samples found under {args.data_root}")
     device = _device(args.device)
@@ -164,17 +165,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = evaluate(net, samples[: args.limit], LabelCodec(args.dataset, config.num_classes), settings, device, out)
     except OSError as exc:  # unreadable inputs are BadFile; what is left is writing predictions (disk full...)
-        raise UsageError(f"cannot write predictions under {out}: {_first_line(exc)}") from exc
+        raise UsageError(f"cannot write predictions under {out}: {first_line(exc)}") from exc
     if not dist.is_initialized() or dist.get_rank() == 0:
         variant = net.variant if net.variant is not None and net.variant.dataset == args.dataset else None
         variant = variant if crf is None else _crf_published(variant)
         _print_summary(result, args.dataset, variant, tag, out)
     return 2 if result.bad_files else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_writable(out: Path) -> None:

@@ -10,6 +10,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from port.errors import first_line
+
 
 class BadFile(Exception):
     """An image or label file that is missing or cannot be decoded."""
@@ -58,9 +60,4 @@ def _decode(path: Path, what: str, modes: tuple[str, ...] | None, pixels: Callab
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BadFile(f"{what} {path}: too large to decode safely ({exc})") from None
     except _DECODE_ERRORS as exc:
-        raise BadFile(f"{what} {path}: cannot be decoded ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no detail"
+        raise BadFile(f"{what} {path}: cannot be decoded ({type(exc).__name__}: {first_line(exc)})") from None

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from port.config import PSANetConfig
+from port.errors import first_line
 from port.evaluate.datasets import BadFile, Sample, find_samples
 from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
 from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
@@ -134,7 +135,7 @@ def _samples(args: argparse.Namespace, dataset: str, out_skipped: list[str]) -> 
     try:
         train = list_training_samples(dataset, args.data_root, args.train_list)
     except (OSError, ValueError) as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        raise UsageError(first_line(exc)) from None
     if not train:
         raise UsageError(f"no {dataset} training samples under {args.data_root}" + (f" in {args.train_list}" if args.train_list else ""))
     missing = missing_files(train)
@@ -151,7 +152,7 @@ def _samples(args: argparse.Namespace, dataset: str, out_skipped: list[str]) -> 
         try:
             val = find_samples(dataset, args.data_root, args.val_list, split="val")
         except (OSError, ValueError) as exc:
-            print(f"{PROG}: no validation ({str(exc).splitlines()[0]})", flush=True)
+            print(f"{PROG}: no validation ({first_line(exc)})", flush=True)
     return train, val
 
 
@@ -198,13 +199,13 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(f"--init needs port.train.init ({exc})") from None
     except (ValueError, OSError) as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        raise UsageError(first_line(exc)) from None
     trainer.state.skipped.extend(skipped)
     if args.resume:
         try:
             trainer.resume(args.out / "last.pt")
         except (ValueError, KeyError) as exc:
-            raise UsageError(str(exc).splitlines()[0]) from None
+            raise UsageError(first_line(exc)) from None
     try:
         state = trainer.run()
     except BadFile as exc:
