@@ -1,14 +1,14 @@
 """Atomic training checkpoints: model, optimiser, scheduler, scaler, every rank's RNG states, data position."""
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from port.atomic import atomic_output
 
 LAST = "last.pt"
 FORMAT = "psanet-port-train/1"
@@ -37,15 +37,9 @@ def periodic_name(iteration: int) -> str:
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temp file beside `path`, then os.replace: a crash never leaves a partial checkpoint."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """torch.save to a temp file beside `path`, then renamed: a crash never leaves a partial checkpoint."""
+    with atomic_output(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
