@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from port.config import PSANetConfig
-from port.model.layers import ConvBN, interp
+from port.model.layers import ConvBN, InterpTo
 
 
 class GlobalAverage(nn.Module):
@@ -14,14 +14,6 @@ class GlobalAverage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(x, 1)
-
-
-class InterpTo(nn.Module):
-    """The fork's Interp layer with an explicit `height`/`width`; here the size comes with each call."""
-
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        # NOTE: aligned-corner bilinear from a 1x1 map copies the value everywhere, as Caffe's Interp does.
-        return interp(x, out=size)
 
 
 class ImagePool(nn.Module):
@@ -35,4 +27,5 @@ class ImagePool(nn.Module):
         self.out_channels = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # NOTE: aligned-corner bilinear from a 1x1 map copies the value everywhere, as Caffe's Interp does.
         return self.interp(self.conv(self.pool(x)), tuple(x.shape[-2:]))

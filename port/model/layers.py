@@ -98,6 +98,13 @@ class Interp(nn.Module):
         return f"shrink={self.shrink}, zoom={self.zoom}"
 
 
+class InterpTo(nn.Module):
+    """The fork's Interp layer with an explicit `height`/`width`, the size given with each call (e.g. conv5_3's)."""
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return interp(x, out=size)
+
+
 class Concat(nn.Module):
     """Channel concatenation, a module so forward hooks can see the Caffe Concat blob."""
 

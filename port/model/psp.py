@@ -7,7 +7,7 @@ from torch import nn
 
 from port.config import PSP_BINS, PSANetConfig, psp_pooling
 from port.model.heads import register
-from port.model.layers import Concat, ConvBN, interp
+from port.model.layers import Concat, ConvBN, InterpTo
 
 
 class BinPool(nn.Module):
@@ -24,13 +24,6 @@ class BinPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"bins={self.bins}"
-
-
-class InterpTo(nn.Module):
-    """`conv5_3_pool<bins>_interp`: the fork's Interp with explicit height/width (those of conv5_3)."""
-
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return interp(x, out=size)
 
 
 class PyramidPooling(nn.Module):
