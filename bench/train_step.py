@@ -118,7 +118,7 @@ def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, floa
     """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's."""
     caffe = results.get("caffe", {})
     lines = [
-        "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss |",
+        "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss (main + aux) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for mode, result in results.items():

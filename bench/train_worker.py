@@ -1,6 +1,6 @@
 """One training-step measurement of bench/train_step.py in a process of its own: `python bench/train_worker.py '<json>'`.
 
-Prints one `RESULT <json>` line: median seconds per step, the loss of the last step, peak RSS (VmHWM), the
+Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM), the
 torch.mm roof measured right after, and (with "profile") the self-time share of the top operator types.
 Modes: caffe (SGDSolver.step(1) on the generated train definition), fp32, fp32_cl (channels-last), bf16 (CPU
 autocast to bfloat16), roof.
@@ -34,7 +34,8 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
     solver.net.blobs["data"].data[...] = np.load(work / "input.npy")
     solver.net.blobs["label"].data[...] = np.load(work / "label.npy")
     seconds = median_seconds(lambda: solver.step(1), job["warmup"], job["reps"])
-    loss = float(solver.net.blobs["loss"].data)
+    blobs = solver.net.blobs
+    loss = float(blobs["loss"].data) + job["config"]["aux_weight"] * float(blobs["loss_aux"].data)
     rss = peak_rss_bytes()
     del solver
     return {"seconds": seconds, "loss": loss, "peak_rss": rss, "roof": mm_roof(job["threads"])}
@@ -43,35 +44,40 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
 def port_step(job: dict[str, Any]) -> Any:
     """A closure running one training step of the port in the job's mode (model, optimiser, poly schedule)."""
     import torch
-    import torch.nn.functional as F
 
     from port.config import PSANetConfig
     from port.model import PSANet
+    from port.train.distributed import convert_sync_bn
+    from port.train.loss import loss_labels, normaliser, summed_loss, valid_count
     from port.train.optim import build_optimizer
     from port.train.recipe import recipe_for
 
     work = Path(job["workdir"])
     cfg = PSANetConfig.from_dict(job["config"])
+    recipe = recipe_for("caffe", job["dataset"])
     model = PSANet(cfg)
     model.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
+    convert_sync_bn(model)  # as the trainer does (a world of one: CaffeBN's own train mode)
+    model.zoom_train_logits = recipe.loss_scale == "full"
     layout = torch.channels_last if job["mode"] == "fp32_cl" else torch.contiguous_format
     model = model.to(memory_format=layout).train()
-    optimizer, scheduler = build_optimizer(model, recipe_for("caffe", job["dataset"]))
+    optimizer, scheduler = build_optimizer(model, recipe)
     x = torch.from_numpy(np.load(work / "input.npy")).contiguous(memory_format=layout)
-    target = torch.from_numpy(np.load(work / "label.npy")[:, 0]).long()
+    target = loss_labels(torch.from_numpy(np.load(work / "label.npy")[:, 0]).long(), recipe.loss_scale)
+    count = normaliser(valid_count(target))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["mode"] == "bf16")
     last = {}
 
     def step() -> None:
+        """The trainer's iteration (port.train.loop.Trainer.step) without data loading."""
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             out = model(x)
-        main = F.cross_entropy(out.main.float(), target, ignore_index=255)
-        loss = main + cfg.aux_weight * F.cross_entropy(out.aux.float(), target, ignore_index=255)
+        loss = summed_loss(out, target, cfg.aux_weight) / count
         loss.backward()
         optimizer.step()
         scheduler.step()
-        last["loss"] = float(main)
+        last["loss"] = float(loss)
 
     return step, last
 

@@ -10,8 +10,10 @@ definition's lr_mult / decay_mult; STEPS = 5 iterations on one batch.
    other key far below; losses at each common state within 1e-5. PyTorch's SGD (lr outside the history)
    would be off by ~2.5% of a step from iteration 1 on.
 2. Whole step against an fp64 oracle (`solver_parity`, the method of test_train_step.py): each iteration
-   restarts PyTorch fp64 and fp32 from Caffe's state; Caffe's error must stay within 4x PyTorch-fp32's own.
+   restarts PyTorch fp64 and fp32 from Caffe's state; Caffe's error must stay within 4x PyTorch-fp32's own,
+   that fp32 run computing BN in the fork's arithmetic (train_step.TwoPassBN).
    Measured on ResNet-101 VOC: Caffe 7-20% of a weight's step per iteration vs fp32 7-33%; losses 4e-6.
+   (The trainer's own CaffeBN, a fused kernel, is closer to fp64: 2-7%; it is not the yardstick of Caffe.)
    ResNet-50 ADE20K (seed 11) is a known failure (xfail, strict): at iteration 0, before any schedule or
    history matters, Caffe's gradients differ from fp64 by 10-25% of a step in the DISTRIBUTE branch,
    conv_post_PSA and the whole trunk below (worst 74%, conv2.1.reduce.bn.weight) against 1-5% for fp32,

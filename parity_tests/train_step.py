@@ -14,6 +14,7 @@ from parity_tests.definitions import generated_text, layer_params, write
 from parity_tests.live import caffe_module, random_net
 from parity_tests.random_weights import random_input
 from port.model import PSANet, param_table
+from port.model.layers import CaffeBN
 from port.train.optim import CaffeSGD
 from port.variants import VARIANTS
 
@@ -156,6 +157,20 @@ class Parity:
         return max(self.caffe_errors, key=self.caffe_errors.get)
 
 
+class TwoPassBN(CaffeBN):
+    """CaffeBN whose train mode runs the fork's arithmetic: batch mean, then biased variance, then scale and shift,
+    each its own float pass, backward by autograd through them. The fp32 noise model of a Caffe step: CaffeBN's
+    fused kernel (Welford statistics, fused backward) rounds less than Caffe does, so it would understate it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
+        self.track(mean, var)
+        scale = self.weight / torch.sqrt(var + self.eps)
+        return x * scale[None, :, None, None] + (self.bias - mean * scale)[None, :, None, None]
+
+
 def _restart(model: PSANet, optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], history: dict[str, torch.Tensor]) -> None:
     """Put Caffe's weights, BN statistics and (for CaffeSGD, whose history has Caffe's meaning) momentum history in."""
     with torch.no_grad():
@@ -183,6 +198,10 @@ def solver_parity(
     for dtype in (torch.float64, torch.float32):
         model = PSANet(case.converted.cfg.with_(dropout=0.0)).to(dtype)
         model.load_state_dict(case.converted.state_dict())
+        if dtype == torch.float32:
+            for module in model.modules():
+                if type(module) is CaffeBN:
+                    module.__class__ = TwoPassBN
         runs.append((model, make_optimizers(model), case.data.astype(torch.empty((), dtype=dtype).numpy().dtype)))
     history: dict[str, torch.Tensor] = {}
     results = []

@@ -23,19 +23,23 @@ class CaffeBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            mean = x.mean(dim=(0, 2, 3))
+            # One fused pass for the statistics and one for the output (and a fused backward); bf16/fp16
+            # inputs are normalised with fp32 statistics and come back in their own dtype.
+            out, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
             # NOTE: the fork normalises with the biased batch variance (divides by N*H*W, not N*H*W-1).
-            var = x.var(dim=(0, 2, 3), unbiased=False)
-            with torch.no_grad():
-                # NOTE: Caffe's momentum weighs the OLD value (r <- m*r + (1-m)*batch), unlike PyTorch's.
-                self.running_mean.mul_(self.momentum).add_(mean.detach(), alpha=1 - self.momentum)
-                # NOTE: the stored running variance is updated with the biased batch variance too.
-                self.running_var.mul_(self.momentum).add_(var.detach(), alpha=1 - self.momentum)
-        else:
-            mean, var = self.running_mean, self.running_var
-        scale = self.weight / torch.sqrt(var + self.eps)
-        shift = self.bias - mean * scale
+            self.track(mean, invstd.detach().double().pow(-2).sub(self.eps).clamp_min(0).to(mean.dtype))
+            return out
+        scale = self.weight / torch.sqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
         return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+    @torch.no_grad()
+    def track(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """Fold one batch's mean and biased variance into the running statistics, as the fork does."""
+        # NOTE: Caffe's momentum weighs the OLD value (r <- m*r + (1-m)*batch), unlike PyTorch's.
+        self.running_mean.mul_(self.momentum).add_(mean.detach().to(self.running_mean.dtype), alpha=1 - self.momentum)
+        # NOTE: the stored running variance is the biased batch variance too.
+        self.running_var.mul_(self.momentum).add_(var.detach().to(self.running_var.dtype), alpha=1 - self.momentum)
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, eps={self.eps}, momentum={self.momentum} (Caffe convention)"

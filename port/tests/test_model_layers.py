@@ -45,6 +45,34 @@ def test_bn_train_uses_biased_batch_stats_and_caffe_momentum() -> None:
     assert xt.grad is not None and bn.weight.grad is not None
 
 
+def test_bn_train_backward_matches_finite_differences() -> None:
+    """The fused train-mode backward (through the batch statistics) against float64 finite differences."""
+    bn = CaffeBN(3, eps=1e-3).double().train()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    buffers = dict(bn.named_buffers())
+
+    def f(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(bn, {"weight": w, "bias": b, **buffers}, (t,))
+
+    assert torch.autograd.gradcheck(f, (x, bn.weight.detach().requires_grad_(), bn.bias.detach().requires_grad_()))
+
+
+def test_bn_train_on_bf16_keeps_fp32_statistics() -> None:
+    """Under autocast a bf16 activation is normalised with fp32 statistics and comes back bf16."""
+    bn, x = _bn(2)
+    ref = CaffeBN(5, eps=1e-3, momentum=0.9)
+    ref.load_state_dict(bn.state_dict())
+    xb = torch.from_numpy(x).bfloat16()
+    out = bn.train()(xb)
+    want = ref.train()(xb.float())
+    assert out.dtype == torch.bfloat16 and bn.running_var.dtype == torch.float32
+    torch.testing.assert_close(out.float(), want, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(bn.running_var, ref.running_var, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(bn.running_mean, ref.running_mean, rtol=1e-6, atol=1e-7)
+
+
 def _bilinear_np(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """Aligned-corner bilinear by the textbook formula, one output pixel at a time."""
     h, w = x.shape[-2:]

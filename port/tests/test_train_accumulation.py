@@ -75,9 +75,10 @@ def test_accumulation_equals_batch_where_bn_statistics_agree(tmp_path: Path, los
     for name, micro, iterations in (("acc", "1", "3"), ("batch", "2", "3"), ("acc1", "1", "1"), ("batch1", "2", "1")):
         assert main(tiny_train_args(data, tmp_path / name, *common, "--batch-per-proc", micro, "--iterations", iterations)) == 0
         runs[name] = load_checkpoint(tmp_path / name / "last.pt")["model"]
-    # float64; 1e-8 of each tensor's largest value: summation-order noise amplified by near-constant BN channels
+    # float64; 1e-7 of each tensor's largest value: summation-order noise amplified by near-constant BN channels
+    # (measured 4e-10 and 1.4e-8 for the two loss scales with CaffeBN's fused batch norm)
     worst, key = max_relative_difference(runs["batch"], runs["acc"], skip="running")
-    assert worst < 1e-8, f"{key}: relative difference {worst:.3g}"
+    assert worst < 1e-7, f"{key}: relative difference {worst:.3g}"
     # one iteration: batch statistic s from the batch run (r1 = m*r0 + (1-m)*s); accumulation applies it twice
     m = 0.95
     for key in ("conv1_1_3x3_s2.bn.running_mean", "conv5_4.bn.running_var", "conv4_aux_3x3.bn.running_mean"):

@@ -40,9 +40,14 @@ def init_world(device: str) -> World:
     return World(rank, size, local_rank, dev)
 
 
+def multi_process() -> bool:
+    """True inside a process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over processes WITH autograd (the backward sums the gradients too); identity in a world of one."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if multi_process():
         return dist_fn.all_reduce(x, op=dist.ReduceOp.SUM)
     return x
 
@@ -51,13 +56,13 @@ class SyncCaffeBN(CaffeBN):
     """CaffeBN whose train-mode statistics are those of the GLOBAL batch (all processes' micro-batches).
 
     Mean and biased variance are computed in two all-reduced passes (sum, then sum of squared deviations)
-    in fp32, so a split batch gives the single-process numbers up to summation order. Eval mode and the
-    state_dict are CaffeBN's own.
+    in fp32, so a split batch gives the single-process numbers up to summation order. Eval mode, a world
+    of one (CaffeBN's fused batch norm) and the state_dict are CaffeBN's own.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x)
+        if not self.training or not multi_process():
+            return super().forward(x)  # a world of one: CaffeBN's fused batch norm
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # autocast: statistics in fp32
         count = torch.tensor([x.numel() // x.shape[1]], dtype=xf.dtype, device=x.device)
         sums = all_reduce_sum(torch.cat([xf.sum(dim=(0, 2, 3)), count]))
@@ -66,10 +71,7 @@ class SyncCaffeBN(CaffeBN):
         centred = xf - mean[None, :, None, None]
         # NOTE: the fork normalises with the biased batch variance (divides by N*H*W over the whole batch).
         var = all_reduce_sum(centred.pow(2).sum(dim=(0, 2, 3))) / total
-        with torch.no_grad():
-            # NOTE: Caffe's momentum weighs the OLD value (r <- m*r + (1-m)*batch), unlike PyTorch's.
-            self.running_mean.mul_(self.momentum).add_(mean.detach(), alpha=1 - self.momentum)
-            self.running_var.mul_(self.momentum).add_(var.detach(), alpha=1 - self.momentum)
+        self.track(mean, var)
         scale = self.weight / torch.sqrt(var + self.eps)
         # under autocast: statistics in fp32, output back in the input's precision (as the next layer expects)
         return (centred * scale[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)

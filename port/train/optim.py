@@ -62,16 +62,19 @@ class CaffeSGD(torch.optim.Optimizer):
     def step(self, closure=None):  # type: ignore[override]
         loss = None if closure is None else torch.enable_grad()(closure)()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                diff = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                state = self.state[p]
-                if "history" not in state:
-                    state["history"] = torch.zeros_like(p)
-                history = state["history"]
-                history.mul_(group["momentum"]).add_(diff, alpha=group["lr"])
-                p.sub_(history)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if "history" not in self.state[p]:
+                    self.state[p]["history"] = torch.zeros_like(p)
+            history = [self.state[p]["history"] for p in params]
+            # one multi-tensor kernel per operation over the whole group
+            diff = torch._foreach_add(grads, params, alpha=group["weight_decay"]) if group["weight_decay"] else grads
+            torch._foreach_mul_(history, group["momentum"])
+            torch._foreach_add_(history, diff, alpha=group["lr"])
+            torch._foreach_sub_(params, history)
         return loss
 
 
