@@ -24,8 +24,8 @@ def test_two_processes_equal_one_process(tmp_path: Path) -> None:
     assert one.returncode == 0, one.stderr
     two = run_train(tiny_train_args(data, tmp_path / "two", *common, "--batch-per-proc", "1"), nproc=2)
     assert two.returncode == 0, two.stderr
-    a = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert a["iteration"] == b["iteration"] == 3 and b["world_size"] == 2
     losses_a = [v for _, v in a["history"]["loss"]]
     losses_b = [v for _, v in b["history"]["loss"]]

@@ -31,7 +31,8 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert split["history"]["loss"] == full["history"]["loss"]  # bit for bit (dropout RNG restored too)
     for key, value in full["model"].items():
         assert torch.equal(value, split["model"][key]), key
-    assert (tmp_path / "split" / "iter_0000002.pt").is_file() and (tmp_path / "split" / "iter_0000004.pt").is_file()
+    assert (tmp_path / "split" / "iter_0000002.pt").is_file()
+    assert (tmp_path / "split" / "iter_0000004.pt").read_bytes() == (tmp_path / "split" / "last.pt").read_bytes()
     assert (tmp_path / "split" / "final.safetensors").is_file()
 
 
@@ -42,3 +43,28 @@ def test_resume_refuses_another_recipe(tmp_path: Path, capsys) -> None:
     code = main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "3", "--resume"))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("port.train: error: ") and "recipe" in err[0]
+
+
+class _RunsCode:
+    """Unpickling this calls Path.touch: what a crafted checkpoint could do with any callable."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_never_runs_code_from_the_checkpoint(tmp_path: Path, capsys) -> None:
+    data = write_voc_shapes(tmp_path / "data", 2, 0, 40)
+    args = tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "2", "--stop-after", "1")
+    assert main(args) == 0
+    last = tmp_path / "run" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    marker = tmp_path / "ran"
+    torch.save({**payload, "history": _RunsCode(marker)}, last)
+    capsys.readouterr()
+    code = main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "2", "--resume"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a readable checkpoint" in err[0], err
+    assert not marker.exists()

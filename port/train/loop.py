@@ -139,7 +139,7 @@ class Trainer:
         }
         ckpt.save_atomic(payload, self.s.out / ckpt.LAST)
         if keep:
-            ckpt.save_atomic(payload, self.s.out / ckpt.periodic_name(it))
+            ckpt.copy_atomic(self.s.out / ckpt.LAST, self.s.out / ckpt.periodic_name(it))
 
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint of the same variant, recipe and seed."""
