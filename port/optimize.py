@@ -222,18 +222,22 @@ def _rewrite(module: nn.Module, fuse: bool) -> None:
 class InferencePSANet(nn.Module):
     """An inference-only PSANet: `forward(x)` returns float32 `conv6_zoom` logits; training is refused."""
 
-    def __init__(self, net: PSANet, channels_last: bool, dtype: torch.dtype | None) -> None:
+    def __init__(self, net: PSANet, channels_last: bool) -> None:
         super().__init__()
         self.net = net
         self.cfg = net.cfg
         self.channels_last = channels_last
-        self.dtype = dtype
         super().train(False)
 
     def train(self, mode: bool = True) -> "InferencePSANet":
         if mode:
             raise RuntimeError("an optimized PSANet is inference-only (BN folded, dropout and aux removed)")
         return super().train(False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the network computes in, which inputs are cast to: its weights' (`.to(dtype)` changes it)."""
+        return next(self.net.parameters()).dtype
 
     def fused_convs(self) -> list[FusedConv]:
         return [m for m in self.modules() if isinstance(m, FusedConv)]
@@ -251,8 +255,7 @@ class InferencePSANet(nn.Module):
             self.unpack()
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.dtype is not None:
-            x = x.to(self.dtype)
+        x = x.to(self.dtype)
         return self.net(x)
 
 
@@ -300,4 +303,4 @@ def for_inference(
         net = net.to(dtype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return InferencePSANet(net, channels_last, None if dtype == torch.float32 else dtype)
+    return InferencePSANet(net, channels_last)

@@ -133,3 +133,12 @@ def test_torch_compile_after_eager_calls_traces_one_whole_graph() -> None:
     assert not any(c.released for c in fused_convs(fast))
     for out in outs:
         assert relative_error(out, ref) <= PARITY
+
+
+def test_fast_model_to_bf16_after_packing_equals_the_bf16_fast_model() -> None:
+    model = small_model("psanet50_ade20k_465")
+    fast, x = for_inference(model), inputs()[0]
+    run(fast, x)
+    fast.to(torch.bfloat16)
+    assert fast.dtype == torch.bfloat16
+    assert torch.equal(run(fast, x), run(for_inference(model, dtype=torch.bfloat16), x))
