@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,17 @@ def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
 class FusedConv(nn.Module):
     """A BN-folded convolution with its ReLU (and a bottleneck's residual add) fused into one oneDNN call on CPU.
 
-    Elsewhere (CUDA, or under torch.compile, which does its own fusion and weight prepacking) it
-    runs as conv2d + add + relu.
+    Elsewhere (CUDA, `torch.backends.mkldnn.enabled` off, or under torch.compile, which does its
+    own fusion and weight prepacking) it runs as conv2d + add + relu on the plain weight.
+
+    One copy of the weight: the first oneDNN call reorders it into oneDNN's blocked layout and then
+    releases the plain parameter's storage (`self.weight` stays registered, empty). The plain
+    weight is rebuilt exactly from the packed one (`to_dense()` is a lossless reorder) wherever it
+    is wanted: in `state_dict()` (plain OIHW values, the original strides), before
+    `load_state_dict`, `.to(...)` / `.cuda()` and any other `_apply` (then repacked by the next
+    oneDNN call), in deepcopies and pickles (which carry the plain weight, no cache), and on the
+    plain branch above (kept plain from then on). Writing a new plain tensor into `self.weight.data`
+    makes the next oneDNN call repack it.
     """
 
     def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
@@ -44,42 +54,97 @@ class FusedConv(nn.Module):
         self.weight, self.bias = conv.weight, conv.bias
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.relu = relu
+        self._packed: torch.Tensor | None = None
+        self._plain_layout: tuple[torch.Size, tuple[int, ...]] = (conv.weight.shape, conv.weight.stride())
+
+    @property
+    def released(self) -> bool:
+        """Whether the plain weight's storage is released (the packed weight is the only copy)."""
+        return self._packed is not None and self.weight.numel() == 0
+
+    @staticmethod
+    def uses_onednn(x: torch.Tensor) -> bool:
+        """Whether a call on `x` goes to oneDNN with the packed weight (CPU, mkldnn built and enabled, not traced)."""
+        return (
+            not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+        )
 
     def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
-        """The weight in oneDNN's blocked layout for this convolution, reordered once and cached.
+        """The weight in oneDNN's blocked layout for this convolution, reordered once; the plain copy is released.
 
         Passing the plain weight made oneDNN reorder it on every call (ONEDNN_VERBOSE: one weight
-        reorder per convolution per forward). The cache is no parameter or buffer (state_dict is
-        unchanged); it is rebuilt when the weight tensor or its dtype changes. Its layout is chosen
-        for the first input shape; oneDNN reorders it itself should another shape want another.
+        reorder per convolution per forward). The packed tensor is no parameter or buffer. Its
+        layout is chosen for the first input shape; oneDNN reorders it itself should another shape
+        want another.
         """
-        key = (self.weight.data_ptr(), self.weight.dtype)
-        if getattr(self, "_packed_key", None) != key:
+        if not self.released:
             geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
             with torch.no_grad():
                 self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
                     self.weight.detach().to_mkldnn(), *geometry, list(x.shape)
                 )
-            self._packed_key = key
+            self._plain_layout = (self.weight.shape, self.weight.stride())
+            with torch.inference_mode(False):  # an inference-mode placeholder would make the parameter one
+                self.weight.data = torch.empty(0, dtype=self.weight.dtype, device=self.weight.device)
         return self._packed
+
+    def _plain_weight(self) -> torch.Tensor:
+        """The released plain weight, rebuilt from the packed one (same values, shape and strides)."""
+        shape, stride = self._plain_layout
+        with torch.no_grad(), torch.inference_mode(False):  # a normal tensor, usable outside inference mode
+            plain = torch.empty_strided(shape, stride, dtype=self.weight.dtype, device=self.weight.device)
+            return plain.copy_(self._packed.to_dense())
+
+    @torch.compiler.disable  # runs eagerly: the traced graph must not swap a parameter's storage
+    def unpack(self) -> None:
+        """Puts the plain weight back into the parameter and drops the packed copy (the next oneDNN call repacks)."""
+        if self.released:
+            self.weight.data = self._plain_weight()
+        if self._packed is not None:
+            self._packed = None
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.released:
+            destination[prefix + "weight"] = self._plain_weight()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        self.unpack()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "FusedConv":
+        self.unpack()
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        if self.released:  # a oneDNN tensor can be neither deep-copied nor pickled
+            weight = nn.Parameter(self._plain_weight(), requires_grad=self.weight.requires_grad)
+            state["_parameters"] = {**self._parameters, "weight": weight}
+        state["_packed"] = None
+        return state
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         unary = "relu" if self.relu else "none"
-        if x.device.type == "cpu" and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling():
+        if self.uses_onednn(x):
             weight = self.packed_weight(x)
             if residual is None:
                 return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *geometry, unary, [], "")
             return torch.ops.mkldnn._convolution_pointwise.binary(
                 x, residual, weight, self.bias, *geometry, "add", None, unary, [], ""
             )
+        if self.released:  # checked while tracing, so a never-packed module traces with no graph break
+            self.unpack()
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if residual is not None:
             out = out + residual
         return F.relu(out) if self.relu else out
 
     def extra_repr(self) -> str:
-        return f"{tuple(self.weight.shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
+        shape = self._plain_layout[0] if self.released else self.weight.shape
+        return f"{tuple(shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
 
 
 class FusedBottleneck(nn.Module):
@@ -157,12 +222,11 @@ def _rewrite(module: nn.Module, fuse: bool) -> None:
 class InferencePSANet(nn.Module):
     """An inference-only PSANet: `forward(x)` returns float32 `conv6_zoom` logits; training is refused."""
 
-    def __init__(self, net: PSANet, channels_last: bool, dtype: torch.dtype | None) -> None:
+    def __init__(self, net: PSANet, channels_last: bool) -> None:
         super().__init__()
         self.net = net
         self.cfg = net.cfg
         self.channels_last = channels_last
-        self.dtype = dtype
         super().train(False)
 
     def train(self, mode: bool = True) -> "InferencePSANet":
@@ -170,11 +234,28 @@ class InferencePSANet(nn.Module):
             raise RuntimeError("an optimized PSANet is inference-only (BN folded, dropout and aux removed)")
         return super().train(False)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the network computes in, which inputs are cast to: its weights' (`.to(dtype)` changes it)."""
+        return next(self.net.parameters()).dtype
+
+    def fused_convs(self) -> list[FusedConv]:
+        return [m for m in self.modules() if isinstance(m, FusedConv)]
+
+    @torch.compiler.disable
+    def unpack(self) -> None:
+        """Every FusedConv's plain weight back in its parameter, the packed copies dropped."""
+        for conv in self.fused_convs():
+            conv.unpack()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and any(conv.released for conv in self.fused_convs()):
+            # torch.compile after eager calls: one graph break here, then the whole network traces on plain
+            # weights (FusedConv's own unpack, on each conv, would break the graph at every convolution)
+            self.unpack()
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.dtype is not None:
-            x = x.to(self.dtype)
+        x = x.to(self.dtype)
         return self.net(x)
 
 
@@ -222,4 +303,4 @@ def for_inference(
         net = net.to(dtype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return InferencePSANet(net, channels_last, None if dtype == torch.float32 else dtype)
+    return InferencePSANet(net, channels_last)

@@ -1,0 +1,144 @@
+"""FusedConv keeps one copy of each weight (the oneDNN-packed one) once it has run, and still behaves as a module."""
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from port.optimize import FusedConv, InferencePSANet, for_inference
+from port.tests.test_optimize import PARITY, relative_error, small_model
+
+SIZES = (97, 113)  # two 8k+1 input sides: the packed layout is chosen for the first one
+
+
+def fused_convs(model: nn.Module) -> list[FusedConv]:
+    return [m for m in model.modules() if isinstance(m, FusedConv)]
+
+
+def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(x)
+
+
+def inputs(seed: int = 3) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(1, 3, s, s, generator=gen) for s in (*SIZES, *SIZES[::-1])]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_weight_is_the_only_copy_and_gives_the_plain_weight_back(dtype: torch.dtype) -> None:
+    model = small_model("psanet50_ade20k_465")
+    fast = for_inference(model, dtype=dtype)
+    before = {k: v.clone() for k, v in fast.state_dict().items()}
+    plain_bytes = sum(c.weight.untyped_storage().nbytes() for c in fused_convs(fast))
+    run(fast, inputs()[0])
+    convs = fused_convs(fast)
+    assert len(convs) == 64 and all(c.released for c in convs)
+    assert sum(c.weight.untyped_storage().nbytes() for c in convs) == 0
+    assert sum(c._packed.numel() * c._packed.element_size() for c in convs) == plain_bytes
+    after = fast.state_dict()
+    assert after.keys() == before.keys()
+    for key, value in before.items():  # exact values, dtype and strides (channels-last) of the folded weights
+        assert torch.equal(after[key], value) and after[key].dtype == dtype, key
+        assert after[key].stride() == value.stride(), key
+
+
+def test_outputs_are_identical_to_a_never_released_model_over_calls_and_sizes() -> None:
+    model = small_model("psanet50_ade20k_465")
+    kept = for_inference(model)
+    for x in inputs():
+        fresh = for_inference(model)  # packs for this input, so its plain weights were whole at the call
+        out, ref = run(kept, x), run(fresh, x)
+        assert torch.equal(out, ref)
+        assert relative_error(out, run(model, x)) <= PARITY
+        assert all(c.released for c in fused_convs(kept))
+
+
+def test_load_state_dict_after_packing_round_trips() -> None:
+    model, other = small_model("psanet50_ade20k_465"), small_model("psanet50_ade20k_465")
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    fast, fast_other = for_inference(model), for_inference(other)
+    x = inputs()[0]
+    ref, ref_other = run(fast, x), run(fast_other, x)
+    saved = {k: v.clone() for k, v in fast.state_dict().items()}  # biases alias the live parameters
+    fast.load_state_dict(fast_other.state_dict())
+    assert not any(c.released for c in fused_convs(fast))
+    assert torch.equal(run(fast, x), ref_other) and not torch.equal(ref, ref_other)
+    fast.load_state_dict(saved, assign=True)
+    assert torch.equal(run(fast, x), ref) and all(c.released for c in fused_convs(fast))
+
+
+def test_deepcopy_and_pickle_after_packing() -> None:
+    fast = for_inference(small_model("psanet50_ade20k_465"))
+    x = inputs()[0]
+    ref = run(fast, x)
+    buffer = io.BytesIO()
+    torch.save(fast, buffer)
+    buffer.seek(0)
+    for twin in (copy.deepcopy(fast), torch.load(buffer, weights_only=False)):
+        assert isinstance(twin, InferencePSANet) and not any(c.released for c in fused_convs(twin))
+        assert torch.equal(run(twin, x), ref)
+    assert all(c.released for c in fused_convs(fast))
+
+
+def conv_pair(dtype: torch.dtype) -> tuple[nn.Conv2d, FusedConv]:
+    torch.manual_seed(4)
+    conv = nn.Conv2d(16, 24, 3, padding=2, dilation=2).to(dtype).requires_grad_(False)
+    return conv, FusedConv(copy.deepcopy(conv), relu=True)
+
+
+def test_to_dtype_and_memory_format_after_packing() -> None:
+    conv, fused = conv_pair(torch.float32)
+    x = torch.randn(2, 16, 15, 15)
+    run(fused, x)
+    fused.to(torch.bfloat16)
+    assert fused.weight.dtype == torch.bfloat16 and fused.weight.shape == conv.weight.shape
+    bf16_conv, bf16_fused = conv.to(torch.bfloat16), FusedConv(copy.deepcopy(conv).to(torch.bfloat16), relu=True)
+    assert torch.equal(run(fused, x.bfloat16()), run(bf16_fused, x.bfloat16()))
+    assert fused.released and fused._packed.dtype == torch.bfloat16
+    fused.to(torch.float32).to(memory_format=torch.channels_last)
+    assert fused.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(fused.weight, bf16_conv.weight.float())
+
+
+def test_plain_branch_after_packing_uses_the_plain_weight() -> None:
+    conv, fused = conv_pair(torch.float32)
+    x = torch.randn(2, 16, 15, 15)
+    packed_out = run(fused, x)
+    with torch.backends.mkldnn.flags(enabled=False):
+        plain_out, direct = run(fused, x), torch.relu(run(conv, x))
+    assert not fused.released and torch.equal(fused.weight, conv.weight)
+    assert torch.equal(plain_out, direct)
+    torch.testing.assert_close(packed_out, plain_out, rtol=1e-5, atol=1e-5)
+    assert torch.equal(run(fused, x), packed_out) and fused.released
+
+
+def test_torch_compile_after_eager_calls_traces_one_whole_graph() -> None:
+    from torch._dynamo.utils import counters
+
+    fast = for_inference(small_model("psanet50_ade20k_465_fcn"))
+    x = inputs()[0]
+    ref = run(fast, x)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(fast, backend="eager")
+    outs = [run(compiled, x) for _ in range(3)]
+    assert sum(counters["graph_break"].values()) == 1  # the unpack before the network, once
+    assert counters["stats"]["unique_graphs"] == 2  # the network after that break, then the network alone
+    assert not any(c.released for c in fused_convs(fast))
+    for out in outs:
+        assert relative_error(out, ref) <= PARITY
+
+
+def test_fast_model_to_bf16_after_packing_equals_the_bf16_fast_model() -> None:
+    model = small_model("psanet50_ade20k_465")
+    fast, x = for_inference(model), inputs()[0]
+    run(fast, x)
+    fast.to(torch.bfloat16)
+    assert fast.dtype == torch.bfloat16
+    assert torch.equal(run(fast, x), run(for_inference(model, dtype=torch.bfloat16), x))
