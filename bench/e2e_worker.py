@@ -93,7 +93,10 @@ def build_port_model(job: dict[str, Any]) -> Any:
         model = PSANet(cfg).eval().requires_grad_(False)
         if mode not in ("eager", "int8"):
             model = for_inference(model, dtype=torch.bfloat16 if mode == "bf16" else None)
-    state = torch.load(Path(job["workdir"]) / WEIGHTS[mode], mmap=True, weights_only=True)
+    # The fast modes read their file into memory: FusedConv releases each plain weight once packed, while a
+    # mapped file's touched pages stay resident as long as any tensor of it (a bias) lives.
+    fused = mode not in ("eager", "int8") and not mode.startswith("compile")
+    state = torch.load(Path(job["workdir"]) / WEIGHTS[mode], mmap=not fused, weights_only=True)
     model.load_state_dict(state, assign=True)
     if mode == "int8":
         from port.quantize import quantize_int8

@@ -77,7 +77,7 @@ def port_step(job: dict[str, Any]) -> Any:
         loss.backward()
         optimizer.step()
         scheduler.step()
-        last["loss"] = float(loss)
+        last["loss"] = float(loss.detach())
 
     return step, last
 
@@ -98,7 +98,10 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     """The port's training step in one mode with the job's torch threads."""
     import torch
 
+    from port.train.memory import keep_freed_memory
+
     torch.set_num_threads(job["threads"])
+    keep_freed_memory()  # as `python -m port.train` does
     step, last = port_step(job)
     seconds = median_seconds(step, job["warmup"], job["reps"])
     result: dict[str, Any] = {"seconds": seconds, "loss": last["loss"], "peak_rss": peak_rss_bytes()}
