@@ -28,6 +28,11 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
 
 
+def batch_rss(result: dict[str, Any], batch: str) -> int:
+    """A port mode's peak RSS up to the end of `batch` (batches run smallest first in one process); Caffe's own."""
+    return result.get("peak_rss_by_batch", {}).get(batch, result["peak_rss"])
+
+
 def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
     """One row per (case, mode, batch): time, images/s, ratio to Caffe, GFLOP/s, % of roof, peak RSS."""
     lines = [
@@ -49,7 +54,7 @@ def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
                 s = case.per_image(mode, batch)
                 gflops = case.flops / s / 1e9
                 roof_value = None if mode == "int8" else roof.get(ROOF_DTYPE.get(mode, "fp32"))
-                rss = result["peak_rss"]
+                rss = batch_rss(result, batch)
                 lines.append(
                     f"| {case.name} | {case.size}² | {mode} | {batch} | {s:.3f} | {1 / s:.3f} | "
                     f"{_fmt(caffe_s / s if caffe_s else None, '.2f', '×')} | {gflops:.0f} | "
@@ -85,7 +90,7 @@ def target_lines(cases: list[Case], roof: dict[str, float]) -> list[str]:
     for case in (c for c in cases if c.name.startswith("psanet101")):
         fast, caffe, bf16 = (case.per_image(m, "1") for m in ("fast", "caffe", "bf16"))
         int8, frozen = case.per_image("int8", "1"), case.per_image("compile_frozen", "1")
-        fast_rss = case.results.get("fast", {}).get("peak_rss")
+        fast_rss = batch_rss(case.results["fast"], "1") if "peak_rss" in case.results.get("fast", {}) else None
         caffe_rss = case.results.get("caffe", {}).get("peak_rss")
         share = case.results.get("fast", {}).get("share", {}).get("head")
         agreement = case.checks.get("agreement bf16 vs fast")

@@ -167,6 +167,8 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
                 np.save(work / f"{job['mode']}.npy", logits[:1].float().numpy())
                 del logits
             result["seconds"][str(batch)] = median_seconds(lambda: model(x), job["warmup"], job["reps"])
+            # batches run smallest first, so this is the peak of the process up to and including this batch
+            result.setdefault("peak_rss_by_batch", {})[str(batch)] = peak_rss_bytes()
     if job["mode"] in ("fast", "bf16") and model.cfg.branches:
         result["share"] = psa_share(model, images[:1].contiguous(), job["reps"])
     result["peak_rss"] = peak_rss_bytes()  # before the roof's matrices

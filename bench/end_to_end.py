@@ -213,7 +213,8 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         isa_line(),
         f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "
         "Each mode ran in its own process; peak RSS is its VmHWM (ru_maxrss would include the parent's RSS, which "
-        "Linux carries across fork + exec), model build and weights included; the fast modes load weights that "
+        "Linux carries across fork + exec), model build and weights included, read at the end of the row's batch "
+        "(batch sizes run smallest first in one process, so a batch-1 row never includes batch 4); the fast modes load weights that "
         "port.optimize folded beforehand, as a deployment would ship them. % of roof: against that roof of the row's "
         "dtype. Speed ratios and targets use the times as measured, side by side in this run.",
         "",

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from parity_tests.caffe_bn import CaffeArithmeticBN
 from parity_tests.conversion import load_converted
 from parity_tests.definitions import generated_text, layer_params, write
 from parity_tests.live import caffe_module, random_net
@@ -157,20 +158,6 @@ class Parity:
         return max(self.caffe_errors, key=self.caffe_errors.get)
 
 
-class TwoPassBN(CaffeBN):
-    """CaffeBN whose train mode runs the fork's arithmetic: batch mean, then biased variance, then scale and shift,
-    each its own float pass, backward by autograd through them. The fp32 noise model of a Caffe step: CaffeBN's
-    fused kernel (Welford statistics, fused backward) rounds less than Caffe does, so it would understate it."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x)
-        mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
-        self.track(mean, var)
-        scale = self.weight / torch.sqrt(var + self.eps)
-        return x * scale[None, :, None, None] + (self.bias - mean * scale)[None, :, None, None]
-
-
 def _restart(model: PSANet, optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], history: dict[str, torch.Tensor]) -> None:
     """Put Caffe's weights, BN statistics and (for CaffeSGD, whose history has Caffe's meaning) momentum history in."""
     with torch.no_grad():
@@ -201,7 +188,7 @@ def solver_parity(
         if dtype == torch.float32:
             for module in model.modules():
                 if type(module) is CaffeBN:
-                    module.__class__ = TwoPassBN
+                    module.__class__ = CaffeArithmeticBN
         runs.append((model, make_optimizers(model), case.data.astype(torch.empty((), dtype=dtype).numpy().dtype)))
     history: dict[str, torch.Tensor] = {}
     results = []
