@@ -42,12 +42,12 @@ class Parser(argparse.ArgumentParser):
     """argparse with the project's one-line error contract."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"end_to_end: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(description=__doc__.splitlines()[0])
+    p = Parser(prog="end_to_end", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="465² only, batch 1, 1 warm-up + 2 repetitions")
     p.add_argument("--depths", type=int, nargs="+", choices=(50, 101), default=[50, 101])
     p.add_argument("--sizes", type=int, nargs="+", choices=sorted(DATASET_OF_SIZE), default=[465, 705])

@@ -62,6 +62,11 @@ class FusedConv(nn.Module):
         """Whether the plain weight's storage is released (the packed weight is the only copy)."""
         return self._packed is not None and self.weight.numel() == 0
 
+    @property
+    def plain_shape(self) -> torch.Size:
+        """The weight's (Cout, Cin/groups, kh, kw), released or not."""
+        return self._plain_layout[0] if self.released else self.weight.shape
+
     @staticmethod
     def uses_onednn(x: torch.Tensor) -> bool:
         """Whether a call on `x` goes to oneDNN with the packed weight (CPU, mkldnn built and enabled, not traced)."""
@@ -143,8 +148,7 @@ class FusedConv(nn.Module):
         return F.relu(out) if self.relu else out
 
     def extra_repr(self) -> str:
-        shape = self._plain_layout[0] if self.released else self.weight.shape
-        return f"{tuple(shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
+        return f"{tuple(self.plain_shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
 
 
 class FusedBottleneck(nn.Module):

@@ -1,0 +1,155 @@
+"""Where an optimized forward spends its time, by layer type, each against its own roof.
+
+Every convolution of `port.optimize.for_inference` (FusedConv) is timed by forward hooks and grouped by
+kind (1x1, 3x3, dilated 3x3, strided, the PSA masks' fc2, the classifier); its roof is the same-shape
+GEMM (`torch.mm` of Cout x Cin·k·k by Cin·k·k x N·H·W in the run's dtype) timed here, so "% of own roof"
+says how far the convolution is from a plain matrix product of its size. The PSA op, the Interp layers
+and everything else (pooling, concatenation, casts: the forward's time not inside a hooked module) are
+shown by share of time only.
+
+    python bench/layer_profile.py --size 705                 # PSANet-101 Cityscapes, fast fp32
+    python bench/layer_profile.py --size 705 --dtype bf16
+    python bench/layer_profile.py --width-divisor 16 --reps 1   # smoke test of this script
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.end_to_end import Parser, isa_line  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
+
+VARIANT_OF_SIZE = {465: "psanet101_ade20k_465", 705: "psanet101_cityscapes_705"}
+
+
+def conv_kind(name: str, conv: Any) -> str:
+    """The layer type a FusedConv is reported under."""
+    k, stride, dilation = conv.plain_shape[-1], conv.stride[0], conv.dilation[0]
+    if name.endswith("fc2"):
+        return "PSA fc2 (1x1 to the mask)"
+    if name.split(".")[-1] == "conv6":
+        return "classifier conv6"
+    if stride > 1:
+        return f"{k}x{k} stride {stride}"
+    if k == 1:
+        return "1x1"
+    return f"{k}x{k}" if dilation == 1 else f"{k}x{k} dilated"
+
+
+def gemm_seconds(m: int, k: int, n: int, dtype: Any, reps: int, cache: dict) -> float:
+    """Median time of torch.mm (m x k) @ (k x n) in `dtype`, cached by shape."""
+    import torch
+
+    key = (m, k, n)
+    if key not in cache:
+        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+        cache[key] = median_seconds(lambda: torch.mm(a, b), 1, reps)
+    return cache[key]
+
+
+def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[list[str], float]:
+    """Rows of the report and the median forward time."""
+    import torch
+
+    from port.model import create_model
+    from port.model.layers import Interp, InterpTo
+    from port.optimize import FusedConv, FusedPSA, for_inference
+
+    dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    torch.manual_seed(0)
+    model = create_model(VARIANT_OF_SIZE[size], width_divisor=width_divisor).eval()
+    fast = for_inference(model, dtype=None if dtype_name == "fp32" else dtype)
+    del model
+    x = 50 * torch.randn(1, 3, size, size)
+    spent: dict[str, list[float]] = defaultdict(list)
+    started: dict[int, float] = {}
+    shapes: dict[str, tuple[int, int, int]] = {}
+    kinds: dict[str, str] = {}
+    timed = [(n, m) for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Interp, InterpTo))]
+    for name, module in timed:
+        if isinstance(module, FusedConv):
+            kinds[name] = conv_kind(name, module)
+        else:
+            kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"
+
+        def pre(mod: Any, args: Any) -> None:
+            started[id(mod)] = time.perf_counter()
+
+        def post(mod: Any, args: Any, out: Any, name: str = name) -> None:
+            spent[name].append(time.perf_counter() - started.pop(id(mod)))
+            if isinstance(mod, FusedConv) and name not in shapes:
+                cout, cin_per_group, kh, kw = mod.plain_shape
+                shapes[name] = (cout, cin_per_group * kh * kw, out.shape[0] * out.shape[2] * out.shape[3])
+
+        module.register_forward_pre_hook(pre)
+        module.register_forward_hook(post)
+    totals = []
+    with torch.inference_mode():
+        fast(x)  # packs the weights
+        spent.clear()
+        for _ in range(reps):
+            start = time.perf_counter()
+            fast(x)
+            totals.append(time.perf_counter() - start)
+    total = statistics.median(totals)
+    groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    cache: dict = {}
+    for name, times in spent.items():
+        row = groups[kinds[name]]
+        row["calls"] += 1
+        row["seconds"] += statistics.median(times)
+        if name in shapes:
+            m, k, n = shapes[name]
+            row["flops"] += 2 * m * k * n
+            row["gemm"] += gemm_seconds(m, k, n, dtype, reps, cache)
+    rest = total - sum(g["seconds"] for g in groups.values())
+    lines = [
+        "| layer type | layers | ms | share of forward | GFLOP | GFLOP/s | same-shape GEMM GFLOP/s | % of own roof |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, row in sorted(groups.items(), key=lambda item: -item[1]["seconds"]):
+        s, flops = row["seconds"], row["flops"]
+        rate = f"{flops / s / 1e9:.0f} | {flops / row['gemm'] / 1e9:.0f} | {100 * row['gemm'] / s:.0f}%" if flops else "– | – | –"
+        gflop = f"{flops / 1e9:.1f}" if flops else "–"
+        lines.append(f"| {kind} | {int(row['calls'])} | {1e3 * s:.0f} | {100 * s / total:.1f}% | {gflop} | {rate} |")
+    lines.append(f"| everything else | | {1e3 * rest:.0f} | {100 * rest / total:.1f}% | | | | |")
+    return lines, total
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    argv = sys.argv[1:] if argv is None else argv
+    p = Parser(prog="layer_profile", description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, choices=sorted(VARIANT_OF_SIZE), default=705)
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
+    args = p.parse_args(argv)
+    if min(args.reps, args.threads, args.width_divisor) < 1:
+        p.error("--reps, --threads and --width-divisor must be positive")
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    lines, total = profile(args.size, args.dtype, args.reps, args.width_divisor)
+    print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
+          f"port.optimize fast path {args.dtype}")
+    print()
+    print(f"Command: `python bench/layer_profile.py {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
+          f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); load average "
+          f"before {load:.2f}, after {os.getloadavg()[0]:.2f}.")
+    print()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
