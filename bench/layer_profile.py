@@ -1,11 +1,10 @@
-"""Where an optimized forward spends its time, by layer type, each against its own roof.
+"""Where an optimized forward spends its time, by layer type, each convolution type against the roof.
 
 Every convolution of `port.optimize.for_inference` (FusedConv) is timed by forward hooks and grouped by
-kind (1x1, 3x3, dilated 3x3, strided, the PSA masks' fc2, the classifier); its roof is the same-shape
-GEMM (`torch.mm` of Cout x Cin·k·k by Cin·k·k x N·H·W in the run's dtype) timed here, so "% of own roof"
-says how far the convolution is from a plain matrix product of its size. The PSA op, the Interp layers
-and everything else (pooling, concatenation, casts: the forward's time not inside a hooked module) are
-shown by share of time only.
+kind (1x1, 3x3, dilated 3x3, strided, the PSA masks' fc2, the classifier) with its FLOPs, so its GFLOP/s
+can be set against the run's roof (`torch.mm` 4096² in the same dtype, as bench/end_to_end.py measures
+it). The PSA op, the Interp layers and everything else (pooling, concatenation, casts: the forward's time
+not inside a hooked module) are shown by share of time only.
 
     python bench/layer_profile.py --size 705                 # PSANet-101 Cityscapes, fast fp32
     python bench/layer_profile.py --size 705 --dtype bf16
@@ -24,8 +23,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.e2e_worker import mm_roof  # noqa: E402
 from bench.end_to_end import Parser, isa_line  # noqa: E402
-from bench.timing import median_seconds  # noqa: E402
 
 VARIANT_OF_SIZE = {465: "psanet101_ade20k_465", 705: "psanet101_cityscapes_705"}
 
@@ -44,19 +43,8 @@ def conv_kind(name: str, conv: Any) -> str:
     return f"{k}x{k}" if dilation == 1 else f"{k}x{k} dilated"
 
 
-def gemm_seconds(m: int, k: int, n: int, dtype: Any, reps: int, cache: dict) -> float:
-    """Median time of torch.mm (m x k) @ (k x n) in `dtype`, cached by shape."""
-    import torch
-
-    key = (m, k, n)
-    if key not in cache:
-        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-        cache[key] = median_seconds(lambda: torch.mm(a, b), 1, reps)
-    return cache[key]
-
-
-def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[list[str], float]:
-    """Rows of the report and the median forward time."""
+def profile(size: int, dtype_name: str, reps: int, width_divisor: int, roof: float) -> tuple[list[str], float]:
+    """Rows of the report (GFLOP/s against `roof`) and the median forward time."""
     import torch
 
     from port.model import create_model
@@ -101,7 +89,6 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[
             totals.append(time.perf_counter() - start)
     total = statistics.median(totals)
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    cache: dict = {}
     for name, times in spent.items():
         row = groups[kinds[name]]
         row["calls"] += 1
@@ -109,18 +96,17 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[
         if name in shapes:
             m, k, n = shapes[name]
             row["flops"] += 2 * m * k * n
-            row["gemm"] += gemm_seconds(m, k, n, dtype, reps, cache)
     rest = total - sum(g["seconds"] for g in groups.values())
     lines = [
-        "| layer type | layers | ms | share of forward | GFLOP | GFLOP/s | same-shape GEMM GFLOP/s | % of own roof |",
-        "|---|---|---|---|---|---|---|---|",
+        "| layer type | layers | ms | share of forward | GFLOP | GFLOP/s | % of roof |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind, row in sorted(groups.items(), key=lambda item: -item[1]["seconds"]):
         s, flops = row["seconds"], row["flops"]
-        rate = f"{flops / s / 1e9:.0f} | {flops / row['gemm'] / 1e9:.0f} | {100 * row['gemm'] / s:.0f}%" if flops else "– | – | –"
+        rate = f"{flops / s / 1e9:.0f} | {100 * flops / s / 1e9 / roof:.0f}%" if flops else "– | –"
         gflop = f"{flops / 1e9:.1f}" if flops else "–"
         lines.append(f"| {kind} | {int(row['calls'])} | {1e3 * s:.0f} | {100 * s / total:.1f}% | {gflop} | {rate} |")
-    lines.append(f"| everything else | | {1e3 * rest:.0f} | {100 * rest / total:.1f}% | | | | |")
+    lines.append(f"| everything else | | {1e3 * rest:.0f} | {100 * rest / total:.1f}% | | | |")
     return lines, total
 
 
@@ -139,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--reps, --threads and --width-divisor must be positive")
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    lines, total = profile(args.size, args.dtype, args.reps, args.width_divisor)
+    roof = mm_roof(args.threads)[args.dtype]
+    lines, total = profile(args.size, args.dtype, args.reps, args.width_divisor, roof)
     print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
           f"port.optimize fast path {args.dtype}")
     print()
     print(f"Command: `python bench/layer_profile.py {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
-          f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); load average "
+          f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); roof {roof:.0f} "
+          f"GFLOP/s ({args.dtype} torch.mm 4096²); load average "
           f"before {load:.2f}, after {os.getloadavg()[0]:.2f}.")
     print()
     print("\n".join(lines))
