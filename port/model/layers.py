@@ -29,9 +29,8 @@ class CaffeBN(nn.Module):
             # NOTE: the fork normalises with the biased batch variance (divides by N*H*W, not N*H*W-1).
             self.track(mean, invstd.detach().double().pow(-2).sub(self.eps).clamp_min(0).to(mean.dtype))
             return out
-        scale = self.weight / torch.sqrt(self.running_var + self.eps)
-        shift = self.bias - self.running_mean * scale
-        return x * scale[None, :, None, None] + shift[None, :, None, None]
+        # stored statistics: one fused pass computing x * slope/sqrt(var+eps) + (bias - mean * slope/sqrt(var+eps))
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
     @torch.no_grad()
     def track(self, mean: torch.Tensor, var: torch.Tensor) -> None:
