@@ -15,14 +15,14 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.timing import median_seconds  # noqa: E402
+from bench.timing import median_seconds, module_times  # noqa: E402
 
 MM_SIDE = 4096
 ROOF_REPS = 3
@@ -120,32 +120,13 @@ def psa_share(model: Any, x: Any, reps: int) -> dict[str, float]:
     net = model.net
     head = [*net.psa.values(), net.conv_post_PSA] + ([net.conv_post_PSA_zoom] if net.conv_post_PSA_zoom else [])
     ops = [m for m in net.modules() if isinstance(m, FusedPSA)]
-    spent = {"head": 0.0, "op": 0.0}
-    started: dict[int, float] = {}
-
-    def hook(key: str) -> tuple[Callable[..., None], Callable[..., None]]:
-        def pre(module: Any, args: Any) -> None:
-            started[id(module)] = time.perf_counter()
-
-        def post(module: Any, args: Any, out: Any) -> None:
-            spent[key] += time.perf_counter() - started.pop(id(module))
-
-        return pre, post
-
-    handles = []
-    for key, modules in (("head", head), ("op", ops)):
-        pre, post = hook(key)
-        for module in modules:
-            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     total = 0.0
-    with torch.inference_mode():
+    with module_times({"head": head, "op": ops}) as spent, torch.inference_mode():
         for _ in range(reps):
             start = time.perf_counter()
             model(x)
             total += time.perf_counter() - start
-    for handle in handles:
-        handle.remove()
-    return {key: value / total for key, value in spent.items()}
+    return {key: sum(times) / total for key, times in spent.items()}
 
 
 def run_port(job: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.e2e_worker import mm_roof  # noqa: E402
 from bench.end_to_end import Parser, isa_line  # noqa: E402
+from bench.timing import module_times  # noqa: E402
 
 VARIANT_OF_SIZE = {465: "psanet101_ade20k_465", 705: "psanet101_cityscapes_705"}
 
@@ -57,45 +58,40 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[
     fast = for_inference(model, dtype=None if dtype_name == "fp32" else dtype)
     del model
     x = 50 * torch.randn(1, 3, size, size)
-    spent: dict[str, list[float]] = defaultdict(list)
-    started: dict[int, float] = {}
-    shapes: dict[str, tuple[int, int, int]] = {}
     kinds: dict[str, str] = {}
-    timed = [(n, m) for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Interp, InterpTo))]
-    for name, module in timed:
+    timed = {n: m for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Interp, InterpTo))}
+    for name, module in timed.items():
         if isinstance(module, FusedConv):
             kinds[name] = conv_kind(name, module)
         else:
             kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"
-
-        def pre(mod: Any, args: Any) -> None:
-            started[id(mod)] = time.perf_counter()
-
-        def post(mod: Any, args: Any, out: Any, name: str = name) -> None:
-            spent[name].append(time.perf_counter() - started.pop(id(mod)))
-            if isinstance(mod, FusedConv) and name not in shapes:
-                cout, cin_per_group, kh, kw = mod.plain_shape
-                shapes[name] = (cout, cin_per_group * kh * kw, out.shape[0] * out.shape[2] * out.shape[3])
-
-        module.register_forward_pre_hook(pre)
-        module.register_forward_hook(post)
-    totals = []
     with torch.inference_mode():
-        fast(x)  # packs the weights
-        spent.clear()
-        for _ in range(reps):
-            start = time.perf_counter()
-            fast(x)
-            totals.append(time.perf_counter() - start)
+        out_shapes: dict[str, torch.Size] = {}  # of each convolution, from a first forward that also packs the weights
+
+        def record(name: str) -> Any:
+            def hook(module: Any, args: Any, out: Any) -> None:
+                out_shapes[name] = out.shape
+
+            return hook
+
+        hooks = [m.register_forward_hook(record(n)) for n, m in timed.items() if isinstance(m, FusedConv)]
+        fast(x)
+        for hook in hooks:
+            hook.remove()
+        flops = {name: 2 * timed[name].plain_shape.numel() * n * h * w for name, (n, _, h, w) in out_shapes.items()}
+        totals = []
+        with module_times({name: [module] for name, module in timed.items()}) as spent:
+            for _ in range(reps):
+                start = time.perf_counter()
+                fast(x)
+                totals.append(time.perf_counter() - start)
     total = statistics.median(totals)
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for name, times in spent.items():
         row = groups[kinds[name]]
         row["calls"] += 1
         row["seconds"] += statistics.median(times)
-        if name in shapes:
-            m, k, n = shapes[name]
-            row["flops"] += 2 * m * k * n
+        row["flops"] += flops.get(name, 0)
     return groups, total
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -19,3 +20,27 @@ def median_seconds(run: Callable[[], Any], warmup: int, reps: int, sync: Callabl
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+@contextmanager
+def module_times(groups: dict[str, list[Any]]) -> Iterator[dict[str, list[float]]]:
+    """While open: the wall time of every call of each group's modules (forward hooks), listed per group key."""
+    spent: dict[str, list[float]] = {key: [] for key in groups}
+    started: dict[int, float] = {}
+
+    def pre(module: Any, args: Any) -> None:
+        started[id(module)] = time.perf_counter()
+
+    handles = []
+    for key, modules in groups.items():
+
+        def post(module: Any, args: Any, out: Any, key: str = key) -> None:
+            spent[key].append(time.perf_counter() - started.pop(id(module)))
+
+        for module in modules:
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    try:
+        yield spent
+    finally:
+        for handle in handles:
+            handle.remove()
