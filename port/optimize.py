@@ -106,8 +106,7 @@ class FusedConv(nn.Module):
         """Puts the plain weight back into the parameter and drops the packed copy (the next oneDNN call repacks)."""
         if self.released:
             self.weight.data = self._plain_weight()
-        if self._packed is not None:
-            self._packed = None
+        self._packed = None
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
