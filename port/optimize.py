@@ -172,8 +172,8 @@ def fused(unit: ConvBN) -> FusedConv:
 class FusedPSA(nn.Module):
     """The PSA layer through the fused op (`port.ops.psa_aggregate`) in the network's dtype.
 
-    The kernel takes bf16/fp16 natively (float accumulation, one rounding of the result), so a
-    bf16 network neither casts the mask up nor falls back to the reference. Autocast does not
+    The kernel takes bf16/fp16 natively (float softmax and accumulation; channels-last inputs read
+    in place), so a bf16 network neither casts the mask up nor falls back to the reference. Autocast does not
     touch the op (it has no autocast rule), so none is disabled here: that would put the op inside
     a wrap_with_autocast region of exported graphs, out of the quantizer's and inductor's sight.
     """

@@ -6,12 +6,15 @@
 // out[:, p] = sum_{q linked} x[:, q] (P[q, p] - u_p) + u_p * sum_q x[:, q]: the GEMM only sees the band
 // of source rows that can link to the block, and the unlinked zeros enter through the row sums of x.
 //
-// Half and bfloat16 run natively with float accumulation: the mask is read in its own dtype straight into
-// the float weights, x and the output are float during the op, and the result is rounded once at the end.
+// Half and bfloat16: the weights are built in float from the mask read in its own dtype. Where oneDNN has
+// native GEMMs for the dtype on this CPU (mkldnn::_is_mkldnn_{bf16,fp16}_supported), the block GEMM takes
+// x and the weights rounded once to that dtype and accumulates in float (the op's cost is then the dtype's
+// GEMM, not float's); elsewhere x and the output are float during the op and the result is rounded once.
 // exp is psanet::exp_accurate (psa_exp.h), never ATen's dispatched one, so no worker thread can differ.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
@@ -20,6 +23,7 @@
 #include <limits>
 #include <mutex>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "psa_checks.h"
@@ -51,7 +55,7 @@ struct BlockWeights {
       : weights(band_max * targets_max), uncovered(targets_max), stats(targets_max) {}
 
   template <typename mask_t>
-  void build(const Geometry& g, const Block& blk, const mask_t* mask_n, bool softmax);
+  void build(const Geometry& g, const Block& blk, const mask_t* mask_n, bool channels_last, bool softmax);
 
  private:
   void softmax_columns(const Geometry& g, const Block& blk);
@@ -60,13 +64,14 @@ struct BlockWeights {
 
 template <typename scalar_t>
 template <typename mask_t>
-void BlockWeights<scalar_t>::build(const Geometry& g, const Block& blk, const mask_t* mask_n, bool softmax) {
+void BlockWeights<scalar_t>::build(const Geometry& g, const Block& blk, const mask_t* mask_n, bool channels_last,
+                                   bool softmax) {
   const int64_t targets = (blk.y1 - blk.y0) * g.width;
   const int64_t size = (blk.a1 - blk.a0) * g.width * targets;
   const scalar_t fill = softmax ? -std::numeric_limits<scalar_t>::infinity() : scalar_t(0);
   std::fill(weights.begin(), weights.begin() + size, fill);
   scalar_t* w = weights.data();
-  for_each_run(g, blk, targets, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
+  for_each_run(g, blk, targets, channels_last, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
     for (int64_t i = 0; i < count; ++i) w[s_off + i * s_stride] = static_cast<scalar_t>(mask_n[m_off + i]);
   });
   has_uncovered = false;
@@ -95,18 +100,15 @@ void BlockWeights<scalar_t>::softmax_columns(const Geometry& g, const Block& blk
     unlinked[p] = g.positions() - g.covered(blk.y0 + p / g.width, p % g.width);
     if (unlinked[p] > 0) top[p] = std::max(top[p], scalar_t(0));
   }
-  for (int64_t q = 0; q < band; ++q) {
-    scalar_t* row = w + q * targets;
-    for (int64_t p = 0; p < targets; ++p) row[p] -= top[p];
-  }
-  exp_inplace(w, band * targets);
   std::vector<scalar_t> den(targets);
   for (int64_t p = 0; p < targets; ++p) {
     uncovered[p] = unlinked[p] > 0 ? exp_accurate(-top[p]) : scalar_t(0);
     den[p] = scalar_t(unlinked[p]) * uncovered[p];
   }
-  for (int64_t q = 0; q < band; ++q) {
-    const scalar_t* row = w + q * targets;
+  for (int64_t q = 0; q < band; ++q) {  // row by row, while the row is in cache
+    scalar_t* row = w + q * targets;
+    for (int64_t p = 0; p < targets; ++p) row[p] -= top[p];
+    exp_inplace(row, targets);
     for (int64_t p = 0; p < targets; ++p) den[p] += row[p];
   }
   for (int64_t p = 0; p < targets; ++p) {
@@ -145,6 +147,11 @@ void BlockWeights<scalar_t>::keep_linked(const Geometry& g, const Block& blk) {
   }
 }
 
+// Whether t is stored channels-last and not also contiguous (then it is read as it is, not copied).
+bool is_channels_last(const at::Tensor& t) {
+  return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 struct Layout {
   Geometry g;
   int64_t rows;    // target rows per block
@@ -169,32 +176,41 @@ at::Tensor matrix(std::vector<scalar_t>& v, int64_t rows, int64_t cols) {
   return at::from_blob(v.data(), {rows, cols}, c10::CppTypeToScalarType<scalar_t>::value);
 }
 
-// x and out are in scalar_t (float or double); the mask in mask_t (scalar_t, or half/bfloat16 with float).
-template <typename scalar_t, typename mask_t>
+// Weights are built in scalar_t (float or double) from the mask in mask_t (scalar_t, or half/bfloat16 with
+// float), contiguous or channels-last; x (any strides the GEMM takes as they are), out (contiguous) and the
+// GEMM are in gemm_t: scalar_t, or mask_t for a native reduced-precision GEMM.
+template <typename scalar_t, typename mask_t, typename gemm_t>
 void forward_kernel(const Layout& lay, const at::Tensor& x, const at::Tensor& mask, bool softmax, double nf,
                     at::Tensor& out) {
+  constexpr bool kRoundWeights = !std::is_same_v<gemm_t, scalar_t>;
+  const bool mask_channels_last = is_channels_last(mask);
   const Geometry& g = lay.g;
   const int64_t channels = x.size(1);
   const int64_t hw = g.positions();
-  const at::Tensor x_sum = x.sum(2);  // (N, C)
+  const at::Tensor x_sum = x.sum(2, false, c10::CppTypeToScalarType<scalar_t>::value);  // (N, C)
   const scalar_t inv_nf = scalar_t(1.0 / nf);
   at::parallel_for(0, x.size(0) * lay.blocks, 1, [&](int64_t begin, int64_t end) {
     c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset_with_ADInplaceOrView);
     BlockWeights<scalar_t> bw(lay.band_max, lay.targets_max);
+    std::vector<gemm_t> rounded(kRoundWeights ? lay.band_max * lay.targets_max : 0);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / lay.blocks;
       const Block blk = block_of(lay, task % lay.blocks);
       const int64_t targets = (blk.y1 - blk.y0) * g.width;
       const int64_t band = (blk.a1 - blk.a0) * g.width;
-      bw.build(g, blk, mask.data_ptr<mask_t>() + n * g.channels() * hw, softmax);
+      bw.build(g, blk, mask.data_ptr<mask_t>() + n * g.channels() * hw, mask_channels_last, softmax);
+      at::Tensor weights = matrix(bw.weights, band, targets);
+      if constexpr (kRoundWeights) weights = matrix(rounded, band, targets).copy_(weights);
       at::Tensor dst = out[n].narrow(1, blk.y0 * g.width, targets);
-      at::addmm_out(dst, dst, x[n].narrow(1, blk.a0 * g.width, band), matrix(bw.weights, band, targets), 0, inv_nf);
+      at::addmm_out(dst, dst, x[n].narrow(1, blk.a0 * g.width, band), weights, 0, inv_nf);
       if (!bw.has_uncovered) continue;
       const scalar_t* xs = x_sum.data_ptr<scalar_t>() + n * channels;
-      scalar_t* o = dst.data_ptr<scalar_t>();
+      gemm_t* o = dst.data_ptr<gemm_t>();
       for (int64_t c = 0; c < channels; ++c) {
         const scalar_t scale = xs[c] * inv_nf;
-        for (int64_t p = 0; p < targets; ++p) o[c * hw + p] += scale * bw.uncovered[p];
+        for (int64_t p = 0; p < targets; ++p) {
+          o[c * hw + p] = static_cast<gemm_t>(static_cast<scalar_t>(o[c * hw + p]) + scale * bw.uncovered[p]);
+        }
       }
     }
   });
@@ -236,7 +252,7 @@ void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor
       const Block blk = block_of(lay, task % lay.blocks);
       const int64_t targets = (blk.y1 - blk.y0) * g.width;
       const int64_t band = (blk.a1 - blk.a0) * g.width;
-      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, softmax);
+      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, false, softmax);
       const at::Tensor g_b = grad[n].narrow(1, blk.y0 * g.width, targets);
       const at::Tensor weights = matrix(bw.weights, band, targets);
       at::Tensor acc_band = acc.narrow(1, blk.a0 * g.width, band);
@@ -270,7 +286,7 @@ void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor
         }
       }
       scalar_t* gm_n = grad_mask.data_ptr<scalar_t>() + n * g.channels() * hw;
-      for_each_run(g, blk, targets, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
+      for_each_run(g, blk, targets, false, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
         for (int64_t k = 0; k < count; ++k) gm_n[m_off + k] = t[s_off + k * s_stride];
       });
     }
@@ -283,15 +299,37 @@ at::ScalarType compute_type(const at::Tensor& t) {
   return at::isReducedFloatingType(t.scalar_type()) ? at::kFloat : t.scalar_type();
 }
 
+// Whether oneDNN runs GEMMs natively in this reduced dtype on this CPU (else ATen's fallback is far slower
+// than a float GEMM: fp16 without AVX512-FP16, bf16 without AVX-512).
+bool native_reduced_gemm(at::ScalarType type) {
+  const auto supported = [](const char* name) {
+    return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<bool()>().call();
+  };
+  static const bool bf16 = supported("mkldnn::_is_mkldnn_bf16_supported");
+  static const bool fp16 = supported("mkldnn::_is_mkldnn_fp16_supported");
+  return (type == at::kBFloat16 && bf16) || (type == at::kHalf && fp16);
+}
+
 at::Tensor psa_aggregate_cpu(const at::Tensor& x, const at::Tensor& mask, int64_t psa_type, int64_t mask_h,
                              int64_t mask_w, bool softmax, double nf, bool compact) {
   const Geometry g = check_aggregate(x, mask, psa_type, mask_h, mask_w, nf, compact);
   const Layout lay = make_layout(g);
-  const at::Tensor xf = x.contiguous().view({x.size(0), x.size(1), g.positions()}).to(compute_type(x));
-  const at::Tensor mf = mask.contiguous();
-  at::Tensor out = at::zeros_like(xf);
+  const bool native = native_reduced_gemm(x.scalar_type());
+  // Channels-last x and mask (what convolutions give) are used in place: the GEMM takes x's (C, HW) view
+  // as a column-major matrix, and the weights are gathered along the mask's channels.
+  const at::MemoryFormat x_format = is_channels_last(x) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const at::Tensor xg = x.to(native ? x.scalar_type() : compute_type(x))
+                            .contiguous(x_format)
+                            .view({x.size(0), x.size(1), g.positions()});
+  const at::Tensor mf = is_channels_last(mask) ? mask : mask.contiguous();
+  at::Tensor out = at::zeros({x.size(0), x.size(1), g.positions()}, xg.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "psa_aggregate_cpu", [&] {
-    forward_kernel<at::opmath_type<scalar_t>, scalar_t>(lay, xf, mf, softmax, nf, out);
+    using acc_t = at::opmath_type<scalar_t>;
+    if (native) {
+      forward_kernel<acc_t, scalar_t, scalar_t>(lay, xg, mf, softmax, nf, out);
+    } else {
+      forward_kernel<acc_t, scalar_t, acc_t>(lay, xg, mf, softmax, nf, out);
+    }
   });
   return out.view(x.sizes()).to(x.scalar_type());
 }

@@ -17,42 +17,101 @@ inline Block make_block(const Geometry& g, int64_t y0, int64_t y1) {
   return Block{y0, y1, std::max<int64_t>(0, y0 - g.reach_h()), std::min(g.height, y1 + g.reach_h())};
 }
 
+// Compact masks: channel = the partner position itself.
+template <typename F>
+void for_each_compact_run(const Geometry& g, const Block& block, int64_t ld, bool channels_last, const F& fn) {
+  const int64_t hw = g.positions();
+  const int64_t src0 = block.a0 * g.width, src1 = block.a1 * g.width;
+  const int64_t tgt0 = block.y0 * g.width, tgt1 = block.y1 * g.width;
+  if (g.distribute) {  // buffer[q, p] = mask[channel p, r = q]
+    if (channels_last) {
+      for (int64_t q = src0; q < src1; ++q) fn(q * hw + tgt0, (q - src0) * ld, 1, tgt1 - tgt0);
+    } else {
+      for (int64_t p = tgt0; p < tgt1; ++p) fn(p * hw + src0, p - tgt0, ld, src1 - src0);
+    }
+  } else {  // buffer[q, p] = mask[channel q, r = p]
+    if (channels_last) {
+      for (int64_t p = tgt0; p < tgt1; ++p) fn(p * hw + src0, p - tgt0, ld, src1 - src0);
+    } else {
+      for (int64_t q = src0; q < src1; ++q) fn(q * hw + tgt0, (q - src0) * ld, 1, tgt1 - tgt0);
+    }
+  }
+}
+
+// r: the position the mask is read at (target for COLLECT, source for DISTRIBUTE), in rows [begin, end);
+// its partners in rows [other_begin, other_end).
+struct ReadRows {
+  int64_t begin, end, other_begin, other_end;
+};
+
+inline ReadRows read_rows(const Geometry& g, const Block& block) {
+  return g.distribute ? ReadRows{block.a0, block.a1, block.y0, block.y1}
+                      : ReadRows{block.y0, block.y1, block.a0, block.a1};
+}
+
+// Contiguous offset masks, runs along x. dy outer, row ry, dx inner: the runs of one (dy, ry) fill a
+// W x W tile of the scratch and the mask rows of one dy are read in order, so both stay in cache.
+template <typename F>
+void for_each_offset_run(const Geometry& g, const Block& block, int64_t ld, const F& fn) {
+  const int64_t w = g.width;
+  const int64_t src0 = block.a0 * w;
+  const int64_t tgt0 = block.y0 * w;
+  const ReadRows rows = read_rows(g, block);
+  for (int64_t dy = -g.half_h(); dy <= g.half_h(); ++dy) {
+    for (int64_t ry = std::max(rows.begin, rows.other_begin - dy); ry < std::min(rows.end, rows.other_end - dy); ++ry) {
+      for (int64_t dx = -g.half_w(); dx <= g.half_w(); ++dx) {
+        const int64_t x_begin = std::max<int64_t>(0, -dx);
+        const int64_t x_end = std::min(w, w - dx);
+        if (x_begin >= x_end) continue;
+        const int64_t channel = (dy + g.half_h()) * g.mask_w + dx + g.half_w();
+        const int64_t r = ry * w + x_begin;
+        const int64_t other = r + dy * w + dx;
+        const int64_t source = g.distribute ? r : other;
+        const int64_t target = g.distribute ? other : r;
+        fn(channel * g.positions() + r, (source - src0) * ld + (target - tgt0), ld + 1, x_end - x_begin);
+      }
+    }
+  }
+}
+
+// Channels-last offset masks, runs along dx (consecutive channels) at one position r: the partner moves
+// by one, so a COLLECT run fills a scratch column, a DISTRIBUTE run a scratch row.
+template <typename F>
+void for_each_offset_run_channels_last(const Geometry& g, const Block& block, int64_t ld, const F& fn) {
+  const int64_t w = g.width;
+  const int64_t src0 = block.a0 * w;
+  const int64_t tgt0 = block.y0 * w;
+  const ReadRows rows = read_rows(g, block);
+  for (int64_t ry = rows.begin; ry < rows.end; ++ry) {
+    const int64_t dy_begin = std::max(-g.half_h(), rows.other_begin - ry);
+    const int64_t dy_end = std::min(g.half_h() + 1, rows.other_end - ry);
+    for (int64_t rx = 0; rx < w; ++rx) {
+      const int64_t r = ry * w + rx;
+      const int64_t dx_begin = std::max(-g.half_w(), -rx);
+      const int64_t dx_end = std::min(g.half_w() + 1, w - rx);
+      for (int64_t dy = dy_begin; dy < dy_end; ++dy) {
+        const int64_t channel = (dy + g.half_h()) * g.mask_w + dx_begin + g.half_w();
+        const int64_t other = r + dy * w + dx_begin;
+        const int64_t s_off = g.distribute ? (r - src0) * ld + (other - tgt0) : (other - src0) * ld + (r - tgt0);
+        fn(r * g.channels() + channel, s_off, g.distribute ? 1 : ld, dx_end - dx_begin);
+      }
+    }
+  }
+}
+
 // Calls fn(mask_offset, scratch_offset, scratch_stride, count) for every run of `count` mask
 // elements of one sample (contiguous from mask_offset) that feed entries of `block`. The scratch is
 // the block of the buffer, row = source - a0*W, column = target - y0*W, with row stride ld;
-// run element i sits at scratch_offset + i * scratch_stride.
+// run element i sits at scratch_offset + i * scratch_stride. A channels-last mask (element (channel, r)
+// at r * channels + channel) is walked along channels, a contiguous one along positions.
 template <typename F>
-void for_each_run(const Geometry& g, const Block& block, int64_t ld, const F& fn) {
-  const int64_t w = g.width;
-  const int64_t hw = g.positions();
-  const int64_t src0 = block.a0 * w;
-  const int64_t tgt0 = block.y0 * w;
+void for_each_run(const Geometry& g, const Block& block, int64_t ld, bool channels_last, const F& fn) {
   if (g.compact) {
-    if (g.distribute) {  // buffer[q, p] = mask[p, q]
-      for (int64_t p = tgt0; p < block.y1 * w; ++p) fn(p * hw + src0, p - tgt0, ld, (block.a1 - block.a0) * w);
-    } else {  // buffer[q, p] = mask[q, p]
-      for (int64_t q = src0; q < block.a1 * w; ++q) fn(q * hw + tgt0, (q - src0) * ld, 1, (block.y1 - block.y0) * w);
-    }
-    return;
-  }
-  // r: the position the mask is read at (target for COLLECT, source for DISTRIBUTE).
-  const int64_t r_begin = g.distribute ? block.a0 : block.y0;
-  const int64_t r_end = g.distribute ? block.a1 : block.y1;
-  const int64_t o_begin = g.distribute ? block.y0 : block.a0;
-  const int64_t o_end = g.distribute ? block.y1 : block.a1;
-  for (int64_t channel = 0; channel < g.channels(); ++channel) {
-    const int64_t dy = channel / g.mask_w - g.half_h();
-    const int64_t dx = channel % g.mask_w - g.half_w();
-    const int64_t x_begin = std::max<int64_t>(0, -dx);
-    const int64_t x_end = std::min(w, w - dx);
-    if (x_begin >= x_end) continue;
-    for (int64_t ry = std::max(r_begin, o_begin - dy); ry < std::min(r_end, o_end - dy); ++ry) {
-      const int64_t r = ry * w + x_begin;
-      const int64_t other = r + dy * w + dx;
-      const int64_t source = g.distribute ? r : other;
-      const int64_t target = g.distribute ? other : r;
-      fn(channel * hw + r, (source - src0) * ld + (target - tgt0), ld + 1, x_end - x_begin);
-    }
+    for_each_compact_run(g, block, ld, channels_last, fn);
+  } else if (channels_last) {
+    for_each_offset_run_channels_last(g, block, ld, fn);
+  } else {
+    for_each_offset_run(g, block, ld, fn);
   }
 }
 

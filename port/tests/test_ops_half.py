@@ -1,4 +1,9 @@
-"""bfloat16 and float16 through the compiled PSA kernels: float accumulation, one rounding, no reference fallback."""
+"""bfloat16 and float16 through the compiled PSA kernels: float accumulation, no reference fallback.
+
+The forward's GEMM runs in the dtype itself where oneDNN has native kernels for it on this CPU
+(bf16 operands, float accumulation); elsewhere, and in the backward, the op computes in float and
+rounds once.
+"""
 from __future__ import annotations
 
 import pytest
@@ -12,6 +17,11 @@ from port.ops.testing import inputs, require_extension
 
 # Half an ulp of the dtype (bits of precision 8 and 11): what rounding a float-accurate result once may cost.
 HALF_ULP = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
+# Whether the forward's GEMM takes operands in the dtype on this CPU (the kernel asks oneDNN the same).
+NATIVE_GEMM = {
+    torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+    torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported(),
+}
 SHAPES = [  # (n, c, h, w, mask_h, mask_w, compact)
     (2, 64, 17, 13, 33, 25, False),  # several target blocks, full mask, long sums
     (1, 32, 20, 9, 5, 7, False),  # banded sources, unlinked zeros in every softmax
@@ -29,24 +39,55 @@ def _reference(x: torch.Tensor, mask: torch.Tensor, *args: object) -> torch.Tens
     return psa_aggregate_reference(x.double(), mask.double(), *args)
 
 
-def _assert_rounded_once(got: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
-    """got is expected rounded to dtype: within half an ulp, plus float-accumulation noise."""
+def _assert_within(got: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor, dtype: torch.dtype) -> None:
     assert got.dtype == dtype
     error = (got.double() - expected).abs()
-    bound = HALF_ULP[dtype] * expected.abs() + 1e-6 * expected.abs().max()
+    bound = bound + 1e-6 * expected.abs().max()  # float accumulation
     assert bool((error <= bound).all()), f"worst excess {(error - bound).max().item():.3g}"
+
+
+def _assert_rounded_once(got: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
+    """got is expected rounded to dtype: within half an ulp, plus float-accumulation noise."""
+    _assert_within(got, expected, HALF_ULP[dtype] * expected.abs(), dtype)
+
+
+def _weight_magnitude(x: torch.Tensor, mask: torch.Tensor, psa_type: int, mask_h: int, mask_w: int, softmax: bool,
+                      nf: float, compact: bool) -> torch.Tensor:
+    """sum_q |x_q| (|B_qp| + u_p) / |nf| in fp64: how far rounding every attention weight (B_qp, or B_qp - u_p
+    with u_p the softmax value of an unlinked zero) once in the dtype can move each output, per half ulp."""
+    n, c, h, w = x.shape
+    logits = psa_mask_reference(mask.double(), psa_type, mask_h, mask_w, compact).reshape(n, h * w, h * w)
+    weights = torch.softmax(logits, dim=1) if softmax else logits
+    unlinked = torch.exp(-torch.logsumexp(logits, dim=1, keepdim=True)) if softmax else torch.zeros(1)
+    out = torch.bmm(x.double().abs().reshape(n, c, h * w), weights.abs() + unlinked) / abs(nf)
+    return out.reshape(x.shape)
+
+
+def _assert_forward_accurate(got: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, *args: object) -> None:
+    """Rounded once where the op computes in float; with a native reduced GEMM, the weights' rounding and the
+    GEMM's own (the output is rounded once more when unlinked sources add their term) are allowed on top."""
+    expected = _reference(x, mask, *args)
+    dtype = x.dtype
+    if not NATIVE_GEMM[dtype]:
+        _assert_rounded_once(got, expected, dtype)
+        return
+    magnitude = _weight_magnitude(x, mask, *args)
+    _assert_within(got, expected, HALF_ULP[dtype] * (2 * magnitude + expected.abs()), dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
 @pytest.mark.parametrize("softmax", [True, False])
-def test_aggregate_accumulates_in_float(dtype: torch.dtype, shape: tuple, psa_type: int, softmax: bool) -> None:
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_aggregate_accumulates_in_float(
+    dtype: torch.dtype, shape: tuple, psa_type: int, softmax: bool, contiguous: bool
+) -> None:
     n, c, h, w, mask_h, mask_w, compact = shape
-    x, mask = inputs(n, c, h, w, mask_h, mask_w, dtype)
+    x, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous)
     nf = 1.0 if softmax else float(mask_h * mask_w)
     args = (psa_type, mask_h, mask_w, softmax, nf, compact)
-    _assert_rounded_once(torch.ops.psanet.psa_aggregate(x, mask, *args), _reference(x, mask, *args), dtype)
+    _assert_forward_accurate(torch.ops.psanet.psa_aggregate(x, mask, *args), x, mask, *args)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -95,6 +136,5 @@ def test_bf16_never_takes_the_reference(monkeypatch: pytest.MonkeyPatch) -> None
         out = psa_aggregate(x.bfloat16(), mask.bfloat16(), COLLECT)
     assert out.dtype == torch.bfloat16
     out.float().sum().backward()
-    expected = _reference(x.bfloat16(), mask.bfloat16(), COLLECT, 11, 9, True, 1.0, False)
-    _assert_rounded_once(out.detach(), expected, torch.bfloat16)
+    _assert_forward_accurate(out.detach(), x.bfloat16(), mask.bfloat16(), COLLECT, 11, 9, True, 1.0, False)
     assert x.grad is not None and bool(x.grad.abs().sum() > 0)
