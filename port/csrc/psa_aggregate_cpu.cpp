@@ -302,8 +302,9 @@ at::ScalarType compute_type(const at::Tensor& t) {
 // Whether oneDNN runs GEMMs natively in this reduced dtype on this CPU (else ATen's fallback is far slower
 // than a float GEMM: fp16 without AVX512-FP16, bf16 without AVX-512).
 bool native_reduced_gemm(at::ScalarType type) {
-  const auto supported = [](const char* name) {
-    return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<bool()>().call();
+  const auto supported = [](const char* name) {  // false where torch was built without oneDNN
+    const auto op = c10::Dispatcher::singleton().findSchema({name, ""});
+    return op.has_value() && op->typed<bool()>().call();
   };
   static const bool bf16 = supported("mkldnn::_is_mkldnn_bf16_supported");
   static const bool fp16 = supported("mkldnn::_is_mkldnn_fp16_supported");

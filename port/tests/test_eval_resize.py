@@ -6,6 +6,7 @@ kernel is widened to 2/s and scaled by s when shrinking; taps are normalised; ta
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -92,28 +93,26 @@ def _round_half_up(value: float) -> int:
     return int(Fraction(value) + Fraction(1, 2))
 
 
-def _separate_ops_row(row: list[int], length: int) -> list[float]:
-    """Plain-Python float sums of weight * value, tap by tap: each product and sum rounded on its own."""
+def _tap_sums(row: list[int], length: int, step: Callable[[float, float, int], float]) -> list[float]:
+    """The resize of `row` to `length` as sums over its taps, total = step(total, weight, value) tap by tap."""
     indices, weights = resize_taps(len(row), length)
     out = []
     for i in range(length):
         total = 0.0
         for k in range(indices.shape[1]):
-            total = total + float(weights[i, k]) * row[indices[i, k]]
+            total = step(total, float(weights[i, k]), row[indices[i, k]])
         out.append(total)
     return out
+
+
+def _separate_ops_row(row: list[int], length: int) -> list[float]:
+    """Plain-Python float sums of weight * value, tap by tap: each product and sum rounded on its own."""
+    return _tap_sums(row, length, lambda total, weight, value: total + weight * value)
 
 
 def _fused_row(row: list[int], length: int) -> list[float]:
     """The same sums with each multiply-add rounded once (what an FMA gives), computed exactly with fractions."""
-    indices, weights = resize_taps(len(row), length)
-    out = []
-    for i in range(length):
-        total = 0.0
-        for k in range(indices.shape[1]):
-            total = float(Fraction(float(weights[i, k])) * row[indices[i, k]] + Fraction(total))
-        out.append(total)
-    return out
+    return _tap_sums(row, length, lambda total, weight, value: float(Fraction(weight) * value + Fraction(total)))
 
 
 # (row, new length, position, value there): exact .5 ties in real arithmetic, where separate
