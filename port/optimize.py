@@ -288,8 +288,8 @@ def for_inference(
     fuse: with fold_bn, False keeps the folded convolutions as plain nn.Conv2d + nn.ReLU modules
     (for graph tools that match standard modules, e.g. PT2E quantisation; eager speed is lower).
     channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
-    dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op and the
-    final x8 zoom stay float32; logits come back float32).
+    dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op takes bf16
+    with float softmax and accumulation; the final x8 zoom stays float32, logits come back float32).
     """
     if dtype not in FAST_DTYPES:
         raise ValueError(f"dtype must be one of {FAST_DTYPES}, got {dtype}")
