@@ -38,15 +38,29 @@ void for_each_compact_run(const Geometry& g, const Block& block, int64_t ld, boo
   }
 }
 
-// r: the position the mask is read at (target for COLLECT, source for DISTRIBUTE), in rows [begin, end);
-// its partners in rows [other_begin, other_end).
-struct ReadRows {
+// Where a block's runs land: r is the position the mask is read at (target for COLLECT, source for
+// DISTRIBUTE), in rows [begin, end); its partners lie in rows [other_begin, other_end).
+struct BlockOrigin {
+  int64_t src0, tgt0;  // first source and first target of the block's scratch
   int64_t begin, end, other_begin, other_end;
+
+  // Scratch offset of the entry that links mask position r to its partner `other`.
+  int64_t scratch(const Geometry& g, int64_t ld, int64_t r, int64_t other) const {
+    const int64_t source = g.distribute ? r : other;
+    const int64_t target = g.distribute ? other : r;
+    return (source - src0) * ld + (target - tgt0);
+  }
 };
 
-inline ReadRows read_rows(const Geometry& g, const Block& block) {
-  return g.distribute ? ReadRows{block.a0, block.a1, block.y0, block.y1}
-                      : ReadRows{block.y0, block.y1, block.a0, block.a1};
+inline BlockOrigin block_origin(const Geometry& g, const Block& block) {
+  const int64_t src0 = block.a0 * g.width, tgt0 = block.y0 * g.width;
+  return g.distribute ? BlockOrigin{src0, tgt0, block.a0, block.a1, block.y0, block.y1}
+                      : BlockOrigin{src0, tgt0, block.y0, block.y1, block.a0, block.a1};
+}
+
+// The mask channel of offset (dy, dx).
+inline int64_t offset_channel(const Geometry& g, int64_t dy, int64_t dx) {
+  return (dy + g.half_h()) * g.mask_w + dx + g.half_w();
 }
 
 // Contiguous offset masks, runs along x. dy outer, row ry, dx inner: the runs of one (dy, ry) fill a
@@ -54,21 +68,16 @@ inline ReadRows read_rows(const Geometry& g, const Block& block) {
 template <typename F>
 void for_each_offset_run(const Geometry& g, const Block& block, int64_t ld, const F& fn) {
   const int64_t w = g.width;
-  const int64_t src0 = block.a0 * w;
-  const int64_t tgt0 = block.y0 * w;
-  const ReadRows rows = read_rows(g, block);
+  const BlockOrigin o = block_origin(g, block);
   for (int64_t dy = -g.half_h(); dy <= g.half_h(); ++dy) {
-    for (int64_t ry = std::max(rows.begin, rows.other_begin - dy); ry < std::min(rows.end, rows.other_end - dy); ++ry) {
+    for (int64_t ry = std::max(o.begin, o.other_begin - dy); ry < std::min(o.end, o.other_end - dy); ++ry) {
       for (int64_t dx = -g.half_w(); dx <= g.half_w(); ++dx) {
         const int64_t x_begin = std::max<int64_t>(0, -dx);
         const int64_t x_end = std::min(w, w - dx);
         if (x_begin >= x_end) continue;
-        const int64_t channel = (dy + g.half_h()) * g.mask_w + dx + g.half_w();
         const int64_t r = ry * w + x_begin;
-        const int64_t other = r + dy * w + dx;
-        const int64_t source = g.distribute ? r : other;
-        const int64_t target = g.distribute ? other : r;
-        fn(channel * g.positions() + r, (source - src0) * ld + (target - tgt0), ld + 1, x_end - x_begin);
+        fn(offset_channel(g, dy, dx) * g.positions() + r, o.scratch(g, ld, r, r + dy * w + dx), ld + 1,
+           x_end - x_begin);
       }
     }
   }
@@ -79,21 +88,17 @@ void for_each_offset_run(const Geometry& g, const Block& block, int64_t ld, cons
 template <typename F>
 void for_each_offset_run_channels_last(const Geometry& g, const Block& block, int64_t ld, const F& fn) {
   const int64_t w = g.width;
-  const int64_t src0 = block.a0 * w;
-  const int64_t tgt0 = block.y0 * w;
-  const ReadRows rows = read_rows(g, block);
-  for (int64_t ry = rows.begin; ry < rows.end; ++ry) {
-    const int64_t dy_begin = std::max(-g.half_h(), rows.other_begin - ry);
-    const int64_t dy_end = std::min(g.half_h() + 1, rows.other_end - ry);
+  const BlockOrigin o = block_origin(g, block);
+  for (int64_t ry = o.begin; ry < o.end; ++ry) {
+    const int64_t dy_begin = std::max(-g.half_h(), o.other_begin - ry);
+    const int64_t dy_end = std::min(g.half_h() + 1, o.other_end - ry);
     for (int64_t rx = 0; rx < w; ++rx) {
       const int64_t r = ry * w + rx;
       const int64_t dx_begin = std::max(-g.half_w(), -rx);
       const int64_t dx_end = std::min(g.half_w() + 1, w - rx);
       for (int64_t dy = dy_begin; dy < dy_end; ++dy) {
-        const int64_t channel = (dy + g.half_h()) * g.mask_w + dx_begin + g.half_w();
-        const int64_t other = r + dy * w + dx_begin;
-        const int64_t s_off = g.distribute ? (r - src0) * ld + (other - tgt0) : (other - src0) * ld + (r - tgt0);
-        fn(r * g.channels() + channel, s_off, g.distribute ? 1 : ld, dx_end - dx_begin);
+        fn(r * g.channels() + offset_channel(g, dy, dx_begin), o.scratch(g, ld, r, r + dy * w + dx_begin),
+           g.distribute ? 1 : ld, dx_end - dx_begin);
       }
     }
   }
