@@ -15,6 +15,19 @@ from port.model.resnet import Bottleneck
 
 AUX_MODULES = ("conv4_aux_3x3", "conv6_aux", "conv6_aux_zoom")
 FAST_DTYPES = (None, torch.float32, torch.bfloat16)
+# oneDNN runs a convolution whose weight dwarfs the caches (conv5_4: 4096 -> 512 3x3, 75 MB in fp32) well
+# below its speed on smaller weights; cut by output channels into parts of at most this size it ran 1.3-1.4x
+# faster in fp32 (4 parts) and 1.15-1.3x in bf16 (2 parts) on 59² and 89² maps (AMD EPYC; docs/DESIGN.md).
+CHUNK_BYTES = 20 * 2**20
+
+
+def output_parts(out_channels: int, weight_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Equal output-channel parts a weight is packed in: the fewest (a power of two dividing out_channels)
+    that bring each part to at most chunk_bytes."""
+    parts = 1
+    while weight_bytes > parts * chunk_bytes and out_channels % (2 * parts) == 0:
+        parts *= 2
+    return parts
 
 
 def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
@@ -39,7 +52,8 @@ class FusedConv(nn.Module):
     Elsewhere (CUDA, `torch.backends.mkldnn.enabled` off, or under torch.compile, which does its
     own fusion and weight prepacking) it runs as conv2d + add + relu on the plain weight.
 
-    One copy of the weight: the first oneDNN call reorders it into oneDNN's blocked layout and then
+    One copy of the weight: the first oneDNN call reorders it into oneDNN's blocked layout (in
+    `output_parts` output-channel parts, each its own oneDNN call, outputs concatenated) and then
     releases the plain parameter's storage (`self.weight` stays registered, empty). The plain
     weight is rebuilt exactly from the packed one (`to_dense()` is a lossless reorder) wherever it
     is wanted: in `state_dict()` (plain OIHW values, the original strides), before
@@ -49,12 +63,13 @@ class FusedConv(nn.Module):
     makes the next oneDNN call repack it.
     """
 
-    def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
+    def __init__(self, conv: nn.Conv2d, relu: bool, chunk_bytes: int = CHUNK_BYTES) -> None:
         super().__init__()
         self.weight, self.bias = conv.weight, conv.bias
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.relu = relu
-        self._packed: torch.Tensor | None = None
+        self.chunk_bytes = chunk_bytes
+        self._packed: list[torch.Tensor] | None = None
         self._plain_layout: tuple[torch.Size, tuple[int, ...]] = (conv.weight.shape, conv.weight.stride())
 
     @property
@@ -75,8 +90,8 @@ class FusedConv(nn.Module):
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
         )
 
-    def packed_weight(self, x: torch.Tensor) -> torch.Tensor:
-        """The weight in oneDNN's blocked layout for this convolution, reordered once; the plain copy is released.
+    def packed_weight(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The weight's output-channel parts in oneDNN's blocked layout, reordered once; the plain copy is released.
 
         Passing the plain weight made oneDNN reorder it on every call (ONEDNN_VERBOSE: one weight
         reorder per convolution per forward). The packed tensor is no parameter or buffer. Its
@@ -85,10 +100,13 @@ class FusedConv(nn.Module):
         """
         if not self.released:
             geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+            weight = self.weight.detach()
+            parts = output_parts(weight.shape[0], weight.numel() * weight.element_size(), self.chunk_bytes)
             with torch.no_grad():
-                self._packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                    self.weight.detach().to_mkldnn(), *geometry, list(x.shape)
-                )
+                self._packed = [
+                    torch._C._nn.mkldnn_reorder_conv2d_weight(part.to_mkldnn(), *geometry, list(x.shape))
+                    for part in weight.chunk(parts)
+                ]
             self._plain_layout = (self.weight.shape, self.weight.stride())
             with torch.inference_mode(False):  # an inference-mode placeholder would make the parameter one
                 self.weight.data = torch.empty(0, dtype=self.weight.dtype, device=self.weight.device)
@@ -99,7 +117,7 @@ class FusedConv(nn.Module):
         shape, stride = self._plain_layout
         with torch.no_grad(), torch.inference_mode(False):  # a normal tensor, usable outside inference mode
             plain = torch.empty_strided(shape, stride, dtype=self.weight.dtype, device=self.weight.device)
-            return plain.copy_(self._packed.to_dense())
+            return plain.copy_(torch.cat([part.to_dense() for part in self._packed]))
 
     @torch.compiler.disable  # runs eagerly: the traced graph must not swap a parameter's storage
     def unpack(self) -> None:
@@ -133,18 +151,32 @@ class FusedConv(nn.Module):
         geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         unary = "relu" if self.relu else "none"
         if self.uses_onednn(x):
-            weight = self.packed_weight(x)
-            if residual is None:
-                return torch.ops.mkldnn._convolution_pointwise(x, weight, self.bias, *geometry, unary, [], "")
-            return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, residual, weight, self.bias, *geometry, "add", None, unary, [], ""
-            )
+            weights = self.packed_weight(x)
+            if len(weights) == 1:
+                return self._onednn(x, weights[0], self.bias, residual, geometry, unary)
+            n = len(weights)
+            biases = [None] * n if self.bias is None else self.bias.chunk(n)
+            fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+            residuals = [None] * n if residual is None else [r.contiguous(memory_format=fmt) for r in residual.chunk(n, 1)]
+            return torch.cat([self._onednn(x, *args, geometry, unary) for args in zip(weights, biases, residuals)], 1)
         if self.released:  # checked while tracing, so a never-packed module traces with no graph break
             self.unpack()
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if residual is not None:
             out = out + residual
         return F.relu(out) if self.relu else out
+
+    @staticmethod
+    def _onednn(
+        x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+        geometry: tuple, unary: str,
+    ) -> torch.Tensor:
+        """One oneDNN convolution with a packed weight, its ReLU and optional residual add fused."""
+        if residual is None:
+            return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, unary, [], "")
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, residual, weight, bias, *geometry, "add", None, unary, [], ""
+        )
 
     def extra_repr(self) -> str:
         return f"{tuple(self.plain_shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"

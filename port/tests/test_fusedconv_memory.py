@@ -1,4 +1,5 @@
-"""FusedConv keeps one copy of each weight (the oneDNN-packed one) once it has run, and still behaves as a module."""
+"""FusedConv keeps one copy of each weight (the oneDNN-packed one, whole or in output-channel parts) once it has run,
+and still behaves as a module."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from port.optimize import FusedConv, InferencePSANet, for_inference
+from port.optimize import FusedConv, InferencePSANet, for_inference, output_parts
 from port.tests.test_optimize import PARITY, relative_error, small_model
 
 SIZES = (97, 113)  # two 8k+1 input sides: the packed layout is chosen for the first one
@@ -38,7 +39,7 @@ def test_packed_weight_is_the_only_copy_and_gives_the_plain_weight_back(dtype: t
     convs = fused_convs(fast)
     assert len(convs) == 64 and all(c.released for c in convs)
     assert sum(c.weight.untyped_storage().nbytes() for c in convs) == 0
-    assert sum(c._packed.numel() * c._packed.element_size() for c in convs) == plain_bytes
+    assert sum(p.numel() * p.element_size() for c in convs for p in c._packed) == plain_bytes
     after = fast.state_dict()
     assert after.keys() == before.keys()
     for key, value in before.items():  # exact values, dtype and strides (channels-last) of the folded weights
@@ -100,7 +101,7 @@ def test_to_dtype_and_memory_format_after_packing() -> None:
     assert fused.weight.dtype == torch.bfloat16 and fused.weight.shape == conv.weight.shape
     bf16_conv, bf16_fused = conv.to(torch.bfloat16), FusedConv(copy.deepcopy(conv).to(torch.bfloat16), relu=True)
     assert torch.equal(run(fused, x.bfloat16()), run(bf16_fused, x.bfloat16()))
-    assert fused.released and fused._packed.dtype == torch.bfloat16
+    assert fused.released and fused._packed[0].dtype == torch.bfloat16
     fused.to(torch.float32).to(memory_format=torch.channels_last)
     assert fused.weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(fused.weight, bf16_conv.weight.float())
@@ -142,3 +143,35 @@ def test_fast_model_to_bf16_after_packing_equals_the_bf16_fast_model() -> None:
     fast.to(torch.bfloat16)
     assert fast.dtype == torch.bfloat16
     assert torch.equal(run(fast, x), run(for_inference(model, dtype=torch.bfloat16), x))
+
+
+def test_output_parts_cut_only_weights_larger_than_the_chunk() -> None:
+    mib = 2**20
+    assert output_parts(512, 512 * 4096 * 9 * 4) == 4  # conv5_4 in fp32: 72 MiB -> 4 x 18 MiB
+    assert output_parts(512, 512 * 4096 * 9 * 2) == 2  # in bf16
+    assert output_parts(7921, 7921 * 512 * 4) == 1  # PSA fc2, 15.5 MiB
+    assert output_parts(24, 100 * mib, chunk_bytes=10 * mib) == 8  # stops where the next halving would not divide
+    assert output_parts(7, 100 * mib, chunk_bytes=mib) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_weight_packed_in_parts_computes_the_same_convolution(dtype: torch.dtype, with_residual: bool) -> None:
+    conv, whole = conv_pair(dtype)
+    conv, whole = conv.to(memory_format=torch.channels_last), whole.to(memory_format=torch.channels_last)
+    weight_bytes = conv.weight.numel() * conv.weight.element_size()
+    parts = FusedConv(copy.deepcopy(conv), relu=True, chunk_bytes=weight_bytes // 4)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 16, 15, 15, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
+    residual = torch.randn(2, 24, 15, 15, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
+    residual = residual if with_residual else None
+    with torch.inference_mode():
+        got, expected = parts(x, residual), whole(x, residual)
+        direct = torch.relu(conv(x) + (0 if residual is None else residual))
+    assert len(parts._packed) == 4 and len(whole._packed) == 1 and parts.released
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2**-7, atol=2**-7)
+    torch.testing.assert_close(got, expected, **tol)
+    torch.testing.assert_close(got, direct, **tol)
+    saved = parts.state_dict()["weight"]
+    assert torch.equal(saved, conv.weight) and saved.stride() == conv.weight.stride()
