@@ -161,7 +161,16 @@ class FusedConv(nn.Module):
             return torch.cat([self._onednn(x, *args, geometry, unary) for args in zip(weights, biases, residuals)], 1)
         if self.released:  # checked while tracing, so a never-packed module traces with no graph break
             self.unpack()
-        out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # On CPU the same output-channel parts as the packed path: inductor with freezing then packs each part
+        n = 1 if x.device.type != "cpu" else output_parts(
+            self.weight.shape[0], self.weight.numel() * self.weight.element_size(), self.chunk_bytes
+        )
+        biases = [None] * n if self.bias is None else self.bias.chunk(n)
+        outs = [
+            F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+            for w, b in zip(self.weight.chunk(n), biases)
+        ]
+        out = outs[0] if n == 1 else torch.cat(outs, 1)
         if residual is not None:
             out = out + residual
         return F.relu(out) if self.relu else out

@@ -156,7 +156,9 @@ def test_output_parts_cut_only_weights_larger_than_the_chunk() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("with_residual", [False, True])
-def test_weight_packed_in_parts_computes_the_same_convolution(dtype: torch.dtype, with_residual: bool) -> None:
+def test_weight_packed_in_parts_computes_the_same_convolution(
+    dtype: torch.dtype, with_residual: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conv, whole = conv_pair(dtype)
     conv, whole = conv.to(memory_format=torch.channels_last), whole.to(memory_format=torch.channels_last)
     weight_bytes = conv.weight.numel() * conv.weight.element_size()
@@ -175,3 +177,10 @@ def test_weight_packed_in_parts_computes_the_same_convolution(dtype: torch.dtype
     torch.testing.assert_close(got, direct, **tol)
     saved = parts.state_dict()["weight"]
     assert torch.equal(saved, conv.weight) and saved.stride() == conv.weight.stride()
+    calls = []
+    conv2d = torch.nn.functional.conv2d
+    monkeypatch.setattr(torch.nn.functional, "conv2d", lambda *a, **k: calls.append(a[1].shape) or conv2d(*a, **k))
+    with torch.backends.mkldnn.flags(enabled=False), torch.inference_mode():  # the plain branch, parts too
+        plain = parts(x, residual)
+    assert not parts.released and calls == [torch.Size([6, 16, 3, 3])] * 4
+    torch.testing.assert_close(plain, direct, **tol)
