@@ -82,6 +82,11 @@ class FusedConv(nn.Module):
         """The weight's (Cout, Cin/groups, kh, kw), released or not."""
         return self._plain_layout[0] if self.released else self.weight.shape
 
+    def parts(self) -> int:
+        """Output-channel parts the weight is convolved in on CPU (`output_parts` of its plain size)."""
+        shape = self.plain_shape
+        return output_parts(shape[0], shape.numel() * self.weight.element_size(), self.chunk_bytes)
+
     @staticmethod
     def uses_onednn(x: torch.Tensor) -> bool:
         """Whether a call on `x` goes to oneDNN with the packed weight (CPU, mkldnn built and enabled, not traced)."""
@@ -100,12 +105,10 @@ class FusedConv(nn.Module):
         """
         if not self.released:
             geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
-            weight = self.weight.detach()
-            parts = output_parts(weight.shape[0], weight.numel() * weight.element_size(), self.chunk_bytes)
             with torch.no_grad():
                 self._packed = [
                     torch._C._nn.mkldnn_reorder_conv2d_weight(part.to_mkldnn(), *geometry, list(x.shape))
-                    for part in weight.chunk(parts)
+                    for part in self.weight.detach().chunk(self.parts())
                 ]
             self._plain_layout = (self.weight.shape, self.weight.stride())
             with torch.inference_mode(False):  # an inference-mode placeholder would make the parameter one
@@ -162,9 +165,7 @@ class FusedConv(nn.Module):
         if self.released:  # checked while tracing, so a never-packed module traces with no graph break
             self.unpack()
         # On CPU the same output-channel parts as the packed path: inductor with freezing then packs each part
-        n = 1 if x.device.type != "cpu" else output_parts(
-            self.weight.shape[0], self.weight.numel() * self.weight.element_size(), self.chunk_bytes
-        )
+        n = self.parts() if x.device.type == "cpu" else 1
         biases = [None] * n if self.bias is None else self.bias.chunk(n)
         outs = [
             F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
