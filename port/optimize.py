@@ -30,6 +30,11 @@ def output_parts(out_channels: int, weight_bytes: int, chunk_bytes: int = CHUNK_
     return parts
 
 
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Output-channel parts concatenated; a single part as it is (no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
 def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
     """A biased convolution equal to `bn(conv(x))` in eval mode; the algebra runs in float64, then casts back."""
     scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
@@ -155,26 +160,29 @@ class FusedConv(nn.Module):
         unary = "relu" if self.relu else "none"
         if self.uses_onednn(x):
             weights = self.packed_weight(x)
-            if len(weights) == 1:
-                return self._onednn(x, weights[0], self.bias, residual, geometry, unary)
             n = len(weights)
-            biases = [None] * n if self.bias is None else self.bias.chunk(n)
-            fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-            residuals = [None] * n if residual is None else [r.contiguous(memory_format=fmt) for r in residual.chunk(n, 1)]
-            return torch.cat([self._onednn(x, *args, geometry, unary) for args in zip(weights, biases, residuals)], 1)
+            residuals = [residual] * n  # one part, or no residual
+            if residual is not None and n > 1:  # each part adds its channels of the residual, stored like x
+                cl = x.is_contiguous(memory_format=torch.channels_last)
+                fmt = torch.channels_last if cl else torch.contiguous_format
+                residuals = [r.contiguous(memory_format=fmt) for r in residual.chunk(n, 1)]
+            parts = zip(weights, self._bias_parts(n), residuals)
+            return _join([self._onednn(x, w, b, r, geometry, unary) for w, b, r in parts])
         if self.released:  # checked while tracing, so a never-packed module traces with no graph break
             self.unpack()
         # On CPU the same output-channel parts as the packed path: inductor with freezing then packs each part
         n = self.parts() if x.device.type == "cpu" else 1
-        biases = [None] * n if self.bias is None else self.bias.chunk(n)
-        outs = [
+        out = _join([
             F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
-            for w, b in zip(self.weight.chunk(n), biases)
-        ]
-        out = outs[0] if n == 1 else torch.cat(outs, 1)
+            for w, b in zip(self.weight.chunk(n), self._bias_parts(n))
+        ])
         if residual is not None:
             out = out + residual
         return F.relu(out) if self.relu else out
+
+    def _bias_parts(self, n: int) -> list[torch.Tensor | None]:
+        """The bias cut like the weight into n output-channel parts (the bias itself for one part)."""
+        return [self.bias] * n if n == 1 or self.bias is None else list(self.bias.chunk(n))
 
     @staticmethod
     def _onednn(

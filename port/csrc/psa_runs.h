@@ -17,24 +17,18 @@ inline Block make_block(const Geometry& g, int64_t y0, int64_t y1) {
   return Block{y0, y1, std::max<int64_t>(0, y0 - g.reach_h()), std::min(g.height, y1 + g.reach_h())};
 }
 
-// Compact masks: channel = the partner position itself.
+// Compact masks: channel = the partner position itself, so element (channel, r) is buffer[q, p] with
+// (channel, r) = (q, p) for COLLECT and (p, q) for DISTRIBUTE. Runs follow the mask's contiguous axis:
+// when its storage offset is q * hw + p they fill scratch rows, when it is p * hw + q scratch columns.
 template <typename F>
 void for_each_compact_run(const Geometry& g, const Block& block, int64_t ld, bool channels_last, const F& fn) {
   const int64_t hw = g.positions();
   const int64_t src0 = block.a0 * g.width, src1 = block.a1 * g.width;
   const int64_t tgt0 = block.y0 * g.width, tgt1 = block.y1 * g.width;
-  if (g.distribute) {  // buffer[q, p] = mask[channel p, r = q]
-    if (channels_last) {
-      for (int64_t q = src0; q < src1; ++q) fn(q * hw + tgt0, (q - src0) * ld, 1, tgt1 - tgt0);
-    } else {
-      for (int64_t p = tgt0; p < tgt1; ++p) fn(p * hw + src0, p - tgt0, ld, src1 - src0);
-    }
-  } else {  // buffer[q, p] = mask[channel q, r = p]
-    if (channels_last) {
-      for (int64_t p = tgt0; p < tgt1; ++p) fn(p * hw + src0, p - tgt0, ld, src1 - src0);
-    } else {
-      for (int64_t q = src0; q < src1; ++q) fn(q * hw + tgt0, (q - src0) * ld, 1, tgt1 - tgt0);
-    }
+  if (g.distribute == channels_last) {
+    for (int64_t q = src0; q < src1; ++q) fn(q * hw + tgt0, (q - src0) * ld, 1, tgt1 - tgt0);
+  } else {
+    for (int64_t p = tgt0; p < tgt1; ++p) fn(p * hw + src0, p - tgt0, ld, src1 - src0);
   }
 }
 
