@@ -65,7 +65,7 @@ def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
 
 
 def check_lines(cases: list[Case]) -> list[str]:
-    """Parity (max|diff| / max|ref|), bf16 argmax agreement, PSA shares and setup times, per case."""
+    """Parity (max|diff| / max|ref|), bf16 argmax agreement, PSA shares, batch-1 times by round and setup times."""
     lines = []
     for case in cases:
         parts = [f"{key} {value:.3g}" for key, value in case.checks.items() if not key.startswith("agreement")]
@@ -74,6 +74,10 @@ def check_lines(cases: list[Case]) -> list[str]:
             share = case.results.get(mode, {}).get("share")
             if share:
                 parts.append(f"PSA head share ({mode}) {share['head']:.1%} (PSA op alone {share['op']:.1%})")
+        spread = {m: r["seconds_by_round"]["1"] for m, r in case.results.items() if "1" in r.get("seconds_by_round", {})}
+        if spread:
+            rounds = ", ".join(f"{m} {' / '.join(f'{t:.2f}' for t in times)}" for m, times in spread.items())
+            parts.append(f"batch-1 s/image by round: {rounds}")
         setup = {m: r["setup_seconds"] for m, r in case.results.items() if "setup_seconds" in r}
         parts += [f"first forward incl. setup ({m}) {s:.1f} s" for m, s in setup.items()]
         lines.append(f"- **{case.name} {case.size}²** ({case.flops / 1e9:.0f} GFLOP/image): " + "; ".join(parts))

@@ -9,6 +9,7 @@ in the same session. Caffe's OpenBLAS and torch both get `--threads` threads (de
     python bench/end_to_end.py --quick               # PSANet50+101 at 465², batch 1, 1 warm-up + 2 reps
     python bench/end_to_end.py --out e2e.md          # everything (tens of minutes on 2 cores)
     python bench/end_to_end.py --depths 101 --modes caffe fast bf16
+    python bench/end_to_end.py --depths 101 --modes fast compile_frozen --rounds 3   # modes interleaved 3 times
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="port batch sizes (Caffe: always 1)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the modes in turn this many times, each in a fresh process; times: median of the rounds "
+                        "(a slow phase of a shared VM then hits every mode alike)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads and OPENBLAS_NUM_THREADS")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
@@ -62,8 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.batches, args.warmup, args.reps = [465], [1], 1, 2
-    if min(args.batches) < 1 or min(args.reps, args.threads, args.width_divisor) < 1 or args.warmup < 0:
-        p.error("--batches, --reps, --threads and --width-divisor must be positive, --warmup non-negative")
+    if min(args.batches) < 1 or min(args.reps, args.rounds, args.threads, args.width_divisor) < 1 or args.warmup < 0:
+        p.error("--batches, --reps, --rounds, --threads and --width-divisor must be positive, --warmup non-negative")
     if args.out is not None and not args.out.resolve().parent.is_dir():
         p.error(f"--out folder does not exist: {args.out.parent}")
     args.batches = sorted(set(args.batches))
@@ -80,6 +85,19 @@ def run_worker(job: dict[str, Any], threads: int, worker: Path = WORKER) -> dict
             return json.loads(line[len("RESULT "):])
     tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
     return {"error": f"{tail[:120]} (exit {proc.returncode})"}
+
+
+def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One mode's worker results over the rounds: per batch the median of the rounds' times (each round's own in
+    "seconds_by_round"), the rest from the first round; a round that failed makes the whole result its error."""
+    failed = next((r for r in results if "error" in r), None)
+    if failed is not None:
+        return failed
+    merged = dict(results[0])
+    batches = results[0]["seconds"]
+    merged["seconds_by_round"] = {b: [r["seconds"][b] for r in results] for b in batches}
+    merged["seconds"] = {b: statistics.median(times) for b, times in merged["seconds_by_round"].items()}
+    return merged
 
 
 def model_flops(config: dict[str, Any], size: int) -> float:
@@ -156,7 +174,8 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
 
     base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "batches": args.batches}
     combos = [(depth, size) for depth in args.depths for size in args.sizes]
-    progress = tqdm(total=1 + len(combos) * len(args.modes), desc="end_to_end", unit="run", file=sys.stderr)
+    runs = len(combos) * len(args.modes) * args.rounds
+    progress = tqdm(total=1 + runs, desc="end_to_end", unit="run", file=sys.stderr)
     roof = run_worker({**base, "mode": "roof"}, args.threads).get("roof", {})
     progress.update()
     cases = []
@@ -166,11 +185,14 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
         try:
             config = prepare(work, name, max(args.batches), args.seed, args.width_divisor)
             case = Case(name, size, model_flops(config, size))
-            for mode in args.modes:
-                progress.set_postfix_str(f"{name} {mode}")
-                job = {**base, "mode": mode, "config": config, "workdir": str(work)}
-                case.results[mode] = run_worker(job, args.threads)
-                progress.update()
+            rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.modes}
+            for round_index in range(args.rounds):
+                for mode in args.modes:
+                    progress.set_postfix_str(f"{name} {mode} (round {round_index + 1})")
+                    job = {**base, "mode": mode, "config": config, "workdir": str(work)}
+                    rounds[mode].append(run_worker(job, args.threads))
+                    progress.update()
+            case.results = {mode: merge_rounds(results) for mode, results in rounds.items()}
             compare(work, case)
             cases.append(case)
         finally:
@@ -198,6 +220,11 @@ def isa_line() -> str:
     return f"ISA: torch CPU capability {torch.backends.cpu.get_cpu_capability()}; {amx} ({shown})."
 
 
+def rounds_text(rounds: int) -> str:
+    """How the times were combined over rounds, for the report's header."""
+    return "" if rounds == 1 else f", then the median of {rounds} rounds (modes in turn, each round in fresh processes)"
+
+
 def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: dict[str, float], gpu: Any,
            load_before: tuple[float, ...], wall: float) -> str:
     import torch
@@ -208,7 +235,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         "",
         f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; "
         f"{args.threads} threads for torch and for Caffe's OpenBLAS (OPENBLAS_NUM_THREADS); warm-up {args.warmup}, "
-        f"median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"median of {args.reps}{rounds_text(args.rounds)}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"wall time {wall / 60:.1f} min.",
         isa_line(),
         f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "

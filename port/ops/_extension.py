@@ -20,26 +20,46 @@ def _load() -> bool:
     return True
 
 
+def _kernel_devices() -> frozenset[str]:
+    """Device types torch.ops.psanet has kernels for: CPU (and meta, through the fake kernels) whenever `port._C`
+    is built; CUDA only where it was built with nvcc (setup.py: a visible GPU or FORCE_CUDA=1)."""
+    if not AVAILABLE:
+        return frozenset()
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    types = ("cpu", "meta", "cuda")
+    return frozenset(t for t in types if has("psanet::psa_aggregate", torch._C._dispatch_key_for_device(t)))
+
+
 AVAILABLE = _load()
-_warned = False
+KERNEL_DEVICES = _kernel_devices()  # a constant, so torch.compile traces use_kernels without a graph break
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def use_kernels(*tensors: torch.Tensor) -> bool:
-    """True when torch.ops.psanet should run; warns once when the extension is missing.
+    """True when torch.ops.psanet should run; warns once when the extension, or its kernels for the tensors'
+    device, are missing (the reference then runs).
 
     ONNX export and dtypes the kernels lack (e.g. integer tensors, which the reference then rejects)
     take the reference, which is made of standard operators.
     """
-    global _warned
     if torch.onnx.is_in_onnx_export() or any(t.dtype not in KERNEL_DTYPES for t in tensors):
         return False
-    if AVAILABLE:
+    device = tensors[0].device
+    if AVAILABLE and device.type in KERNEL_DEVICES:
         return True
-    if not _warned:
-        _warned = True
-        warnings.warn(
-            f"port._C (the compiled PSA kernels) is not built; using the slow pure-PyTorch reference. Build it: {BUILD_HINT}",
-            RuntimeWarning,
-            stacklevel=3,
+    if not AVAILABLE:
+        _warn_once(
+            f"port._C (the compiled PSA kernels) is not built; using the slow pure-PyTorch reference. Build it: {BUILD_HINT}"
+        )
+    else:
+        _warn_once(
+            f"port._C was built without {device.type} kernels; using the slow pure-PyTorch reference there. "
+            "For CUDA, rebuild it where nvcc is: FORCE_CUDA=1 pip install --no-build-isolation -e ."
         )
     return False

@@ -1,4 +1,4 @@
-"""Helpers for the PSA operator tests: the extension requirement and random inputs."""
+"""Helpers for the PSA operator tests: the extension requirement, the devices to test and random inputs."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from port.ops._extension import AVAILABLE
+from port.ops._extension import AVAILABLE, KERNEL_DEVICES
 
 
 def require_extension() -> None:
@@ -19,13 +19,28 @@ def require_extension() -> None:
     pytest.skip(message)
 
 
+def kernel_devices() -> list[str]:
+    """The devices the kernels are tested on: the CPU, and CUDA where a GPU is visible and port._C has its kernels."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() and "cuda" in KERNEL_DEVICES else [])
+
+
 def inputs(
-    n: int, c: int, h: int, w: int, mask_h: int, mask_w: int, dtype: torch.dtype, contiguous: bool = True, seed: int = 0
+    n: int,
+    c: int,
+    h: int,
+    w: int,
+    mask_h: int,
+    mask_w: int,
+    dtype: torch.dtype,
+    contiguous: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random x (n, c, h, w) and mask (n, mask_h*mask_w, h, w); channels-last storage when not contiguous."""
+    """Random x (n, c, h, w) and mask (n, mask_h*mask_w, h, w) on device; channels-last storage when not contiguous.
+    The values do not depend on the device (drawn on the CPU)."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, h, w, c, generator=gen, dtype=dtype).permute(0, 3, 1, 2)
-    mask = 2 * torch.randn(n, h, w, mask_h * mask_w, generator=gen, dtype=dtype).permute(0, 3, 1, 2)
+    x = torch.randn(n, h, w, c, generator=gen, dtype=dtype).permute(0, 3, 1, 2).to(device)
+    mask = (2 * torch.randn(n, h, w, mask_h * mask_w, generator=gen, dtype=dtype)).permute(0, 3, 1, 2).to(device)
     if contiguous:
         return x.contiguous(), mask.contiguous()
     return x, mask

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from port.config import COLLECT, DISTRIBUTE
-from port.ops import psa_aggregate, psa_mask
+from port.ops import _extension, psa_aggregate, psa_mask
 from port.ops.reference import psa_aggregate_reference, psa_mask_reference
 from port.ops.testing import inputs, require_extension
 
@@ -30,17 +30,22 @@ def extension() -> None:
     require_extension()
 
 
-def _size(shape: tuple) -> tuple[int, int]:
-    return shape[4], shape[5]
+def test_cuda_kernels_are_built_where_a_gpu_is() -> None:
+    """Where a GPU is visible the tests below run on it too: a build without the CUDA kernels fails here."""
+    if not torch.cuda.is_available():
+        pytest.skip("no GPU visible: the CUDA kernels are compile-checked only (test_cuda_compile.py)")
+    assert "cuda" in _extension.KERNEL_DEVICES, "rebuild port._C with its CUDA kernels: FORCE_CUDA=1 pip install -e ."
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("contiguous", [True, False])
-def test_psa_mask_matches_reference(shape: tuple, psa_type: int, dtype: torch.dtype, contiguous: bool) -> None:
+def test_psa_mask_matches_reference(
+    shape: tuple, psa_type: int, dtype: torch.dtype, contiguous: bool, kernel_device: str
+) -> None:
     n, c, h, w, mask_h, mask_w, compact = shape
-    _, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous)
+    _, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous, device=kernel_device)
     got = psa_mask(mask, psa_type, (mask_h, mask_w), compact)
     torch.testing.assert_close(got, psa_mask_reference(mask, psa_type, mask_h, mask_w, compact), rtol=0, atol=0)
     grad = torch.randn_like(got)
@@ -55,10 +60,10 @@ def test_psa_mask_matches_reference(shape: tuple, psa_type: int, dtype: torch.dt
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_psa_aggregate_matches_reference(
-    shape: tuple, psa_type: int, softmax: bool, dtype: torch.dtype, contiguous: bool
+    shape: tuple, psa_type: int, softmax: bool, dtype: torch.dtype, contiguous: bool, kernel_device: str
 ) -> None:
     n, c, h, w, mask_h, mask_w, compact = shape
-    x, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous)
+    x, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous, device=kernel_device)
     x.requires_grad_()
     mask.requires_grad_()
     nf = 1.0 if softmax else float(mask_h * mask_w)
@@ -72,15 +77,15 @@ def test_psa_aggregate_matches_reference(
         torch.testing.assert_close(g, e, **TOL[dtype])
 
 
-def test_default_mask_size_is_2h_minus_1() -> None:
-    x, mask = inputs(2, 3, 4, 5, 7, 9, torch.float64)
+def test_default_mask_size_is_2h_minus_1(kernel_device: str) -> None:
+    x, mask = inputs(2, 3, 4, 5, 7, 9, torch.float64, device=kernel_device)
     expected = psa_aggregate_reference(x, mask, COLLECT, 7, 9, True, 1.0)
     torch.testing.assert_close(psa_aggregate(x, mask, COLLECT), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_extreme_logits_keep_the_unlinked_weight() -> None:
+def test_extreme_logits_keep_the_unlinked_weight(kernel_device: str) -> None:
     """A linked logit far below 0 underflows to weight 0 while the unlinked zeros keep theirs."""
-    x, mask = inputs(1, 2, 5, 4, 3, 3, torch.float64)
+    x, mask = inputs(1, 2, 5, 4, 3, 3, torch.float64, device=kernel_device)
     mask[:, :4] = -1000.0
     mask[:, 5:] = 60.0
     for psa_type in (COLLECT, DISTRIBUTE):
@@ -93,9 +98,9 @@ GRAD_CASES = [(1, 2, 3, 4, 5, 7, False), (1, 2, 4, 3, 3, 3, False), (1, 2, 3, 3,
 
 @pytest.mark.parametrize("shape", GRAD_CASES)
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
-def test_psa_mask_gradcheck(shape: tuple, psa_type: int) -> None:
+def test_psa_mask_gradcheck(shape: tuple, psa_type: int, kernel_device: str) -> None:
     n, c, h, w, mask_h, mask_w, compact = shape
-    _, mask = inputs(n, c, h, w, mask_h, mask_w, torch.float64)
+    _, mask = inputs(n, c, h, w, mask_h, mask_w, torch.float64, device=kernel_device)
     mask.requires_grad_()
     assert torch.autograd.gradcheck(lambda m: psa_mask(m, psa_type, (mask_h, mask_w), compact), (mask,))
 
@@ -103,9 +108,9 @@ def test_psa_mask_gradcheck(shape: tuple, psa_type: int) -> None:
 @pytest.mark.parametrize("shape", GRAD_CASES)
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
 @pytest.mark.parametrize("softmax", [True, False])
-def test_psa_aggregate_gradcheck(shape: tuple, psa_type: int, softmax: bool) -> None:
+def test_psa_aggregate_gradcheck(shape: tuple, psa_type: int, softmax: bool, kernel_device: str) -> None:
     n, c, h, w, mask_h, mask_w, compact = shape
-    x, mask = inputs(n, c, h, w, mask_h, mask_w, torch.float64)
+    x, mask = inputs(n, c, h, w, mask_h, mask_w, torch.float64, device=kernel_device)
     x.requires_grad_()
     mask.requires_grad_()
     assert torch.autograd.gradcheck(
@@ -115,9 +120,9 @@ def test_psa_aggregate_gradcheck(shape: tuple, psa_type: int, softmax: bool) -> 
 
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
 @pytest.mark.parametrize("compact", [False, True])
-def test_opcheck(psa_type: int, compact: bool) -> None:
+def test_opcheck(psa_type: int, compact: bool, kernel_device: str) -> None:
     mask_h, mask_w = (3, 4) if compact else (3, 5)
-    x, mask = inputs(2, 3, 3, 4, mask_h, mask_w, torch.float64)
+    x, mask = inputs(2, 3, 3, 4, mask_h, mask_w, torch.float64, device=kernel_device)
     x.requires_grad_()
     mask.requires_grad_()
     torch.library.opcheck(torch.ops.psanet.psa_mask.default, (mask, psa_type, mask_h, mask_w, compact))

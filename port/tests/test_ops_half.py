@@ -1,8 +1,8 @@
 """bfloat16 and float16 through the compiled PSA kernels: float accumulation, no reference fallback.
 
-The forward's GEMM runs in the dtype itself where oneDNN has native kernels for it on this CPU
-(bf16 operands, float accumulation); elsewhere, and in the backward, the op computes in float and
-rounds once.
+The forward's GEMM runs in the dtype itself where oneDNN has native kernels for it on this CPU, and
+always on CUDA (operands in the dtype, float accumulation); elsewhere, and in the backward, the op
+computes in float and rounds once.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from port.ops.testing import inputs, require_extension
 
 # Half an ulp of the dtype (bits of precision 8 and 11): what rounding a float-accurate result once may cost.
 HALF_ULP = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
-# Whether the forward's GEMM takes operands in the dtype on this CPU (the kernel asks oneDNN the same).
-NATIVE_GEMM = {
+# Whether the forward's GEMM takes operands in the dtype on this CPU (the kernel asks oneDNN the same); CUDA: always.
+NATIVE_CPU_GEMM = {
     torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported(),
     torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported(),
 }
@@ -58,7 +58,7 @@ def _weight_magnitude(x: torch.Tensor, mask: torch.Tensor, psa_type: int, mask_h
     n, c, h, w = x.shape
     logits = psa_mask_reference(mask.double(), psa_type, mask_h, mask_w, compact).reshape(n, h * w, h * w)
     weights = torch.softmax(logits, dim=1) if softmax else logits
-    unlinked = torch.exp(-torch.logsumexp(logits, dim=1, keepdim=True)) if softmax else torch.zeros(1)
+    unlinked = torch.exp(-torch.logsumexp(logits, dim=1, keepdim=True)) if softmax else 0.0
     out = torch.bmm(x.double().abs().reshape(n, c, h * w), weights.abs() + unlinked) / abs(nf)
     return out.reshape(x.shape)
 
@@ -68,7 +68,7 @@ def _assert_forward_accurate(got: torch.Tensor, x: torch.Tensor, mask: torch.Ten
     GEMM's own (the output is rounded once more when unlinked sources add their term) are allowed on top."""
     expected = _reference(x, mask, *args)
     dtype = x.dtype
-    if not NATIVE_GEMM[dtype]:
+    if x.device.type == "cpu" and not NATIVE_CPU_GEMM[dtype]:
         _assert_rounded_once(got, expected, dtype)
         return
     magnitude = _weight_magnitude(x, mask, *args)
@@ -81,10 +81,10 @@ def _assert_forward_accurate(got: torch.Tensor, x: torch.Tensor, mask: torch.Ten
 @pytest.mark.parametrize("softmax", [True, False])
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_aggregate_accumulates_in_float(
-    dtype: torch.dtype, shape: tuple, psa_type: int, softmax: bool, contiguous: bool
+    dtype: torch.dtype, shape: tuple, psa_type: int, softmax: bool, contiguous: bool, kernel_device: str
 ) -> None:
     n, c, h, w, mask_h, mask_w, compact = shape
-    x, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous)
+    x, mask = inputs(n, c, h, w, mask_h, mask_w, dtype, contiguous, device=kernel_device)
     nf = 1.0 if softmax else float(mask_h * mask_w)
     args = (psa_type, mask_h, mask_w, softmax, nf, compact)
     _assert_forward_accurate(torch.ops.psanet.psa_aggregate(x, mask, *args), x, mask, *args)
@@ -92,9 +92,9 @@ def test_aggregate_accumulates_in_float(
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
-def test_gradients_accumulate_in_float(dtype: torch.dtype, psa_type: int) -> None:
-    x, mask = inputs(2, 24, 9, 8, 11, 9, dtype)
-    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+def test_gradients_accumulate_in_float(dtype: torch.dtype, psa_type: int, kernel_device: str) -> None:
+    x, mask = inputs(2, 24, 9, 8, 11, 9, dtype, device=kernel_device)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(kernel_device, dtype)
     args = (psa_type, 11, 9, True, 1.0, False)
     got = torch.ops.psanet.psa_aggregate_backward(grad, x, mask, *args)
     x64, mask64 = x.double().requires_grad_(), mask.double().requires_grad_()
@@ -104,16 +104,16 @@ def test_gradients_accumulate_in_float(dtype: torch.dtype, psa_type: int) -> Non
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_psa_mask_copies_exactly(dtype: torch.dtype) -> None:
-    _, mask = inputs(2, 1, 5, 6, 7, 9, dtype)
+def test_psa_mask_copies_exactly(dtype: torch.dtype, kernel_device: str) -> None:
+    _, mask = inputs(2, 1, 5, 6, 7, 9, dtype, device=kernel_device)
     got = psa_mask(mask, DISTRIBUTE, (7, 9))
     assert got.dtype == dtype
     torch.testing.assert_close(got, psa_mask_reference(mask, DISTRIBUTE, 7, 9), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_opcheck(dtype: torch.dtype) -> None:
-    x, mask = inputs(2, 3, 3, 4, 3, 5, dtype)
+def test_opcheck(dtype: torch.dtype, kernel_device: str) -> None:
+    x, mask = inputs(2, 3, 3, 4, 3, 5, dtype, device=kernel_device)
     x.requires_grad_()
     mask.requires_grad_()
     args = (COLLECT, 3, 5, True, 2.0, False)

@@ -1,7 +1,8 @@
 // CUDA kernels of the psanet operators. psa_mask moves data between the mask and the (N, HW, H, W)
 // buffer with one thread per mask element; psa_aggregate builds that buffer and uses softmax + bmm
-// (cuBLAS) on it: correct first, it materialises the (N, HW, HW) buffer. Half and bfloat16 inputs are
-// aggregated in float (buffer, softmax, bmm and gradients) and the results rounded once at the end.
+// (cuBLAS) on it: correct first, it materialises the (N, HW, HW) buffer. Half and bfloat16 inputs: the
+// buffer and its softmax are computed in float and rounded once to the dtype, the forward bmm takes
+// operands in the dtype (tensor cores) and accumulates in float; the gradients are computed in float.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -90,8 +91,11 @@ at::Tensor psa_aggregate_cuda(const at::Tensor& x, const at::Tensor& mask, int64
   const c10::cuda::CUDAGuard guard(x.device());
   const at::ScalarType acc = compute_type(x);
   const at::Tensor p = attention(mask.to(acc), psa_type, mask_h, mask_w, softmax, compact);
-  const at::Tensor xf = x.reshape({x.size(0), x.size(1), p.size(1)}).to(acc);
-  return at::bmm(xf, p).div_(nf).view(x.sizes()).to(x.scalar_type());
+  const at::Tensor xs = x.reshape({x.size(0), x.size(1), p.size(1)});
+  if (acc == x.scalar_type()) return at::bmm(xs, p).div_(nf).view(x.sizes());
+  // bmm.dtype: half or bfloat16 operands, float accumulation and a float result, rounded once below.
+  const at::Tensor out = at::bmm(xs, p.to(x.scalar_type()), at::kFloat);
+  return out.div_(nf).view(x.sizes()).to(x.scalar_type());
 }
 
 std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cuda(const at::Tensor& grad, const at::Tensor& x,

@@ -1,0 +1,12 @@
+"""Fixtures of the port's tests."""
+from __future__ import annotations
+
+import pytest
+
+from port.ops.testing import kernel_devices
+
+
+@pytest.fixture(params=kernel_devices())
+def kernel_device(request: pytest.FixtureRequest) -> str:
+    """Each device the compiled PSA kernels are tested on: "cpu", and "cuda" where a GPU and CUDA kernels are."""
+    return request.param
