@@ -1,4 +1,4 @@
-"""One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, channels-last, bf16 autocast).
+"""One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, bf16 autocast; each also channels-last).
 
 Same random weights (written to Caffe through converters/torch2caffe), same random image and labels, batch 1,
 the generated train definition (aux loss 0.4, TRAIN-mode BN, dropout 0.1) and the caffe recipe (poly SGD).
@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e_report import GIB  # noqa: E402
-from bench.end_to_end import Parser, run_worker, write_report  # noqa: E402
+from bench.end_to_end import Parser, isa_line, run_worker, write_report  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
-MODES = ("caffe", "fp32", "fp32_cl", "bf16")
+MODES = ("caffe", "fp32", "fp32_cl", "bf16", "bf16_cl")
 TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
 
 
@@ -101,15 +101,6 @@ def prepare(work: Path, name: str, seed: int, width_divisor: int) -> dict[str, A
     return cfg.to_dict()
 
 
-def isa() -> str:
-    """torch's CPU capability and the AVX-512 / AMX flags the kernel reports."""
-    import torch
-
-    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
-    return f"torch capability {torch.backends.cpu.get_cpu_capability()}; flags: {' '.join(f for f in wanted if f in flags) or 'none'}"
-
-
 def has_amx() -> bool:
     return "amx_bf16" in Path("/proc/cpuinfo").read_text()
 
@@ -129,7 +120,7 @@ def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, floa
         speed = f"{caffe['seconds'] / s:.2f}×" if "seconds" in caffe else "–"
         memory = f"{100 * rss / caffe['peak_rss']:.0f}%" if "peak_rss" in caffe else "–"
         gflops = flops / s / 1e9
-        top = roof["bf16" if mode == "bf16" else "fp32"]
+        top = roof["bf16" if mode.startswith("bf16") else "fp32"]
         lines.append(
             f"| {mode} | {s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / top:.0f}% | {rss / GIB:.2f} | {memory} | "
             f"{result['loss']:.3f} |"
@@ -144,7 +135,8 @@ def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
         return ["Targets: no Caffe result in this run."]
     lines = ["Targets (issue 9):"]
     bf16 = TARGETS["bf16_amx"] if has_amx() else TARGETS["bf16"]
-    for mode, goal in (("fp32", TARGETS["fp32"]), ("fp32_cl", TARGETS["fp32"]), ("bf16", bf16)):
+    goals = {"fp32": TARGETS["fp32"], "fp32_cl": TARGETS["fp32"], "bf16": bf16, "bf16_cl": bf16}
+    for mode, goal in goals.items():
         if "seconds" in results.get(mode, {}):
             got = caffe["seconds"] / results[mode]["seconds"]
             lines.append(f"- {mode}: {got:.2f}× Caffe, target ≥ {goal}× — {'met' if got >= goal else f'missed by {goal / got:.2f}×'}")
@@ -193,10 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         f"# PSANet training step, legacy Caffe vs port ({datetime.date.today()})",
         "",
         f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch 1; "
-        f"{cpu}, {os.cpu_count()} cores, {isa()}; torch {torch.__version__}; {args.threads} threads; warm-up "
+        f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}; {args.threads} threads; warm-up "
         f"{args.warmup}, median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward {flops / 1e9:.0f} GFLOP per step; roof "
         f"(fastest torch.mm 4096² of the run) fp32 {roof['fp32']:.0f}, bf16 {roof['bf16']:.0f} GFLOP/s.",
+        isa_line(),
         "",
         *table(results, flops, roof),
         "",

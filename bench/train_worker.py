@@ -2,8 +2,8 @@
 
 Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM), the
 torch.mm roof measured right after, and (with "profile") the self-time share of the top operator types.
-Modes: caffe (SGDSolver.step(1) on the generated train definition), fp32, fp32_cl (channels-last), bf16 (CPU
-autocast to bfloat16), roof.
+Modes: caffe (SGDSolver.step(1) on the generated train definition), fp32, bf16 (CPU autocast to bfloat16), each
+also with a channels-last model and input (fp32_cl, bf16_cl), roof.
 """
 from __future__ import annotations
 
@@ -59,13 +59,13 @@ def port_step(job: dict[str, Any]) -> Any:
     model.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
     convert_sync_bn(model)  # as the trainer does (a world of one: CaffeBN's own train mode)
     model.zoom_train_logits = recipe.loss_scale == "full"
-    layout = torch.channels_last if job["mode"] == "fp32_cl" else torch.contiguous_format
+    layout = torch.channels_last if job["mode"].endswith("_cl") else torch.contiguous_format
     model = model.to(memory_format=layout).train()
     optimizer, scheduler = build_optimizer(model, recipe)
     x = torch.from_numpy(np.load(work / "input.npy")).contiguous(memory_format=layout)
     target = loss_labels(torch.from_numpy(np.load(work / "label.npy")[:, 0]).long(), recipe.loss_scale)
     count = normaliser(valid_count(target))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["mode"] == "bf16")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["mode"].startswith("bf16"))
     last = {}
 
     def step() -> None:

@@ -44,6 +44,11 @@ class CaffeBN(nn.Module):
         return f"{self.weight.numel()}, eps={self.eps}, momentum={self.momentum} (Caffe convention)"
 
 
+def at_least_float(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 (autocast) tensors in float32; float32/float64 as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def interp_size(
     size: tuple[int, int],
     shrink: int | None = None,

@@ -35,3 +35,24 @@ def test_eval_is_deterministic_and_skips_aux() -> None:
         a, b = model(x), model(x)
     assert isinstance(a, torch.Tensor)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_autocast_logits_are_zoomed_in_float32() -> None:
+    """Under bf16 autocast the ×8 zooms take the bf16 conv6 / conv6_aux maps cast to float32: float32 logits that
+    interpolate the bf16 values exactly (to float32 rounding), gradients reaching the bf16 layers."""
+    torch.manual_seed(0)
+    model = create_model("psanet50_voc2012_465", width_divisor=32, aux=True, dropout=0.0).train()
+    seen = {}
+    for name in ("conv6", "conv6_aux"):
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(1, 3, 65, 65))
+    for logits, name in ((out.main, "conv6"), (out.aux, "conv6_aux")):
+        assert seen[name].dtype == torch.bfloat16 and logits.dtype == torch.float32
+        expected = torch.nn.functional.interpolate(
+            seen[name].double(), size=(65, 65), mode="bilinear", align_corners=True
+        )
+        # float32 lerps: a few roundings, each within an ulp of the largest input
+        torch.testing.assert_close(logits.double(), expected, rtol=0, atol=2**-21 * expected.abs().max().item())
+    model.loss(out, torch.randint(0, 21, (1, 65, 65))).backward()
+    assert model.conv6.weight.grad is not None and model.conv6.weight.grad.abs().sum() > 0

@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
-from port.model.layers import CaffeBN
+from port.model.layers import CaffeBN, at_least_float
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class SyncCaffeBN(CaffeBN):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not multi_process():
             return super().forward(x)  # a world of one: CaffeBN's fused batch norm
-        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # autocast: statistics in fp32
+        xf = at_least_float(x)  # autocast: statistics in fp32
         count = torch.tensor([x.numel() // x.shape[1]], dtype=xf.dtype, device=x.device)
         sums = all_reduce_sum(torch.cat([xf.sum(dim=(0, 2, 3)), count]))
         total = sums[-1]

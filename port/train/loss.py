@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from port.evaluate.metrics import IGNORE
+from port.model.layers import at_least_float
 from port.model.psanet import PSANetOutput
 
 LOSS_STRIDE = 8  # conv6 is the x8 zoom's input
@@ -29,18 +30,13 @@ def valid_count(labels: torch.Tensor) -> int:
     return int((labels != IGNORE).sum())
 
 
-def _wide(x: torch.Tensor) -> torch.Tensor:
-    """fp16/bf16 logits in fp32; fp32/fp64 as they are."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
 def summed_loss(output: PSANetOutput, labels: torch.Tensor, aux_weight: float) -> torch.Tensor:
     """Sum over valid pixels of the main cross-entropy + aux_weight x the aux one (at least fp32)."""
     if output.main.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"logits {tuple(output.main.shape[-2:])} vs labels {tuple(labels.shape[-2:])}: crop must be 8k+1")
-    total = F.cross_entropy(_wide(output.main), labels, ignore_index=IGNORE, reduction="sum")
+    total = F.cross_entropy(at_least_float(output.main), labels, ignore_index=IGNORE, reduction="sum")
     if output.aux is not None and aux_weight:
-        total = total + aux_weight * F.cross_entropy(_wide(output.aux), labels, ignore_index=IGNORE, reduction="sum")
+        total = total + aux_weight * F.cross_entropy(at_least_float(output.aux), labels, ignore_index=IGNORE, reduction="sum")
     return total
 
 
