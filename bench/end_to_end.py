@@ -209,12 +209,18 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
 ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
 
 
+def cpuinfo_field(name: str) -> str:
+    """The value of the first /proc/cpuinfo line starting with `name` ("" where there is none, or no such file)."""
+    path = Path("/proc/cpuinfo")
+    text = path.read_text() if path.is_file() else ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(name)), "")
+
+
 def isa_line() -> str:
     """The CPU's instruction sets that decide the roofs: torch's dispatch level and the /proc/cpuinfo flags."""
     import torch
 
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    flags = set(next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), []))
+    flags = set(cpuinfo_field("flags").split())
     shown = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
     amx = "AMX" if {"amx_bf16", "amx_int8"} & flags else "no AMX"
     return f"ISA: torch CPU capability {torch.backends.cpu.get_cpu_capability()}; {amx} ({shown})."
@@ -229,7 +235,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
            load_before: tuple[float, ...], wall: float) -> str:
     import torch
 
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    cpu = cpuinfo_field("model name") or platform.processor()
     lines = [
         f"# PSANet end to end, legacy Caffe vs port ({datetime.date.today()})",
         "",

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e_report import GIB  # noqa: E402
-from bench.end_to_end import Parser, isa_line, run_worker, write_report  # noqa: E402
+from bench.end_to_end import Parser, cpuinfo_field, isa_line, run_worker, write_report  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
 MODES = ("caffe", "fp32", "fp32_cl", "bf16", "bf16_cl")
@@ -102,7 +102,7 @@ def prepare(work: Path, name: str, seed: int, width_divisor: int) -> dict[str, A
 
 
 def has_amx() -> bool:
-    return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    return "amx_bf16" in cpuinfo_field("flags").split()
 
 
 def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float]) -> list[str]:
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     roof = {dtype: max(r.get(dtype, 0.0) for r in roofs) for dtype in ("fp32", "bf16")}
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    cpu = cpuinfo_field("model name") or "?"
     lines = [
         f"# PSANet training step, legacy Caffe vs port ({datetime.date.today()})",
         "",

@@ -70,7 +70,6 @@ def test_device_without_kernels_warns_once_and_uses_reference(monkeypatch: pytes
     torch.testing.assert_close(out, psa_aggregate_reference(x, mask, COLLECT, 5, 7, True, 1.0), rtol=0, atol=0)
 
 
-
 def test_meta_tensors_take_the_kernels_fake_registration() -> None:
     """Models built on the meta device trace through torch.ops.psanet's fake kernels, without a fallback warning."""
     if not _extension.AVAILABLE:
