@@ -48,7 +48,7 @@ def port_step(job: dict[str, Any]) -> Any:
     from port.config import PSANetConfig
     from port.model import PSANet
     from port.train.distributed import convert_sync_bn
-    from port.train.loss import loss_labels, normaliser, summed_loss, valid_count
+    from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
     from port.train.optim import build_optimizer
     from port.train.recipe import recipe_for
 
@@ -58,7 +58,7 @@ def port_step(job: dict[str, Any]) -> Any:
     model = PSANet(cfg)
     model.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
     convert_sync_bn(model)  # as the trainer does (a world of one: CaffeBN's own train mode)
-    model.zoom_train_logits = recipe.loss_scale == "full"
+    model.zoom_train_logits = False  # as the trainer: the loss zooms
     layout = torch.channels_last if job["mode"].endswith("_cl") else torch.contiguous_format
     model = model.to(memory_format=layout).train()
     optimizer, scheduler = build_optimizer(model, recipe)
@@ -73,7 +73,7 @@ def port_step(job: dict[str, Any]) -> Any:
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             out = model(x)
-        loss = summed_loss(out, target, cfg.aux_weight) / count
+        loss = summed_loss(out, target, cfg.aux_weight, loss_zoom(recipe.loss_scale)) / count
         loss.backward()
         optimizer.step()
         scheduler.step()

@@ -16,6 +16,7 @@ from parity_tests.live import caffe_module, random_net
 from parity_tests.random_weights import random_input
 from port.model import PSANet, param_table
 from port.model.layers import CaffeBN
+from port.train.loss import LOSS_STRIDE, map_loss, normaliser, valid_count
 from port.train.optim import CaffeSGD
 from port.variants import VARIANTS
 
@@ -100,13 +101,14 @@ def torch_steps(
     """The same iterations in PyTorch (train mode: batch statistics, running stats updated by the forward)."""
     optimizer, scheduler = optimizers
     model.train()
+    model.zoom_train_logits = False  # the trainer's loss: the x8 zoom fused into the cross-entropy
     x, target = torch.from_numpy(data), torch.from_numpy(label[:, 0]).long()
+    count = normaliser(valid_count(target))
     losses = []
     for _ in range(steps):
         optimizer.zero_grad()
         out = model(x)
-        main = F.cross_entropy(out.main, target, ignore_index=IGNORE)
-        aux = F.cross_entropy(out.aux, target, ignore_index=IGNORE)
+        main, aux = (map_loss(o, target, LOSS_STRIDE) / count for o in (out.main, out.aux))
         (main + model.cfg.aux_weight * aux).backward()
         optimizer.step()
         if scheduler is not None:

@@ -1,4 +1,5 @@
-// The psanet operator library: schemas, and the (empty) Python module port._C that loads them.
+// The psanet operator library (PSA, and the fused zoom + cross-entropy loss): schemas, and the (empty) Python
+// module port._C that loads them.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -19,4 +20,9 @@ TORCH_LIBRARY(psanet, m) {
   m.def(
       "psa_aggregate_backward(Tensor grad, Tensor x, Tensor mask, int psa_type, int mask_h, int mask_w, "
       "bool softmax, float normalization_factor, bool compact) -> (Tensor, Tensor)");
+  // The training loss on the x`zoom` Interp of logits; returns (per-pixel loss, log-sum-exp kept for the backward).
+  m.def("zoom_cross_entropy(Tensor logits, Tensor labels, int zoom, int ignore_index) -> (Tensor, Tensor)");
+  m.def(
+      "zoom_cross_entropy_backward(Tensor grad, Tensor logits, Tensor labels, Tensor lse, int zoom, "
+      "int ignore_index) -> Tensor");
 }

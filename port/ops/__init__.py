@@ -1,13 +1,14 @@
-"""PSA operators: the compiled torch.ops.psanet kernels when `port._C` is built, else the pure-PyTorch reference."""
+"""PSA operators and the fused zoom + cross-entropy loss: the compiled torch.ops.psanet kernels when `port._C` is
+built, else the pure-PyTorch reference."""
 from __future__ import annotations
 
 import torch
 
-from port.config import COLLECT, DISTRIBUTE
+from port.config import COLLECT, DISTRIBUTE, zoom_out
 from port.ops._extension import use_kernels
-from port.ops.reference import psa_aggregate_reference, psa_mask_reference
+from port.ops.reference import psa_aggregate_reference, psa_mask_reference, zoom_cross_entropy_reference
 
-__all__ = ["psa_aggregate", "psa_mask"]
+__all__ = ["psa_aggregate", "psa_mask", "zoom_cross_entropy"]
 
 
 def _mask_size(mask: torch.Tensor, psa_type: int, mask_size: tuple[int, int] | None, compact: bool) -> tuple[int, int]:
@@ -65,3 +66,26 @@ def psa_aggregate(
     if use_kernels(x, mask):
         return torch.ops.psanet.psa_aggregate(x, mask, *args)
     return psa_aggregate_reference(x, mask, *args)
+
+
+def zoom_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int) -> torch.Tensor:
+    """Per-pixel cross-entropy (N, H, W) of the fork's Interp zoom (x`zoom`, aligned corners) of logits (N, C, h, w)
+    against int64 labels (N, H, W), H = (h-1)*zoom + 1; 0 where the label is ignore_index.
+
+    The value of F.cross_entropy(interp(logits, zoom=zoom), labels, reduction="none"), but the kernels never hold
+    the (N, C, H, W) zoomed logits or their gradient. Logits must be float32 or float64 (cast half types first).
+    """
+    if logits.dim() != 4 or logits.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"logits must be a float32/float64 (N, C, h, w) tensor, got {logits.dtype} {tuple(logits.shape)}")
+    if not isinstance(zoom, int) or zoom < 1:
+        raise ValueError(f"zoom must be a positive int, got {zoom!r}")
+    n, _, h, w = logits.shape
+    expected = (n, zoom_out(h, zoom), zoom_out(w, zoom))
+    if labels.dtype != torch.int64 or tuple(labels.shape) != expected:
+        raise ValueError(f"labels must be int64 {expected} for logits {tuple(logits.shape)} zoomed x{zoom}, "
+                         f"got {labels.dtype} {tuple(labels.shape)}")
+    if labels.device != logits.device:
+        raise ValueError(f"logits ({logits.device}) and labels ({labels.device}) are on different devices")
+    if use_kernels(logits):
+        return torch.ops.psanet.zoom_cross_entropy(logits, labels, zoom, ignore_index)[0]
+    return zoom_cross_entropy_reference(logits, labels, zoom, ignore_index)

@@ -1,4 +1,4 @@
-"""Loads the compiled PSA kernels (`port._C`) and decides, per call, whether they or the reference run."""
+"""Loads the compiled kernels (`port._C`: PSA op, zoom loss) and decides, per call, whether they or the reference run."""
 from __future__ import annotations
 
 import importlib
@@ -55,7 +55,7 @@ def use_kernels(*tensors: torch.Tensor) -> bool:
         return True
     if not AVAILABLE:
         _warn_once(
-            f"port._C (the compiled PSA kernels) is not built; using the slow pure-PyTorch reference. Build it: {BUILD_HINT}"
+            f"port._C (the compiled PSA and zoom-loss kernels) is not built; using the slow pure-PyTorch reference. Build it: {BUILD_HINT}"
         )
     else:
         _warn_once(

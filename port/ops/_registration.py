@@ -1,6 +1,6 @@
 """Python-side registrations for the C++-defined torch.ops.psanet operators: fake kernels and autograd.
 
-Autograd is registered here with `torch.library.register_autograd` (one place for both ops; the
+Autograd is registered here with `torch.library.register_autograd` (one place for all ops; the
 backward ops are kernels of their own), fake kernels with `torch.library.register_fake`, so that
 torch.compile, torch.export and torch.library.opcheck can trace the operators.
 """
@@ -58,3 +58,32 @@ def _psa_aggregate_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
 
 torch.library.register_autograd("psanet::psa_mask", _psa_mask_backward, setup_context=_keep_options)
 torch.library.register_autograd("psanet::psa_aggregate", _psa_aggregate_backward, setup_context=_save_aggregate)
+
+
+@torch.library.register_fake("psanet::zoom_cross_entropy")
+def _zoom_cross_entropy_fake(
+    logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return logits.new_empty(labels.shape), logits.new_empty(labels.shape)
+
+
+@torch.library.register_fake("psanet::zoom_cross_entropy_backward")
+def _zoom_cross_entropy_backward_fake(grad: torch.Tensor, logits: torch.Tensor, *args: Any) -> torch.Tensor:
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _save_zoom_loss(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    logits, labels, zoom, ignore_index = inputs
+    ctx.options = (zoom, ignore_index)
+    ctx.save_for_backward(logits, labels, output[1])
+    ctx.mark_non_differentiable(output[1])  # the log-sum-exp, kept for the backward
+
+
+def _zoom_cross_entropy_backward(ctx: Any, grad: torch.Tensor, _grad_lse: torch.Tensor | None) -> tuple[Any, ...]:
+    logits, labels, lse = ctx.saved_tensors
+    return torch.ops.psanet.zoom_cross_entropy_backward(grad, logits, labels, lse, *ctx.options), None, None, None
+
+
+torch.library.register_autograd(
+    "psanet::zoom_cross_entropy", _zoom_cross_entropy_backward, setup_context=_save_zoom_loss
+)

@@ -1,9 +1,11 @@
-"""Pure-PyTorch PSA semantics, written to mirror the fork's PointwiseSpatialAttention layer; the oracle for the kernels."""
+"""Pure-PyTorch semantics of the psanet operators (the fork's PointwiseSpatialAttention layer, and its Interp zoom
+followed by SoftmaxWithLoss); the oracle for the kernels."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from port.config import COLLECT, DISTRIBUTE
+from port.config import COLLECT, DISTRIBUTE, zoom_out
 
 
 def _window_index(h: int, w: int, mask_h: int, mask_w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,3 +74,12 @@ def psa_aggregate_reference(
         buffer = torch.softmax(buffer, dim=1)
     out = torch.bmm(x.reshape(n, c, h * w), buffer) / normalization_factor
     return out.reshape(n, c, h, w)
+
+
+def zoom_cross_entropy_reference(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int) -> torch.Tensor:
+    """Per-pixel cross-entropy of the aligned-corner bilinear x`zoom` of logits against labels, 0 where ignored: the
+    zoomed (N, C, H, W) logits materialised, as the released train definitions' Interp + SoftmaxWithLoss have them."""
+    h, w = logits.shape[-2:]
+    if zoom > 1:
+        logits = F.interpolate(logits, size=(zoom_out(h, zoom), zoom_out(w, zoom)), mode="bilinear", align_corners=True)
+    return F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from port.config import COLLECT, DISTRIBUTE
-from port.ops import _extension, psa_aggregate, psa_mask
-from port.ops.reference import psa_aggregate_reference, psa_mask_reference
+from port.ops import _extension, psa_aggregate, psa_mask, zoom_cross_entropy
+from port.ops.reference import psa_aggregate_reference, psa_mask_reference, zoom_cross_entropy_reference
 
 
 def test_missing_extension_warns_once_and_uses_reference(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -17,14 +17,17 @@ def test_missing_extension_warns_once_and_uses_reference(monkeypatch: pytest.Mon
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 2, 3, 4, generator=gen)
     mask = torch.randn(1, 35, 3, 4, generator=gen)
+    labels = torch.randint(0, 2, (1, 17, 25), generator=gen)  # x zoomed x8
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = psa_aggregate(x, mask, DISTRIBUTE)
         buffer = psa_mask(mask, COLLECT)
         psa_aggregate(x, mask, COLLECT, softmax=False)
+        loss = zoom_cross_entropy(x, labels, 8, 255)
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1, messages
     assert "port._C" in messages[0] and "--no-build-isolation" in messages[0]
+    torch.testing.assert_close(loss, zoom_cross_entropy_reference(x, labels, 8, 255), rtol=0, atol=0)
     torch.testing.assert_close(out, psa_aggregate_reference(x, mask, DISTRIBUTE, 5, 7, True, 1.0), rtol=0, atol=0)
     torch.testing.assert_close(buffer, psa_mask_reference(mask, COLLECT, 5, 7), rtol=0, atol=0)
 

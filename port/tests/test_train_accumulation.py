@@ -13,7 +13,7 @@ from port.model.layers import interp
 from port.model.psanet import PSANetOutput
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
-from port.train.loss import loss_labels, normaliser, summed_loss, valid_count
+from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
 from port.train.testing import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
 
 NO_AUGMENT = ["--recipe-opt", "scale_range=[1,1]", "--recipe-opt", "rotate_degrees=0", "--recipe-opt", "blur=false", "--recipe-opt", "mirror=false"]
@@ -41,6 +41,26 @@ def test_split_batch_loss_gradient_equals_whole_batch() -> None:
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(sum(pieces), whole, rtol=1e-12, atol=0)
+
+
+def test_full_loss_zooms_conv6_as_the_released_interp_layer() -> None:
+    """"full": the trainer's model returns conv6 / conv6_aux and the loss zooms them x8 (fused); the sums and their
+    gradients are those of the released nets' Interp (zoom_factor 8) + cross-entropy on the materialised maps."""
+    gen = torch.Generator().manual_seed(0)
+    conv6, aux = (torch.randn(2, 6, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    labels = torch.randint(0, 6, (2, 25, 33), generator=gen)
+    labels[0, :9] = 255
+    got = summed_loss(PSANetOutput(conv6, aux), labels, 0.4, loss_zoom("full"))
+    expected = sum(
+        weight * F.cross_entropy(interp(x, zoom=8), labels, ignore_index=255, reduction="sum")
+        for x, weight in ((conv6, 1.0), (aux, 0.4))
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+    for g, e in zip(torch.autograd.grad(got, (conv6, aux)), torch.autograd.grad(expected, (conv6, aux))):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-14)
+    assert loss_zoom("eighth") == 1
+    with pytest.raises(ValueError, match="8k\\+1"):
+        summed_loss(PSANetOutput(conv6, aux), labels[:, :24], 0.4, 8)
 
 
 def test_eighth_labels_sit_where_the_zoom_puts_conv6_pixels() -> None:

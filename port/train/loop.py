@@ -23,7 +23,7 @@ from port.train.augment import AugmentSettings
 from port.train.data import PositionSampler, Schedule, TrainSet, collate
 from port.train.distributed import World, convert_sync_bn
 from port.train.fillers import apply_fillers
-from port.train.loss import loss_labels, normaliser, summed_loss, valid_count
+from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
 from port.train.optim import build_optimizer
 from port.train.progress import Progress, Scalars, plot_history, write_history
 from port.train.recipe import Recipe
@@ -97,7 +97,7 @@ class Trainer:
             load_imagenet_init(model, self.s.init)
         # NOTE: the released definitions' BN layers run in train mode with global-batch statistics.
         convert_sync_bn(model)
-        model.zoom_train_logits = self.s.recipe.loss_scale == "full"
+        model.zoom_train_logits = False  # the loss zooms conv6 / conv6_aux itself (summed_loss)
         model.to(self.world.device, DTYPES[self.s.dtype])
         if self.s.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -197,7 +197,7 @@ class Trainer:
             with sync:
                 with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     output = net(images)
-                piece = summed_loss(output, lab.to(device, non_blocking=True), recipe.aux_weight)
+                piece = summed_loss(output, lab.to(device, non_blocking=True), recipe.aux_weight, loss_zoom(recipe.loss_scale))
                 self.scaler.scale(piece * scale).backward()
             total += float(piece.detach())
         self.scaler.step(self.optimizer)

@@ -8,21 +8,27 @@ gradient averaging). The aux loss has the same labels, hence the same count.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from port.config import zoom_out
 from port.evaluate.metrics import IGNORE
 from port.model.layers import at_least_float
 from port.model.psanet import PSANetOutput
+from port.ops import zoom_cross_entropy
 
 LOSS_STRIDE = 8  # conv6 is the x8 zoom's input
 
 
 def loss_labels(labels: torch.Tensor, loss_scale: str) -> torch.Tensor:
-    """Labels at the logits' resolution: as is ("full") or every 8th pixel ("eighth").
+    """Labels at the loss's resolution: as is ("full") or every 8th pixel ("eighth").
 
     NOTE: with aligned-corner zoom, conv6 pixel i sits on crop pixel 8i, so "nearest" at 1/8 is labels[::8, ::8].
     """
     return labels if loss_scale == "full" else labels[:, ::LOSS_STRIDE, ::LOSS_STRIDE]
+
+
+def loss_zoom(loss_scale: str) -> int:
+    """The zoom the loss applies to conv6 / conv6_aux: the x8 Interp to the crop ("full"), none ("eighth")."""
+    return LOSS_STRIDE if loss_scale == "full" else 1
 
 
 def valid_count(labels: torch.Tensor) -> int:
@@ -30,13 +36,20 @@ def valid_count(labels: torch.Tensor) -> int:
     return int((labels != IGNORE).sum())
 
 
-def summed_loss(output: PSANetOutput, labels: torch.Tensor, aux_weight: float) -> torch.Tensor:
-    """Sum over valid pixels of the main cross-entropy + aux_weight x the aux one (at least fp32)."""
-    if output.main.shape[-2:] != labels.shape[-2:]:
-        raise ValueError(f"logits {tuple(output.main.shape[-2:])} vs labels {tuple(labels.shape[-2:])}: crop must be 8k+1")
-    total = F.cross_entropy(at_least_float(output.main), labels, ignore_index=IGNORE, reduction="sum")
+def map_loss(logits: torch.Tensor, labels: torch.Tensor, zoom: int) -> torch.Tensor:
+    """Sum over valid pixels of the cross-entropy of logits zoomed x`zoom` (in at least fp32). The zoom is fused into
+    the loss (port.ops.zoom_cross_entropy): the (N, C, H, W) zoomed map and its gradient never exist."""
+    h, w = logits.shape[-2:]
+    if (zoom_out(h, zoom), zoom_out(w, zoom)) != tuple(labels.shape[-2:]):
+        raise ValueError(f"logits {(h, w)} zoomed x{zoom} vs labels {tuple(labels.shape[-2:])}: crop must be 8k+1")
+    return zoom_cross_entropy(at_least_float(logits), labels, zoom, IGNORE).sum()
+
+
+def summed_loss(output: PSANetOutput, labels: torch.Tensor, aux_weight: float, zoom: int = 1) -> torch.Tensor:
+    """map_loss of the main logits + aux_weight x that of the aux ones (the trainer's model returns both unzoomed)."""
+    total = map_loss(output.main, labels, zoom)
     if output.aux is not None and aux_weight:
-        total = total + aux_weight * F.cross_entropy(at_least_float(output.aux), labels, ignore_index=IGNORE, reduction="sum")
+        total = total + aux_weight * map_loss(output.aux, labels, zoom)
     return total
 
 

@@ -13,15 +13,10 @@
 #include <tuple>
 
 #include "../psa_checks.h"
+#include "launch.cuh"
 
 namespace psanet {
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t total) {
-  return static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 65535));
-}
 
 // to_buffer: buffer[n, q, p] = mask[n, channel, r] for every linked element; else mask[...] = buffer[...]
 // (0 where unlinked). One thread per mask element, consecutive threads on consecutive positions r.
