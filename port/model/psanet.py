@@ -79,7 +79,8 @@ class PSANet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.variant: Variant | None = None
-        # Training only: False returns conv6 / conv6_aux before the x8 zoom (loss on 1/8 labels); eval always zooms.
+        # Training only: False returns conv6 / conv6_aux before the x8 zoom (the trainer: its loss zooms them fused, or
+        # takes 1/8 labels); eval always zooms.
         self.zoom_train_logits = True
         bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
         cin = 3
