@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 from collections.abc import Callable
 from functools import lru_cache
@@ -28,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.timing import median_seconds  # noqa: E402
+from bench.isolated import peak_and_median, worker_result  # noqa: E402
 from port.config import COLLECT, DISTRIBUTE  # noqa: E402
 from port.ops import psa_aggregate  # noqa: E402
 from port.ops._extension import AVAILABLE  # noqa: E402
@@ -84,10 +82,6 @@ def _gemm_floor(x: torch.Tensor, grad: torch.Tensor, backward: bool) -> Callable
     return call
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _layer_call(
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, mask: torch.Tensor, grad: torch.Tensor, backward: bool
 ) -> Callable[[], None]:
@@ -115,16 +109,7 @@ def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) 
         call = _gemm_floor(x, grad, backward)
     else:
         call = _layer_call(_method(method, mask_side, mask_side), x, mask, grad, backward)
-    before = _maxrss_mb()
-    call()
-    peak = _maxrss_mb() - before
-    return {"ms": 1000 * median_seconds(call, 0, repeats), "peak_mb": peak}  # the call above was the warm-up
-
-
-def _run_worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", method, dataset, str(batch), str(int(backward)), str(repeats)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return peak_and_median(call, repeats)
 
 
 def main() -> int:
@@ -148,7 +133,7 @@ def main() -> int:
         for batch in batches:
             for backward in (False, True):
                 repeats = (2 if args.quick else 3) if batch > 1 or h > 40 else 5
-                r = {m: _run_worker(m, dataset, batch, backward, repeats) for m in METHODS}
+                r = {m: worker_result(__file__, m, dataset, batch, int(backward), repeats) for m in METHODS}
                 fused = r["fused"]["ms"]
                 print(
                     f"| {dataset} {h}x{h}, mask {mask_side}x{mask_side} | {batch} | {'fwd+bwd' if backward else 'fwd'} "

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.end_to_end import isa_line  # noqa: E402
-from bench.timing import median_seconds  # noqa: E402
+from bench.isolated import peak_and_median, worker_result  # noqa: E402
 from port.config import zoom_out  # noqa: E402
 from port.ops import zoom_cross_entropy  # noqa: E402
 from port.ops._extension import AVAILABLE  # noqa: E402
@@ -35,10 +33,6 @@ CLASSES = 150
 ZOOM = 8
 IGNORE = 255
 METHODS = {"fused": zoom_cross_entropy, "unfused": zoom_cross_entropy_reference}
-
-
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def worker(method: str, crop: int, batch: int, repeats: int) -> dict[str, float]:
@@ -55,16 +49,7 @@ def worker(method: str, crop: int, batch: int, repeats: int) -> dict[str, float]
         logits.grad = None
         loss(logits, labels, ZOOM, IGNORE).sum().backward()
 
-    before = _maxrss_mb()
-    call()
-    peak = _maxrss_mb() - before
-    return {"ms": 1000 * median_seconds(call, 0, repeats), "peak_mb": peak}
-
-
-def _run_worker(method: str, crop: int, batch: int, repeats: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", method, str(crop), str(batch), str(repeats)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return peak_and_median(call, repeats)
 
 
 def main() -> int:
@@ -91,7 +76,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for crop in args.sizes:
         for batch in args.batches:
-            row = {m: _run_worker(m, crop, batch, args.repeats) for m in METHODS}
+            row = {m: worker_result(__file__, m, crop, batch, args.repeats) for m in METHODS}
             fused, unfused = row["fused"], row["unfused"]
             print(f"| {crop}² | {batch} | {fused['ms']:.0f} | {unfused['ms']:.0f} | {unfused['ms'] / fused['ms']:.1f}× "
                   f"| {fused['peak_mb']:.0f} | {unfused['peak_mb']:.0f} |", flush=True)

@@ -8,5 +8,5 @@ from port.ops.testing import kernel_devices
 
 @pytest.fixture(params=kernel_devices())
 def kernel_device(request: pytest.FixtureRequest) -> str:
-    """Each device the compiled PSA kernels are tested on: "cpu", and "cuda" where a GPU and CUDA kernels are."""
+    """Each device the compiled kernels (PSA op, zoom loss) are tested on: "cpu", and "cuda" where a GPU and CUDA kernels are."""
     return request.param
