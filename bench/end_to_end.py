@@ -32,11 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e_report import PORT_MODES, Case, check_lines, gpu_lines, table, target_lines  # noqa: E402
+from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
 DATASET_OF_SIZE = {465: "ade20k", 705: "cityscapes"}
-MODES = ("caffe", *PORT_MODES)
+MODES = ("caffe", *PORT_MODES)  # the default run; GLIBC_MODES on request
 GPU_CROP = 513  # nearest valid (8k+1, k even) side to mmsegmentation's 512² crop
 
 
@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="465² only, batch 1, 1 warm-up + 2 repetitions")
     p.add_argument("--depths", type=int, nargs="+", choices=(50, 101), default=[50, 101])
     p.add_argument("--sizes", type=int, nargs="+", choices=sorted(DATASET_OF_SIZE), default=[465, 705])
-    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--modes", nargs="+", choices=(*MODES, *GLIBC_MODES), default=list(MODES),
+                   help="eager_glibc / fast_glibc: eager / fast with PSANET_KEEP_FREED_MEMORY=0 (glibc's default malloc)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="port batch sizes (Caffe: always 1)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=3)
@@ -216,13 +217,18 @@ def cpuinfo_field(name: str) -> str:
     return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(name)), "")
 
 
+def has_amx() -> bool:
+    """Whether /proc/cpuinfo lists AMX bf16 or int8 tiles."""
+    return bool({"amx_bf16", "amx_int8"} & set(cpuinfo_field("flags").split()))
+
+
 def isa_line() -> str:
     """The CPU's instruction sets that decide the roofs: torch's dispatch level and the /proc/cpuinfo flags."""
     import torch
 
     flags = set(cpuinfo_field("flags").split())
     shown = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
-    amx = "AMX" if {"amx_bf16", "amx_int8"} & flags else "no AMX"
+    amx = "AMX" if has_amx() else "no AMX"
     return f"ISA: torch CPU capability {torch.backends.cpu.get_cpu_capability()}; {amx} ({shown})."
 
 
@@ -255,7 +261,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         "",
         *check_lines(cases),
         "",
-        *target_lines(cases, roof),
+        *target_lines(cases, roof, has_amx()),
         "",
         *gpu_lines(gpu),
     ]

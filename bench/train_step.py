@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e_report import GIB  # noqa: E402
-from bench.end_to_end import Parser, cpuinfo_field, isa_line, run_worker, write_report  # noqa: E402
+from bench.end_to_end import Parser, cpuinfo_field, has_amx, isa_line, run_worker, write_report  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
 MODES = ("caffe", "fp32", "fp32_cl", "bf16", "bf16_cl")
@@ -99,10 +99,6 @@ def prepare(work: Path, name: str, seed: int, width_divisor: int) -> dict[str, A
     label[rng.random(label.shape) < 0.1] = 255
     np.save(work / "label.npy", label)
     return cfg.to_dict()
-
-
-def has_amx() -> bool:
-    return "amx_bf16" in cpuinfo_field("flags").split()
 
 
 def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float]) -> list[str]:

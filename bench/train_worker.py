@@ -98,7 +98,7 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     """The port's training step in one mode with the job's torch threads."""
     import torch
 
-    from port.train.memory import keep_freed_memory
+    from port.memory import keep_freed_memory
 
     torch.set_num_threads(job["threads"])
     keep_freed_memory()  # as `python -m port.train` does

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from port.memory import after_eval_forward
 from port.model.psanet import PSANet
 from port.optimize import for_inference
 
@@ -45,7 +46,9 @@ class Int8PSANet(nn.Module):
         import torch._inductor.config as inductor
 
         with torch.no_grad(), inductor.patch(freezing=True):
-            return torch.cat([self.run(image[None]) for image in x])
+            logits = torch.cat([self.run(image[None]) for image in x])
+        after_eval_forward()  # as PSANet's eval forward (its graph here has no Python to call it)
+        return logits
 
 
 def _batches(images: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:

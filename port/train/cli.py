@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 def console() -> None:
     """Process entry (`psanet-train`, `python -m port.train`): glibc keeps freed memory for the next iteration
     (process-wide, hence here and not in `main`, which tests call in-process), then `main`."""
-    from port.train.memory import keep_freed_memory
+    from port.memory import keep_freed_memory
 
     keep_freed_memory()
     raise SystemExit(main())
