@@ -6,7 +6,8 @@ from typing import Any
 
 GIB = 1024**3
 PORT_MODES = ("eager", "fast", "compile", "compile_frozen", "bf16", "int8")
-GLIBC_MODES = ("eager_glibc", "fast_glibc")  # eager / fast with glibc's default malloc: the A/B for port/memory.py
+GLIBC = "_glibc"  # a mode name's suffix: the mode with glibc's default malloc (PSANET_KEEP_FREED_MEMORY=0)
+GLIBC_MODES = ("eager" + GLIBC, "fast" + GLIBC)  # the A/B for port/memory.py
 ROOF_DTYPE = {"bf16": "bf16"}  # modes timed against the bf16 roof; int8 has no roof of its own here (–)
 
 
@@ -23,6 +24,10 @@ class Case:
     def per_image(self, mode: str, batch: str) -> float | None:
         seconds = self.results.get(mode, {}).get("seconds", {}).get(batch)
         return None if seconds is None else seconds / int(batch)
+
+    def gflops(self, seconds_per_image: float | None) -> float | None:
+        """GFLOP/s at that time per image (None for none)."""
+        return None if seconds_per_image is None else self.flops / seconds_per_image / 1e9
 
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
@@ -53,7 +58,7 @@ def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
                 continue
             for batch in result["seconds"]:
                 s = case.per_image(mode, batch)
-                gflops = case.flops / s / 1e9
+                gflops = case.gflops(s)
                 roof_value = None if mode == "int8" else roof.get(ROOF_DTYPE.get(mode, "fp32"))
                 rss = batch_rss(result, batch)
                 lines.append(
@@ -90,7 +95,7 @@ def kept_vs_glibc(case: Case) -> list[str]:
     """Per batch, speed and peak RSS of freed memory kept (port/memory.py) over glibc's default, where both ran."""
     parts = []
     for glibc in GLIBC_MODES:
-        mode = glibc.removesuffix("_glibc")
+        mode = glibc.removesuffix(GLIBC)
         kept, default = case.results.get(mode, {}), case.results.get(glibc, {})
         shared = [b for b in kept.get("seconds", {}) if b in default.get("seconds", {})]
         if shared:
@@ -123,10 +128,10 @@ def target_lines(cases: list[Case], roof: dict[str, float], amx: bool) -> list[s
         for batch in batches:
             eager, fast, frozen, bf16, int8 = (case.per_image(m, batch) for m in ("eager", "fast", "compile_frozen", "bf16", "int8"))
             rows = [
-                ("fp32 fast ≥ 90% of fp32 roof", _ratio(case.flops / 1e9, fast and fast * roof.get("fp32", 0)), "%", 0.9),
+                ("fp32 fast ≥ 90% of fp32 roof", _ratio(case.gflops(fast), roof.get("fp32")), "%", 0.9),
                 ("eager ≥ 1.0× Caffe", _ratio(caffe, eager), "×", 1.0),
                 (f"bf16 ≥ {bf16_floor:.0%} of bf16 roof ({'AMX' if amx else 'no AMX'})",
-                 _ratio(case.flops / 1e9, bf16 and bf16 * roof.get("bf16", 0)), "%", bf16_floor),
+                 _ratio(case.gflops(bf16), roof.get("bf16")), "%", bf16_floor),
                 ("int8 ≥ 1.5× bf16 (on AMX)", _ratio(bf16, int8), "×", 1.5),
                 ("compile+freezing ≥ 1.0× fast", _ratio(fast, frozen), "×", 1.0),
             ]

@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.e2e_report import GLIBC  # noqa: E402
 from bench.timing import median_seconds, module_times  # noqa: E402
 
 MM_SIDE = 4096
@@ -31,7 +32,6 @@ WEIGHTS = {
     "eager": "weights.pt", "int8": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "compile_frozen": "fast.pt",
     "bf16": "fast_bf16.pt",
 }
-GLIBC = "_glibc"
 MMSEG_V100_MS = 76.0  # mmsegmentation's published PSANet R-101-D8 ADE20K 512x512 inference time on a V100
 
 

@@ -48,6 +48,17 @@ inline ZoomShape check_zoom_loss(const at::Tensor& logits, const at::Tensor& lab
   return s;
 }
 
+// The backward's arguments: the forward's, and grad and lse per output pixel in the logits' dtype.
+inline ZoomShape check_zoom_loss_backward(const at::Tensor& grad, const at::Tensor& logits, const at::Tensor& labels,
+                                          const at::Tensor& lse, int64_t zoom) {
+  const ZoomShape s = check_zoom_loss(logits, labels, zoom);
+  TORCH_CHECK(grad.sizes() == labels.sizes() && lse.sizes() == labels.sizes(), "zoom_cross_entropy_backward: grad ",
+              grad.sizes(), " and lse ", lse.sizes(), " must match labels ", labels.sizes());
+  TORCH_CHECK(grad.scalar_type() == logits.scalar_type() && lse.scalar_type() == logits.scalar_type(),
+              "zoom_cross_entropy_backward: grad and lse must have the logits' dtype ", logits.scalar_type());
+  return s;
+}
+
 // Every label is a class in [0, classes) or ignore_index (a host check, one sync on a GPU).
 inline void check_label_values(const at::Tensor& labels, int64_t classes, int64_t ignore_index) {
   const at::Tensor bad = labels.ne(ignore_index).logical_and_(labels.lt(0).logical_or_(labels.ge(classes)));

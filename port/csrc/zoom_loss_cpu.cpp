@@ -154,11 +154,7 @@ std::tuple<at::Tensor, at::Tensor> zoom_cross_entropy_cpu(const at::Tensor& logi
 
 at::Tensor zoom_cross_entropy_backward_cpu(const at::Tensor& grad, const at::Tensor& logits, const at::Tensor& labels,
                                            const at::Tensor& lse, int64_t zoom, int64_t ignore_index) {
-  const ZoomShape s = check_zoom_loss(logits, labels, zoom);
-  TORCH_CHECK(grad.sizes() == labels.sizes() && lse.sizes() == labels.sizes(), "zoom_cross_entropy_backward: grad ",
-              grad.sizes(), " and lse ", lse.sizes(), " must match labels ", labels.sizes());
-  TORCH_CHECK(grad.scalar_type() == logits.scalar_type() && lse.scalar_type() == logits.scalar_type(),
-              "zoom_cross_entropy_backward: grad and lse must have the logits' dtype ", logits.scalar_type());
+  const ZoomShape s = check_zoom_loss_backward(grad, logits, labels, lse, zoom);
   const at::Tensor labels_c = labels.contiguous();
   check_label_values(labels_c, s.classes, ignore_index);
   const at::Tensor rows = channels_last_rows(logits);
