@@ -1,6 +1,7 @@
 """Decoding image files someone else wrote: every way a file can be unusable becomes one `BadFile`."""
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -21,6 +22,19 @@ class BadFile(Exception):
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error, MemoryError)
 # Modes with more than 8 bits per sample: truncating them to uint8 would evaluate something else than the file holds.
 WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+# Raw sample layouts of 16 or 32 bits per sample (e.g. "RGB;16B", 16-bit RGB PNG) that Pillow narrows to an 8-bit mode
+# on load, keeping the high byte; packed 16-bit pixels ("BGR;16", 5-6-5 BMP) hold at most 8 bits per sample.
+WIDE_RAW = re.compile(r";(16|32)[BLN]$")
+
+
+def _wide_raw_mode(img: Image.Image) -> str | None:
+    """The file's raw layout where its samples are wider than 8 bits, else None (read before `load`)."""
+    for tile in img.tile:  # (codec, extents, offset, args); args: the raw mode or a tuple starting with it
+        args = tile[3]
+        raw = args if isinstance(args, str) else next((a for a in args or () if isinstance(a, str)), "")
+        if WIDE_RAW.search(raw):
+            return raw
+    return None
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -55,6 +69,8 @@ def _decode(path: Path, what: str, modes: tuple[str, ...] | None, pixels: Callab
                 if img.mode in WIDE_MODES or (modes is not None and img.mode not in modes):
                     accepted = "an 8-bit" if modes is None else f"an 8-bit {' or '.join(modes)}"
                     raise BadFile(f"{what} {path}: expected {accepted} image, got mode {img.mode}")
+                if (raw := _wide_raw_mode(img)) is not None:
+                    raise BadFile(f"{what} {path}: expected 8 bits per sample, got {raw} (Pillow would keep the high byte)")
                 img.load()
                 return pixels(img)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

@@ -27,6 +27,24 @@ def png_claiming(width: int, height: int, colour_type: int = 0) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
 
 
+def png_16bit(colour_type: int, samples: int, width: int = 4, height: int = 3) -> bytes:
+    """A PNG with 16 bits per sample (colour type 2 RGB, 4 gray + alpha, 6 RGBA), which Pillow cannot write."""
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    row = b"\0" + (np.arange(width * samples, dtype=">u2") * 300).tobytes()
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(row * height)) + _chunk(b"IEND", b"")
+
+
+def bmp_555(pixels: np.ndarray) -> bytes:
+    """An uncompressed 16-bit-per-pixel BMP (5 bits per sample) of H x W x 3 samples in 0..31."""
+    height, width, _ = pixels.shape
+    rows = b""
+    for row in pixels[::-1]:  # bottom-up
+        line = b"".join(struct.pack("<H", (int(r) << 10) | (int(g) << 5) | int(b)) for r, g, b in row)
+        rows += line + b"\0" * (-len(line) % 4)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 0, len(rows), 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 54 + len(rows), 0, 0, 54) + info + rows
+
+
 def _encoded(array: np.ndarray, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, fmt, **options)
@@ -69,6 +87,10 @@ UNREADABLE = {
     "zero_width.png": png_claiming(0, 16),
     "wide_16bit.png": _encoded(np.full((4, 4), 300, dtype=np.uint16), "PNG"),
     "float32.tif": _encoded(np.ones((4, 4), dtype=np.float32), "TIFF"),
+    # Pillow opens these as 8-bit RGB / RGBA and keeps each sample's high byte
+    "rgb_16bit.png": png_16bit(2, 3),
+    "rgba_16bit.png": png_16bit(6, 4),
+    "gray_alpha_16bit.png": png_16bit(4, 2),
 }
 
 
@@ -99,6 +121,20 @@ def test_labels_must_be_8bit_single_channel(tmp_path: Path, array: np.ndarray, f
     path.write_bytes(_encoded(array, fmt))
     with pytest.raises(BadFile, match=f"got mode {mode}"):
         read_label_png(path)
+
+
+def test_16bit_colour_samples_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    path.write_bytes(png_16bit(2, 3))
+    with pytest.raises(BadFile, match=r"expected 8 bits per sample, got RGB;16B"):
+        read_image(path)
+
+
+def test_packed_16bit_pixels_are_8bit_samples(tmp_path: Path) -> None:
+    """A 5-5-5 BMP has 16 bits per pixel, not per sample: it is read, each sample scaled to 0..255."""
+    samples = np.array([[[31, 0, 0], [0, 31, 0]], [[0, 0, 31], [16, 8, 31]]], dtype=np.uint8)
+    (tmp_path / "x.bmp").write_bytes(bmp_555(samples))
+    np.testing.assert_array_equal(read_image(tmp_path / "x.bmp"), (samples.astype(int) * 255 // 31).astype(np.uint8))
 
 
 def test_palette_label_gives_indices_and_palette_image_gives_colours(tmp_path: Path) -> None:
