@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from parity_tests.caffe_bn import CaffeArithmeticBN
 from parity_tests.conversion import load_converted
 from parity_tests.definitions import generated_text, layer_params, write
+from parity_tests.kinks import install_kinks, kinks_taken, take_caffe_masks
 from parity_tests.live import caffe_module, random_net
 from parity_tests.random_weights import random_input
 from port.model import PSANet, param_table
@@ -148,12 +149,14 @@ def state_errors(net: Any, model: PSANet, start: dict[str, torch.Tensor]) -> dic
 @dataclass(frozen=True)
 class Parity:
     """One iteration from a common state: Caffe's and the fp64 oracle's (loss, loss_aux), Caffe's error per state
-    key against the oracle (`state_errors`), and PyTorch-fp32's own worst error against it (`relative_change_error`)."""
+    key against the oracle (`state_errors`), PyTorch-fp32's own worst error against it (`relative_change_error`),
+    and how many ReLU elements of the oracle took Caffe's side of a kink (parity_tests/kinks.py)."""
 
     caffe_losses: tuple[float, float]
     oracle_losses: tuple[float, float]
     caffe_errors: dict[str, float]
     fp32_noise: float
+    kinks_taken: int
 
     @property
     def worst(self) -> str:
@@ -178,7 +181,8 @@ def solver_parity(
 
     Restarting each iteration keeps the comparison to one step's rounding: free-running trajectories of these
     small random TRAIN-mode-BN nets part chaotically (PyTorch fp32 vs fp64 alone: 100-250% of a weight's change
-    after 5 iterations), which would hide any difference in the update rule.
+    after 5 iterations), which would hide any difference in the update rule. Both PyTorch runs take Caffe's ReLU
+    masks where their pre-activations are within rounding of 0 (parity_tests/kinks.py).
     """
     solver = caffe_solver(folder, case.text, case.weights, schedule)
     solver.net.blobs["data"].data[...] = case.data
@@ -192,6 +196,7 @@ def solver_parity(
                 if type(module) is CaffeBN:
                     module.__class__ = CaffeArithmeticBN
         runs.append((model, make_optimizers(model), case.data.astype(torch.empty((), dtype=dtype).numpy().dtype)))
+    kinks = [install_kinks(model) for model, _, _ in runs]
     history: dict[str, torch.Tensor] = {}
     results = []
     for _ in range(steps):
@@ -200,13 +205,15 @@ def solver_parity(
             raise ValueError("restarting from Caffe's momentum history needs CaffeSGD")
         solver.step(1)
         losses = []
-        for model, optimizers, data in runs:
+        for (model, optimizers, data), relus in zip(runs, kinks):
+            take_caffe_masks(relus, solver.net)  # the step's forward blobs, from the weights `start` holds
             _restart(model, optimizers[0], start, history)
             losses += torch_steps(model, optimizers, data, case.label, 1)
         (oracle, *_), (fp32, *_) = runs
         noise = max(relative_change_error(fp32, oracle, start).values())
         caffe_losses = (float(solver.net.blobs["loss"].data), float(solver.net.blobs["loss_aux"].data))
-        results.append(Parity(caffe_losses, losses[0], state_errors(solver.net, oracle, start), noise))
+        taken, _ = (kinks_taken(relus) for relus in kinks)
+        results.append(Parity(caffe_losses, losses[0], state_errors(solver.net, oracle, start), noise, taken))
         params = dict(oracle.named_parameters())
         history = {k: v for k, v in caffe_state(solver.net, oracle, "diff").items() if k in params}
     return results
