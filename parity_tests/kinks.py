@@ -2,10 +2,10 @@
 
 ReLU's derivative jumps at 0, so a forward that differs from the oracle's by rounding can flip an element's
 mask and change its gradient by the whole incoming gradient, not by a rounding error. Measured on the
-ResNet-50 ADE20K solver case (width/16, iteration 1): two of conv5_4's 5184 elements were -2.7e-4 in fp64
-and positive in Caffe (its forward there was 2e-4 of max|x| from fp64, as PyTorch fp32's was), which put
-8.6% of a gradient's max into the trunk's BN weights; with Caffe's mask on those two the worst error
-fell to 0.14%. `KinkReLU` gives the PyTorch runs Caffe's mask inside a narrow band around 0 and its own sign
+ResNet-50 ADE20K solver case (width/16, iteration 1): two of conv5_4's 5184 elements had opposite signs in
+fp64 and Caffe (one -2.7e-4 in fp64, positive in Caffe, whose forward there was 2e-4 of max|x| from fp64, as
+PyTorch fp32's was), which put 8.6% of a gradient's max into the trunk's BN weights; with Caffe's mask on
+conv5_4 the worst error fell to 0.14%. `KinkReLU` gives the PyTorch runs Caffe's mask inside a narrow band around 0 and its own sign
 outside it, so a flip that rounding cannot explain still shows as a gradient error.
 """
 from __future__ import annotations
