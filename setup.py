@@ -17,19 +17,24 @@ def want_cuda() -> bool:
     return (torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1") and CUDA_HOME is not None
 
 
+# NOTE: an explicit shared libstdc++: some toolchains' g++ wrappers add -static-libstdc++ (seen on a GPU host), and a
+# private copy beside torch's shared one corrupts or crashes TORCH_CHECK messages that format integers.
+LINK_ARGS = ["-fopenmp", "-lstdc++"]
+
+
 def extension():
     """The `port._C` extension with the CPU kernels, plus the CUDA ones when wanted."""
     sources = sorted(glob.glob("port/csrc/*.cpp"))
     # No fused multiply-adds and no trapping compares: kernels give the same values on every CPU, and vectorise.
     args = {"cxx": ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]}
     if not want_cuda():
-        return CppExtension("port._C", sources, extra_compile_args=args, extra_link_args=["-fopenmp"])
+        return CppExtension("port._C", sources, extra_compile_args=args, extra_link_args=LINK_ARGS)
     args["nvcc"] = ["-O3"]
     return CUDAExtension(
         "port._C",
         sources + sorted(glob.glob("port/csrc/cuda/*.cu")),
         extra_compile_args=args,
-        extra_link_args=["-fopenmp"],
+        extra_link_args=LINK_ARGS,
     )
 
 

@@ -27,6 +27,7 @@ from bench.e2e_report import GLIBC  # noqa: E402
 from bench.timing import median_seconds, module_times  # noqa: E402
 
 MM_SIDE = 4096
+CUDA_MM_SIDE = 8192
 ROOF_REPS = 3
 WEIGHTS = {
     "eager": "weights.pt", "int8": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "compile_frozen": "fast.pt",
@@ -56,6 +57,19 @@ def mm_roof(threads: int) -> dict[str, float]:
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(MM_SIDE, MM_SIDE).to(dtype), torch.randn(MM_SIDE, MM_SIDE).to(dtype)
         roof[name] = 2 * MM_SIDE**3 / median_seconds(lambda: torch.mm(a, b), 1, ROOF_REPS) / 1e9
+    return roof
+
+
+def cuda_mm_roof() -> dict[str, float]:
+    """Achieved torch.mm GFLOP/s on 8192^2 on the GPU: fp32 (TF32 off), tf32 and bf16."""
+    import torch
+
+    roof = {}
+    side = CUDA_MM_SIDE
+    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True), ("bf16", torch.bfloat16, True)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a, b = (torch.randn(side, side, device="cuda", dtype=dtype) for _ in range(2))
+        roof[name] = 2 * side**3 / median_seconds(lambda: torch.mm(a, b), 3, 10, torch.cuda.synchronize) / 1e9
     return roof
 
 

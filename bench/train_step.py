@@ -1,13 +1,15 @@
 """One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, bf16 autocast; each also channels-last).
 
-Same random weights (written to Caffe through converters/torch2caffe), same random image and labels, batch 1,
-the generated train definition (aux loss 0.4, TRAIN-mode BN, dropout 0.1) and the caffe recipe (poly SGD).
+Same random weights (written to Caffe through converters/torch2caffe), same random images and labels (batch 1 unless
+--batch), the generated train definition (aux loss 0.4, TRAIN-mode BN, dropout 0.1) and the caffe recipe (poly SGD).
 Each mode runs in a process of its own, so its peak RSS is its own; times are medians after warm-up; GFLOP/s
 counts forward + backward (FlopCounterMode on the meta device, plus the PSA aggregation as dense matmuls)
-against the `torch.mm` roof measured in the same run.
+against the `torch.mm` roof measured in the same run. With --device cuda the port runs on the GPU (no Caffe mode:
+legacy Caffe is measured on the CPU), the roof is the GPU's and the report adds the GPU-hours of the variant's recipe.
 
     python bench/train_step.py                                  # PSANet-101 ADE20K 465², caffe fp32 bf16
     python bench/train_step.py --modes caffe fp32 fp32_cl bf16 --profile --out train.md
+    python bench/train_step.py --device cuda --batch 2          # one GPU of the paper's 8 x 2: fp32 tf32 bf16 bf16_cl
     python bench/train_step.py --width-divisor 16 --reps 1      # smoke test of this script
 """
 from __future__ import annotations
@@ -31,7 +33,8 @@ from bench.e2e_report import GIB  # noqa: E402
 from bench.end_to_end import Parser, cpuinfo_field, has_amx, isa_line, run_worker, write_report  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
-MODES = ("caffe", "fp32", "fp32_cl", "bf16", "bf16_cl")
+MODES = ("caffe", "fp32", "fp32_cl", "tf32", "bf16", "bf16_cl")
+CUDA_MODES = ["fp32", "tf32", "bf16", "bf16_cl"]
 TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
 
 
@@ -40,7 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     p = Parser(prog="train_step", description=__doc__.splitlines()[0])
     p.add_argument("--variant", default="psanet101_ade20k_465", choices=sorted(VARIANTS), metavar="NAME")
-    p.add_argument("--modes", nargs="+", choices=MODES, default=["caffe", "fp32", "bf16"])
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the port's modes run")
+    p.add_argument("--modes", nargs="+", choices=MODES, help=f"default: caffe fp32 bf16 (cuda: {' '.join(CUDA_MODES)})")
+    p.add_argument("--batch", type=int, default=1, help="images per step (the paper's 8 GPUs: 2 each)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads and OPENBLAS_NUM_THREADS")
@@ -49,11 +54,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="also profile one port step by operator type")
     p.add_argument("--out", type=Path, help="also write the markdown report here")
     args = p.parse_args(argv)
-    if min(args.reps, args.threads, args.width_divisor) < 1 or args.warmup < 0:
-        p.error("--reps, --threads and --width-divisor must be positive, --warmup non-negative")
+    if min(args.reps, args.threads, args.width_divisor, args.batch) < 1 or args.warmup < 0:
+        p.error("--reps, --threads, --width-divisor and --batch must be positive, --warmup non-negative")
+    cuda = args.device == "cuda"
+    args.modes = args.modes or (CUDA_MODES if cuda else ["caffe", "fp32", "bf16"])
+    if cuda and "caffe" in args.modes:
+        p.error("--device cuda: legacy Caffe runs on the CPU only here; leave out the caffe mode")
+    if not cuda and "tf32" in args.modes:
+        p.error("the tf32 mode needs --device cuda")
+    if cuda and not torch_cuda_available():
+        p.error("--device cuda asked for, but CUDA is not available")
     if args.out is not None and not args.out.resolve().parent.is_dir():
         p.error(f"--out folder does not exist: {args.out.parent}")
     return args
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def train_flops(config: dict[str, Any]) -> float:
@@ -74,8 +93,8 @@ def train_flops(config: dict[str, Any]) -> float:
     return counter.get_total_flops() + len(cfg.branches) * 3 * 2 * cfg.channels(512) * (h * w) ** 2
 
 
-def prepare(work: Path, name: str, seed: int, width_divisor: int) -> dict[str, Any]:
-    """Random weights (port file + caffemodel), train/solver definitions, one image and its labels, in `work`."""
+def prepare(work: Path, name: str, seed: int, width_divisor: int, batch: int) -> dict[str, Any]:
+    """Random weights (port file + caffemodel), train/solver definitions, `batch` images and their labels, in `work`."""
     import torch
 
     from converters.torch2caffe import save_caffemodel
@@ -89,20 +108,25 @@ def prepare(work: Path, name: str, seed: int, width_divisor: int) -> dict[str, A
     cfg = model.cfg
     torch.save(model.state_dict(), work / "weights.pt")
     save_caffemodel(work / "weights.caffemodel", model.state_dict(), cfg)
-    (work / "train.prototxt").write_text(train_text(name, cfg, batch=1))
+    (work / "train.prototxt").write_text(train_text(name, cfg, batch=batch))
     recipe = recipe_for("caffe", model.variant.dataset)
     (work / "solver.prototxt").write_text(solver_text(work / "train.prototxt", Schedule("poly", recipe.iterations, recipe.power)))
     rng = np.random.default_rng(seed)
     # Mean-subtracted BGR pixels span roughly +-128; labels uniform over the classes, 10% ignored.
-    np.save(work / "input.npy", rng.uniform(-128, 128, (1, 3, cfg.crop, cfg.crop)).astype(np.float32))
-    label = rng.integers(0, cfg.num_classes, (1, 1, cfg.crop, cfg.crop)).astype(np.float32)
+    np.save(work / "input.npy", rng.uniform(-128, 128, (batch, 3, cfg.crop, cfg.crop)).astype(np.float32))
+    label = rng.integers(0, cfg.num_classes, (batch, 1, cfg.crop, cfg.crop)).astype(np.float32)
     label[rng.random(label.shape) < 0.1] = 255
     np.save(work / "label.npy", label)
     return cfg.to_dict()
 
 
+def roof_key(mode: str) -> str:
+    """The roof a mode is held against."""
+    return "bf16" if mode.startswith("bf16") else "tf32" if mode == "tf32" else "fp32"
+
+
 def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float]) -> list[str]:
-    """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's."""
+    """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's (`flops`: one step's)."""
     caffe = results.get("caffe", {})
     lines = [
         "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss (main + aux) |",
@@ -116,10 +140,31 @@ def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, floa
         speed = f"{caffe['seconds'] / s:.2f}×" if "seconds" in caffe else "–"
         memory = f"{100 * rss / caffe['peak_rss']:.0f}%" if "peak_rss" in caffe else "–"
         gflops = flops / s / 1e9
-        top = roof["bf16" if mode.startswith("bf16") else "fp32"]
+        top = roof[roof_key(mode)]
         lines.append(
             f"| {mode} | {s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / top:.0f}% | {rss / GIB:.2f} | {memory} | "
             f"{result['loss']:.3f} |"
+        )
+    return lines
+
+
+def gpu_table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float], batch: int, images: int) -> list[str]:
+    """One row per CUDA mode: ms/step, images/s, TFLOP/s and % of its dtype's roof, peak GPU memory, and the GPU-hours
+    of a recipe that trains on `images` images (compute alone: no gradient all-reduce, no data loading)."""
+    lines = [
+        "| mode | ms/step | images/s | fwd+bwd TFLOP/s | % of roof | peak GPU GiB | GPU-hours of the recipe | last loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, result in results.items():
+        if "error" in result:
+            lines.append(f"| {mode} | failed: {result['error']} | | | | | | |")
+            continue
+        s = result["seconds"]
+        tflops = flops / s / 1e12
+        hours = images / batch * s / 3600
+        lines.append(
+            f"| {mode} | {1000 * s:.0f} | {batch / s:.1f} | {tflops:.0f} | {100e3 * tflops / roof[roof_key(mode)]:.0f}% | "
+            f"{result['peak_gpu'] / GIB:.1f} | {hours:.0f} | {result['loss']:.3f} |"
         )
     return lines
 
@@ -156,15 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
+    from port.train.recipe import recipe_for
+
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    cuda = args.device == "cuda"
     load_before, start = os.getloadavg(), time.perf_counter()
-    base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "profile": args.profile}
+    base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "profile": args.profile, "device": args.device}
     work = Path(tempfile.mkdtemp(prefix="train_step_"))
     results: dict[str, dict[str, Any]] = {}
     try:
-        config = prepare(work, args.variant, args.seed, args.width_divisor)
-        flops = train_flops(config)
+        config = prepare(work, args.variant, args.seed, args.width_divisor, args.batch)
+        flops = train_flops(config) * args.batch
         dataset = args.variant.split("_")[1]
         roofs = [run_worker({**base, "mode": "roof"}, args.threads, WORKER).get("roof", {})]
         progress = tqdm(args.modes, desc="train_step", unit="mode", file=sys.stderr, disable=not sys.stderr.isatty())
@@ -175,21 +223,32 @@ def main(argv: list[str] | None = None) -> int:
             roofs.append(results[mode].get("roof", {}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    roof = {dtype: max(r.get(dtype, 0.0) for r in roofs) for dtype in ("fp32", "bf16")}
-    cpu = cpuinfo_field("model name") or "?"
+    dtypes = ("fp32", "tf32", "bf16") if cuda else ("fp32", "bf16")
+    roof = {dtype: max(r.get(dtype, 0.0) for r in roofs) for dtype in dtypes}
+    recipe = recipe_for("caffe", dataset)
+    if cuda:
+        where = f"{torch.cuda.get_device_name()}; torch {torch.__version__}, CUDA {torch.version.cuda}"
+        roof_text = f"(fastest torch.mm 8192² of the run) {', '.join(f'{d} {roof[d] / 1e3:.0f}' for d in dtypes)} TFLOP/s."
+        body = [
+            *gpu_table(results, flops, roof, args.batch, recipe.iterations * recipe.batch_size),
+            "",
+            f"GPU-hours: the caffe recipe's {recipe.iterations} iterations x {recipe.batch_size} images at this step's "
+            "images/s on one GPU; an 8-GPU run adds the gradient all-reduce and data loading on top.",
+        ]
+    else:
+        where = f"{cpuinfo_field('model name') or '?'}, {os.cpu_count()} cores; torch {torch.__version__}; {args.threads} threads"
+        roof_text = f"(fastest torch.mm 4096² of the run) fp32 {roof['fp32']:.0f}, bf16 {roof['bf16']:.0f} GFLOP/s."
+        body = [*table(results, flops, roof), "", *target_lines(results)]
     lines = [
-        f"# PSANet training step, legacy Caffe vs port ({datetime.date.today()})",
+        f"# PSANet training step, {'the port on CUDA' if cuda else 'legacy Caffe vs port'} ({datetime.date.today()})",
         "",
-        f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch 1; "
-        f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}; {args.threads} threads; warm-up "
-        f"{args.warmup}, median of {args.reps}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-        f"wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward {flops / 1e9:.0f} GFLOP per step; roof "
-        f"(fastest torch.mm 4096² of the run) fp32 {roof['fp32']:.0f}, bf16 {roof['bf16']:.0f} GFLOP/s.",
+        f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch "
+        f"{args.batch}; {where}; warm-up {args.warmup}, median of {args.reps}; load average before {load_before[0]:.2f}, "
+        f"after {os.getloadavg()[0]:.2f}; wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward "
+        f"{flops / 1e9:.0f} GFLOP per step; roof {roof_text}",
         isa_line(),
         "",
-        *table(results, flops, roof),
-        "",
-        *target_lines(results),
+        *body,
         "",
         *profile_lines(results),
     ]

@@ -1,9 +1,11 @@
 """One training-step measurement of bench/train_step.py in a process of its own: `python bench/train_worker.py '<json>'`.
 
-Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM), the
-torch.mm roof measured right after, and (with "profile") the self-time share of the top operator types.
-Modes: caffe (SGDSolver.step(1) on the generated train definition), fp32, bf16 (CPU autocast to bfloat16), each
-also with a channels-last model and input (fp32_cl, bf16_cl), roof.
+Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM;
+on CUDA also the peak of allocated GPU memory), the torch.mm roof measured right after, and (with "profile") the self-time
+share of the top operator types.
+Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, bf16 (autocast to bfloat16), each
+also with a channels-last model and input (fp32_cl, bf16_cl), tf32 (CUDA: fp32 with TF32 matmuls and convolutions;
+the other CUDA modes run fp32 with TF32 off), roof. The job's "device" is "cpu" or "cuda".
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e_worker import mm_roof, peak_rss_bytes  # noqa: E402
+from bench.e2e_worker import cuda_mm_roof, mm_roof, peak_rss_bytes  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 
 PROFILE_TOP = 8
@@ -42,7 +44,7 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def port_step(job: dict[str, Any]) -> Any:
-    """A closure running one training step of the port in the job's mode (model, optimiser, poly schedule)."""
+    """A closure running one training step of the port in the job's mode and device (model, optimiser, poly schedule)."""
     import torch
 
     from port.config import PSANetConfig
@@ -52,20 +54,22 @@ def port_step(job: dict[str, Any]) -> Any:
     from port.train.optim import build_optimizer
     from port.train.recipe import recipe_for
 
-    work = Path(job["workdir"])
+    work, device, mode = Path(job["workdir"]), torch.device(job.get("device", "cpu")), job["mode"]
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode not in ("fp32", "fp32_cl")
     cfg = PSANetConfig.from_dict(job["config"])
     recipe = recipe_for("caffe", job["dataset"])
     model = PSANet(cfg)
     model.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
     convert_sync_bn(model)  # as the trainer does (a world of one: CaffeBN's own train mode)
     model.zoom_train_logits = False  # as the trainer: the loss zooms
-    layout = torch.channels_last if job["mode"].endswith("_cl") else torch.contiguous_format
-    model = model.to(memory_format=layout).train()
+    layout = torch.channels_last if mode.endswith("_cl") else torch.contiguous_format
+    model = model.to(device, memory_format=layout).train()
     optimizer, scheduler = build_optimizer(model, recipe)
-    x = torch.from_numpy(np.load(work / "input.npy")).contiguous(memory_format=layout)
-    target = loss_labels(torch.from_numpy(np.load(work / "label.npy")[:, 0]).long(), recipe.loss_scale)
+    x = torch.from_numpy(np.load(work / "input.npy")).to(device).contiguous(memory_format=layout)
+    target = loss_labels(torch.from_numpy(np.load(work / "label.npy")[:, 0]).long(), recipe.loss_scale).to(device)
     count = normaliser(valid_count(target))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["mode"].startswith("bf16"))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode.startswith("bf16"))
     last = {}
 
     def step() -> None:
@@ -82,16 +86,21 @@ def port_step(job: dict[str, Any]) -> Any:
     return step, last
 
 
-def profile_shares(step: Any) -> dict[str, float]:
-    """Self CPU time share of the top operator types over one step."""
+def profile_shares(step: Any, device: str) -> dict[str, float]:
+    """Self time share (CPU time, or kernel time on CUDA) of the top operator types over one step."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    cuda = device == "cuda"
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
         step()
     events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:PROFILE_TOP]
-    return {e.key: e.self_cpu_time_total / total for e in top}
+
+    def spent(event: Any) -> float:
+        return event.self_device_time_total if cuda else event.self_cpu_time_total
+
+    total = sum(spent(e) for e in events)
+    top = sorted(events, key=spent, reverse=True)[:PROFILE_TOP]
+    return {e.key: spent(e) / total for e in top}
 
 
 def run_port(job: dict[str, Any]) -> dict[str, Any]:
@@ -100,21 +109,30 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
 
     from port.memory import keep_freed_memory
 
+    device = job.get("device", "cpu")
     torch.set_num_threads(job["threads"])
     keep_freed_memory()  # as `python -m port.train` does
     step, last = port_step(job)
-    seconds = median_seconds(step, job["warmup"], job["reps"])
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    seconds = median_seconds(step, job["warmup"], job["reps"], sync)
     result: dict[str, Any] = {"seconds": seconds, "loss": last["loss"], "peak_rss": peak_rss_bytes()}
+    if device == "cuda":
+        result["peak_gpu"] = torch.cuda.max_memory_allocated()
     if job.get("profile"):
-        result["profile"] = profile_shares(step)
-    result["roof"] = mm_roof(job["threads"])
+        result["profile"] = profile_shares(step, device)
+    result["roof"] = roof(job)
     return result
+
+
+def roof(job: dict[str, Any]) -> dict[str, float]:
+    """The torch.mm roof of the job's device."""
+    return cuda_mm_roof() if job.get("device") == "cuda" else mm_roof(job["threads"])
 
 
 def main() -> None:
     job = json.loads(sys.argv[1])
     if job["mode"] == "roof":
-        result = {"roof": mm_roof(job["threads"])}
+        result = {"roof": roof(job)}
     else:
         result = run_caffe(job) if job["mode"] == "caffe" else run_port(job)
     print("RESULT " + json.dumps(result), flush=True)

@@ -58,7 +58,8 @@ class Variant:
 def dataset_config(dataset: str, depth: int, **changes: object) -> PSANetConfig:
     """The released architecture for `dataset` and `depth`, with optional changes."""
     d = DATASETS[dataset]
-    return PSANetConfig(depth=depth, num_classes=d.num_classes, crop=d.crop, shrink_factor=d.shrink_factor, **changes)
+    fields: dict[str, object] = {"num_classes": d.num_classes, "crop": d.crop, "shrink_factor": d.shrink_factor}
+    return PSANetConfig(depth=depth, **{**fields, **changes})
 
 
 Scores = tuple[float, float, float, float]  # mIoU ss, pAcc ss, mIoU ms, pAcc ms

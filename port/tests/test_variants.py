@@ -67,3 +67,12 @@ def test_names_architectures_and_released_rows() -> None:
         for ds, c in (("voc2012", 465), ("cityscapes", 705))
         for d, s in ((50, "distribute"), (50, "collect_compact"), (101, "distribute"))
     } | {"pspnet101_voc2012_473", "pspnet101_cityscapes_713"}  # the PSPNet releases beyond Table 1
+
+
+def test_dataset_config_takes_changes_to_its_own_fields() -> None:
+    """A change may override the dataset's own crop / classes (the GPU bench row asks for 513², the ADE crop is 465)."""
+    from port.variants import dataset_config
+
+    assert dataset_config("ade20k", 101).crop == 465
+    cfg = dataset_config("ade20k", 101, crop=513, num_classes=19, width_divisor=8)
+    assert (cfg.crop, cfg.num_classes, cfg.width_divisor, cfg.depth) == (513, 19, 8, 101)
