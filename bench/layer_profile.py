@@ -1,13 +1,17 @@
-"""Where an optimized forward spends its time, by layer type, each convolution type against the roof.
+"""Where an optimized forward spends its time, by layer type, each convolution type against its own roof.
 
 Every convolution of `port.optimize.for_inference` (FusedConv) is timed by forward hooks and grouped by
-kind (1x1, 3x3, dilated 3x3, strided, the PSA masks' fc2, the classifier) with its FLOPs, so its GFLOP/s
-can be set against the run's roof (`torch.mm` 4096² in the same dtype, as bench/end_to_end.py measures
-it). The PSA op, the Interp layers and everything else (pooling, concatenation, casts: the forward's time
-not inside a hooked module) are shown by share of time only.
+kind (1x1 reduce / increase (+ shortcut) / projection / other, 3x3, dilated 3x3, strided, the PSA masks'
+fc2, the classifier) with its FLOPs and the bytes it must move at least (input, weight, output, and the
+shortcut it adds). Its GFLOP/s is set against the compute roof (`torch.mm` 4096² in the same dtype, as
+bench/end_to_end.py measures it), and its time against the layer type's own roof: per layer the larger of
+FLOPs / compute roof and bytes / memory roof (a 1 GiB tensor copy, read + write), summed over the type.
+The PSA op, the Interp layers and everything else (pooling, concatenation, casts: the forward's time not
+inside a hooked module) are shown by share of time only. `--onednn` adds which oneDNN kernels ran (AMX or
+not), their layouts and any reorders, from ONEDNN_VERBOSE over one more forward.
 
     python bench/layer_profile.py --size 705                 # PSANet-101 Cityscapes, fast fp32
-    python bench/layer_profile.py --size 705 --dtype bf16
+    python bench/layer_profile.py --size 705 --dtype bf16 --onednn
     python bench/layer_profile.py --width-divisor 16 --reps 1   # smoke test of this script
 """
 from __future__ import annotations
@@ -25,9 +29,22 @@ sys.path.insert(0, str(ROOT))
 
 from bench.e2e_worker import mm_roof  # noqa: E402
 from bench.end_to_end import Parser, isa_line  # noqa: E402
-from bench.timing import module_times  # noqa: E402
+from bench.onednn_verbose import capture, summary  # noqa: E402
+from bench.timing import median_seconds, module_times  # noqa: E402
 
 VARIANT_OF_SIZE = {465: "psanet101_ade20k_465", 705: "psanet101_cityscapes_705"}
+COPY_BYTES = 1 << 30
+ONE_BY_ONE = {"reduce": "1x1 reduce", "increase": "1x1 increase (+ shortcut)", "proj": "1x1 projection"}
+
+
+def copy_bandwidth(threads: int) -> float:
+    """Memory roof in bytes/s: a 1 GiB float32 tensor copied into another (bytes read + written per second)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.ones(COPY_BYTES // 4)
+    b = torch.empty_like(a)
+    return 2 * COPY_BYTES / median_seconds(lambda: b.copy_(a), 1, 3)
 
 
 def conv_kind(name: str, conv: Any) -> str:
@@ -40,12 +57,15 @@ def conv_kind(name: str, conv: Any) -> str:
     if stride > 1:
         return f"{k}x{k} stride {stride}"
     if k == 1:
-        return "1x1"
+        return ONE_BY_ONE.get(name.split(".")[-1], "1x1 other")
     return f"{k}x{k}" if dilation == 1 else f"{k}x{k} dilated"
 
 
-def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[dict[str, dict[str, float]], float]:
-    """Per layer type: layer count, seconds and FLOPs of one forward; and the median forward time."""
+Layer = tuple[float, float, float]  # one layer's seconds, FLOPs and bytes moved in one forward
+
+
+def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: bool) -> tuple[dict[str, list[Layer]], float, list[str]]:
+    """The layers of each layer type; the median forward time; the oneDNN kernel summary when `onednn`."""
     import torch
 
     from port.model import create_model
@@ -66,11 +86,15 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[
         else:
             kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"
     with torch.inference_mode():
-        out_shapes: dict[str, torch.Size] = {}  # of each convolution, from a first forward that also packs the weights
+        flops: dict[str, float] = {}  # of each convolution, from a first forward that also packs the weights
+        moved: dict[str, float] = {}
 
         def record(name: str) -> Any:
             def hook(module: Any, args: Any, out: Any) -> None:
-                out_shapes[name] = out.shape
+                n, _, h, w = out.shape
+                flops[name] = 2 * module.plain_shape.numel() * n * h * w
+                tensors = [*(a for a in args if isinstance(a, torch.Tensor)), out]
+                moved[name] = (sum(t.numel() for t in tensors) + module.plain_shape.numel()) * out.element_size()
 
             return hook
 
@@ -78,36 +102,43 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int) -> tuple[
         fast(x)
         for hook in hooks:
             hook.remove()
-        flops = {name: 2 * timed[name].plain_shape.numel() * n * h * w for name, (n, _, h, w) in out_shapes.items()}
         totals = []
         with module_times({name: [module] for name, module in timed.items()}) as spent:
             for _ in range(reps):
                 start = time.perf_counter()
                 fast(x)
                 totals.append(time.perf_counter() - start)
+        kernels = summary(capture(lambda: fast(x))) if onednn else []
     total = statistics.median(totals)
-    groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    groups: dict[str, list[Layer]] = defaultdict(list)
     for name, times in spent.items():
-        row = groups[kinds[name]]
-        row["calls"] += 1
-        row["seconds"] += statistics.median(times)
-        row["flops"] += flops.get(name, 0)
-    return groups, total
+        groups[kinds[name]].append((statistics.median(times), flops.get(name, 0.0), moved.get(name, 0.0)))
+    return groups, total, kernels
 
 
-def rows(groups: dict[str, dict[str, float]], total: float, roof: float) -> list[str]:
-    """The report's table: each layer type's time, share and GFLOP/s against `roof`."""
-    rest = total - sum(g["seconds"] for g in groups.values())
+def rows(groups: dict[str, list[Layer]], total: float, roof: float, bandwidth: float) -> list[str]:
+    """The report's table: each layer type's time and share, GFLOP/s against the compute `roof` (GFLOP/s), FLOP
+    per byte moved, and its time against its own roof (memory-bound layers: bytes / `bandwidth` outlasts FLOPs / roof)."""
+    rest = total - sum(layer[0] for layers in groups.values() for layer in layers)
     lines = [
-        "| layer type | layers | ms | share of forward | GFLOP | GFLOP/s | % of roof |",
-        "|---|---|---|---|---|---|---|",
+        "| layer type | layers | ms | share of forward | GFLOP | GFLOP/s | % of compute roof | FLOP/byte | "
+        "memory-bound layers | % of its own roof |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for kind, row in sorted(groups.items(), key=lambda item: -item[1]["seconds"]):
-        s, flops = row["seconds"], row["flops"]
-        rate = f"{flops / s / 1e9:.0f} | {100 * flops / s / 1e9 / roof:.0f}%" if flops else "– | –"
-        gflop = f"{flops / 1e9:.1f}" if flops else "–"
-        lines.append(f"| {kind} | {int(row['calls'])} | {1e3 * s:.0f} | {100 * s / total:.1f}% | {gflop} | {rate} |")
-    lines.append(f"| everything else | | {1e3 * rest:.0f} | {100 * rest / total:.1f}% | | | |")
+    for kind, layers in sorted(groups.items(), key=lambda item: -sum(layer[0] for layer in item[1])):
+        s, flops, moved = (sum(column) for column in zip(*layers))
+        head = f"| {kind} | {len(layers)} | {1e3 * s:.0f} | {100 * s / total:.1f}% |"
+        if not flops:
+            lines.append(f"{head} – | – | – | – | – | – |")
+            continue
+        bound = [(f / (1e9 * roof), b / bandwidth) for _, f, b in layers]
+        ideal = sum(max(pair) for pair in bound)
+        memory_bound = sum(b > f for f, b in bound)
+        lines.append(
+            f"{head} {flops / 1e9:.1f} | {flops / s / 1e9:.0f} | {100 * flops / s / 1e9 / roof:.0f}% | "
+            f"{flops / moved:.0f} | {memory_bound} of {len(layers)} | {100 * ideal / s:.0f}% |"
+        )
+    lines.append(f"| everything else | | {1e3 * rest:.0f} | {100 * rest / total:.1f}% | | | | | | |")
     return lines
 
 
@@ -121,24 +152,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
+    p.add_argument("--onednn", action="store_true", help="also list the oneDNN kernels of one forward (ONEDNN_VERBOSE)")
     args = p.parse_args(argv)
     if min(args.reps, args.threads, args.width_divisor) < 1:
         p.error("--reps, --threads and --width-divisor must be positive")
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    before = mm_roof(args.threads)[args.dtype]
-    groups, total = profile(args.size, args.dtype, args.reps, args.width_divisor)
+    before, bandwidth = mm_roof(args.threads)[args.dtype], copy_bandwidth(args.threads)
+    groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
     roof = max(before, mm_roof(args.threads)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
-    lines = rows(groups, total, roof)
+    lines = rows(groups, total, roof, bandwidth)
     print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
           f"port.optimize fast path {args.dtype}")
     print()
     print(f"Command: `python bench/layer_profile.py {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
           f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); roof {roof:.0f} "
-          f"GFLOP/s ({args.dtype} torch.mm 4096²); load average "
+          f"GFLOP/s ({args.dtype} torch.mm 4096², the faster of before and after the forwards); memory "
+          f"roof {bandwidth / 1e9:.1f} GB/s (1 GiB copy); load average "
           f"before {load:.2f}, after {os.getloadavg()[0]:.2f}.")
     print()
     print("\n".join(lines))
+    if kernels:
+        print()
+        print("\n".join(kernels))
     return 0
 
 

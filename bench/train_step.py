@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,48 +126,50 @@ def roof_key(mode: str) -> str:
     return "bf16" if mode.startswith("bf16") else "tf32" if mode == "tf32" else "fp32"
 
 
+def mode_rows(results: dict[str, dict[str, Any]], header: str, cells: Callable[[str, dict[str, Any]], str]) -> list[str]:
+    """A markdown table with `header`: per mode its name and `cells(mode, result)`, or the error it failed with."""
+    columns = header.count("|") - 1
+    lines = [header, "|" + "---|" * columns]
+    for mode, result in results.items():
+        if "error" in result:
+            lines.append(f"| {mode} | failed: {result['error']} |" + " |" * (columns - 2))
+        else:
+            lines.append(f"| {mode} | {cells(mode, result)} |")
+    return lines
+
+
 def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float]) -> list[str]:
     """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's (`flops`: one step's)."""
     caffe = results.get("caffe", {})
-    lines = [
-        "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss (main + aux) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for mode, result in results.items():
-        if "error" in result:
-            lines.append(f"| {mode} | failed: {result['error']} | | | | | | |")
-            continue
+
+    def cells(mode: str, result: dict[str, Any]) -> str:
         s, rss = result["seconds"], result["peak_rss"]
         speed = f"{caffe['seconds'] / s:.2f}×" if "seconds" in caffe else "–"
         memory = f"{100 * rss / caffe['peak_rss']:.0f}%" if "peak_rss" in caffe else "–"
         gflops = flops / s / 1e9
-        top = roof[roof_key(mode)]
-        lines.append(
-            f"| {mode} | {s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / top:.0f}% | {rss / GIB:.2f} | {memory} | "
-            f"{result['loss']:.3f} |"
+        return (
+            f"{s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / roof[roof_key(mode)]:.0f}% | {rss / GIB:.2f} | {memory} | "
+            f"{result['loss']:.3f}"
         )
-    return lines
+
+    header = "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss (main + aux) |"
+    return mode_rows(results, header, cells)
 
 
 def gpu_table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float], batch: int, images: int) -> list[str]:
     """One row per CUDA mode: ms/step, images/s, TFLOP/s and % of its dtype's roof, peak GPU memory, and the GPU-hours
     of a recipe that trains on `images` images (compute alone: no gradient all-reduce, no data loading)."""
-    lines = [
-        "| mode | ms/step | images/s | fwd+bwd TFLOP/s | % of roof | peak GPU GiB | GPU-hours of the recipe | last loss |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for mode, result in results.items():
-        if "error" in result:
-            lines.append(f"| {mode} | failed: {result['error']} | | | | | | |")
-            continue
+
+    def cells(mode: str, result: dict[str, Any]) -> str:
         s = result["seconds"]
         tflops = flops / s / 1e12
-        hours = images / batch * s / 3600
-        lines.append(
-            f"| {mode} | {1000 * s:.0f} | {batch / s:.1f} | {tflops:.0f} | {100e3 * tflops / roof[roof_key(mode)]:.0f}% | "
-            f"{result['peak_gpu'] / GIB:.1f} | {hours:.0f} | {result['loss']:.3f} |"
+        return (
+            f"{1000 * s:.0f} | {batch / s:.1f} | {tflops:.0f} | {100e3 * tflops / roof[roof_key(mode)]:.0f}% | "
+            f"{result['peak_gpu'] / GIB:.1f} | {images / batch * s / 3600:.0f} | {result['loss']:.3f}"
         )
-    return lines
+
+    header = "| mode | ms/step | images/s | fwd+bwd TFLOP/s | % of roof | peak GPU GiB | GPU-hours of the recipe | last loss |"
+    return mode_rows(results, header, cells)
 
 
 def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
