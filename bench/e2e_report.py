@@ -84,6 +84,9 @@ def check_lines(cases: list[Case]) -> list[str]:
         if spread:
             rounds = ", ".join(f"{m} {' / '.join(f'{t:.2f}' for t in times)}" for m, times in spread.items())
             parts.append(f"batch-1 s/image by round: {rounds}")
+        lowered = case.results.get("int8", {}).get("int8_lowered")
+        if lowered:
+            parts.append(f"int8 convolutions given oneDNN int8 kernels by inductor {lowered[0]} of {lowered[1]}")
         parts += kept_vs_glibc(case)
         setup = {m: r["setup_seconds"] for m, r in case.results.items() if "setup_seconds" in r}
         parts += [f"first forward incl. setup ({m}) {s:.1f} s" for m, s in setup.items()]

@@ -168,6 +168,10 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
             result.setdefault("peak_rss_by_batch", {})[str(batch)] = peak_rss_bytes()
     if job["mode"] in ("fast", "bf16") and model.cfg.branches:
         result["share"] = psa_share(model, images[:1].contiguous(), job["reps"])
+    if job["mode"] == "int8":
+        from port.quantize import int8_convolutions
+
+        result["int8_lowered"] = [min(model.lowered.values()), int8_convolutions(model.converted.graph)]
     result["peak_rss"] = peak_rss_bytes()  # before the roof's matrices
     result["roof"] = mm_roof(job["threads"])
     return result

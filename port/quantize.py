@@ -9,10 +9,12 @@ as do the interpolations and the float32 logits.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
 from port.memory import after_eval_forward
 from port.model.psanet import PSANet
@@ -22,6 +24,34 @@ from port.optimize import for_inference
 # Kept float32: the classifier (1x1, 512 -> classes; ~0.1% of the FLOPs). Its int8 rounding moved the
 # argmax most in the one measurement made (width/16 PSANet50, fc2 and conv6 quantised: 99.1% -> 99.8%).
 FLOAT_MODULES = ("net.conv6",)
+# inductor's count of int8 convolutions whose quantise/dequantise pattern became a oneDNN int8 kernel with a
+# prepacked weight (torchao's freezing pass; the FX graph cache is bypassed under freezing, so it always runs)
+LOWERED_COUNTER = "qconv_weight_prepack_matcher_count"
+
+
+def int8_convolutions(graph: torch.fx.Graph) -> int:
+    """Convolutions of a converted PT2E graph whose weight comes through a dequantise node (the int8 ones)."""
+    dequantize = {torch.ops.quantized_decomposed.dequantize_per_channel.default,
+                  torch.ops.quantized_decomposed.dequantize_per_tensor.default}
+    return sum(
+        1 for n in graph.nodes
+        if n.target is torch.ops.aten.conv2d.default and getattr(n.args[1], "target", None) in dequantize
+    )
+
+
+def check_lowering(expected: int, lowered: int) -> None:
+    """Warns when inductor gave fewer of the `expected` int8 convolutions a oneDNN int8 kernel: the rest run as
+    float convolutions between quantise and dequantise, correct but slower than bf16."""
+    if lowered < expected:
+        import torchao
+
+        warnings.warn(
+            f"int8: inductor lowered {lowered} of {expected} int8 convolutions to oneDNN int8 kernels (torch "
+            f"{torch.__version__}, torchao {torchao.__version__}); the others run in float between quantise and "
+            "dequantise, slower than bf16. Use the torch release this torchao is built for.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 class Int8PSANet(nn.Module):
@@ -33,7 +63,8 @@ class Int8PSANet(nn.Module):
     the first call at each shape, so it is switched on around every call (torch.compile's
     options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
     exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
-    torchao 0.18), so a batch runs image by image.
+    torchao 0.18), so a batch runs image by image. `lowered` maps each compiled image shape to the int8
+    convolutions that became oneDNN kernels; fewer than the graph has warns (`check_lowering`).
     """
 
     def __init__(self, converted: nn.Module, cfg: object, compiled: bool) -> None:
@@ -41,12 +72,19 @@ class Int8PSANet(nn.Module):
         self.converted = converted
         self.run = torch.compile(converted, dynamic=False) if compiled else converted
         self.cfg = cfg
+        self.lowered: dict[tuple[int, ...], int] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch._inductor.config as inductor
 
+        shape = tuple(x.shape[1:])
+        compiles = self.run is not self.converted and shape not in self.lowered
+        before = counters["inductor"][LOWERED_COUNTER]
         with torch.no_grad(), inductor.patch(freezing=True):
             logits = torch.cat([self.run(image[None]) for image in x])
+        if compiles:
+            self.lowered[shape] = counters["inductor"][LOWERED_COUNTER] - before
+            check_lowering(int8_convolutions(self.converted.graph), self.lowered[shape])
         after_eval_forward()  # as PSANet's eval forward (its graph here has no Python to call it)
         return logits
 

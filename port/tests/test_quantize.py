@@ -1,6 +1,8 @@
 """int8 post-training quantisation (port.quantize, PT2E + X86InductorQuantizer) against the fp32 fast path."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from port.optimize import for_inference
 
 pytest.importorskip("torchao")
 
-from port.quantize import quantize_int8  # noqa: E402
+from port.quantize import FLOAT_MODULES, check_lowering, int8_convolutions, quantize_int8  # noqa: E402
 
 SMALL = {"width_divisor": 16, "crop": 97}
 
@@ -75,3 +77,24 @@ def test_compiled_int8_matches_its_graph(calibrated: tuple[torch.nn.Module, torc
     with torch.no_grad():
         reference = int8.converted(images[4:])
     assert _agreement(int8(images[4:]), reference) >= 0.995
+
+
+def test_compiled_int8_convolutions_all_get_onednn_kernels(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    """The first call compiles; every int8 convolution of the graph (all but the float classifier) is lowered."""
+    model, images = calibrated
+    int8 = quantize_int8(model, images[:1])
+    convs = sum(1 for n in int8.converted.graph.nodes if n.target is torch.ops.aten.conv2d.default)
+    assert int8_convolutions(int8.converted.graph) == convs - len(FLOAT_MODULES) == 63
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="int8:")
+        out = int8(images[4:6])
+    assert int8.lowered == {(3, 97, 97): 63}
+    assert out.shape == (2, 150, 97, 97) and torch.isfinite(out).all()
+
+
+def test_missing_lowering_warns() -> None:
+    with pytest.warns(RuntimeWarning, match=r"lowered 12 of 63 int8 convolutions .*torch 2\.\d+.*torchao"):
+        check_lowering(63, 12)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="int8:")
+        check_lowering(63, 63)
