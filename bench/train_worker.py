@@ -99,8 +99,32 @@ def profile_shares(step: Any, device: str) -> dict[str, float]:
         return event.self_device_time_total if cuda else event.self_cpu_time_total
 
     total = sum(spent(e) for e in events)
-    top = sorted(events, key=spent, reverse=True)[:PROFILE_TOP]
-    return {e.key: spent(e) / total for e in top}
+    shares: dict[str, float] = {}
+    for event in sorted(events, key=spent, reverse=True)[:PROFILE_TOP]:
+        name = kernel_name(event.key)
+        shares[name] = shares.get(name, 0.0) + spent(event) / total
+    return shares
+
+
+def kernel_name(key: str) -> str:
+    """A profiler key made readable: a CUDA kernel's C++ signature without `void`, its parameter list and any
+    template argument list over 80 characters (`at::native::batch_norm_backward_kernel<…>`); op names unchanged."""
+    key = key.removeprefix("void ").replace("(anonymous namespace)::", "")
+    out, depth, start = [], 0, 0
+    for i, char in enumerate(key):
+        if char == "<":
+            depth += 1
+            if depth == 1:
+                start = len(out)
+        elif char == ">":
+            depth -= 1
+            if depth == 0 and len(out) - start > 80:
+                del out[start + 1:]
+                out.append("…")
+        elif char == "(" and depth == 0:
+            break
+        out.append(char)
+    return "".join(out)
 
 
 def run_port(job: dict[str, Any]) -> dict[str, Any]:
