@@ -2,10 +2,12 @@
 
 Every convolution of `port.optimize.for_inference` (FusedConv) is timed by forward hooks and grouped by
 kind (1x1 reduce / increase (+ shortcut) / projection / other, 3x3, dilated 3x3, strided, the PSA masks'
-fc2, the classifier) with its FLOPs and the bytes it must move at least (input, weight, output, and the
-shortcut it adds). Its GFLOP/s is set against the compute roof (`torch.mm` 4096² in the same dtype, as
-bench/end_to_end.py measures it), and its time against the layer type's own roof: per layer the larger of
-FLOPs / compute roof and bytes / memory roof (a 1 GiB tensor copy, read + write), summed over the type.
+fc2, the classifier) with its FLOPs, its GEMM shape (M = output pixels, K = input channels x kernel taps,
+N = output channels) and the bytes it must move at least (input, weight, output, and the shortcut it adds).
+Its GFLOP/s is set against the compute roof (`torch.mm` 4096² in the same dtype, as bench/end_to_end.py
+measures it), and its time against the layer type's own roof: per layer the larger of FLOPs / the speed of
+`torch.mm` at the layer's own GEMM shape (what a perfect im2col-free convolution could reach there) and
+bytes / memory roof (a 1 GiB tensor copy, read + write), summed over the type.
 The PSA op, the Interp layers and everything else (pooling, concatenation, casts: the forward's time not
 inside a hooked module) are shown by share of time only. `--onednn` adds which oneDNN kernels ran (AMX or
 not), their layouts and any reorders, from ONEDNN_VERBOSE over one more forward.
@@ -21,6 +23,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,29 @@ def conv_kind(name: str, conv: Any) -> str:
     return f"{k}x{k}" if dilation == 1 else f"{k}x{k} dilated"
 
 
-Layer = tuple[float, float, float]  # one layer's seconds, FLOPs and bytes moved in one forward
+Gemm = tuple[int, int, int]  # M, K, N
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One convolution (or other timed module) in one forward: seconds, FLOPs, bytes moved, its GEMM shape."""
+
+    seconds: float
+    flops: float = 0.0
+    moved: float = 0.0
+    gemm: Gemm | None = None
+
+
+def gemm_rates(shapes: set[Gemm], dtype_name: str) -> dict[Gemm, float]:
+    """FLOP/s of `torch.mm` at each (M, K, N) in the dtype (median of 3 after a warm-up)."""
+    import torch
+
+    dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    rates = {}
+    for m, k, n in sorted(shapes):
+        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+        rates[(m, k, n)] = 2 * m * k * n / median_seconds(lambda: torch.mm(a, b), 1, 3)
+    return rates
 
 
 def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: bool) -> tuple[dict[str, list[Layer]], float, list[str]]:
@@ -86,15 +111,16 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
         else:
             kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"
     with torch.inference_mode():
-        flops: dict[str, float] = {}  # of each convolution, from a first forward that also packs the weights
-        moved: dict[str, float] = {}
+        convs: dict[str, Layer] = {}  # FLOPs, bytes, GEMM shape, from a first forward that also packs the weights
 
         def record(name: str) -> Any:
             def hook(module: Any, args: Any, out: Any) -> None:
                 n, _, h, w = out.shape
-                flops[name] = 2 * module.plain_shape.numel() * n * h * w
+                weight = module.plain_shape
                 tensors = [*(a for a in args if isinstance(a, torch.Tensor)), out]
-                moved[name] = (sum(t.numel() for t in tensors) + module.plain_shape.numel()) * out.element_size()
+                moved = (sum(t.numel() for t in tensors) + weight.numel()) * out.element_size()
+                gemm = (n * h * w, weight[1:].numel(), weight[0])
+                convs[name] = Layer(0.0, 2 * weight.numel() * n * h * w, moved, gemm)
 
             return hook
 
@@ -112,26 +138,27 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
     total = statistics.median(totals)
     groups: dict[str, list[Layer]] = defaultdict(list)
     for name, times in spent.items():
-        groups[kinds[name]].append((statistics.median(times), flops.get(name, 0.0), moved.get(name, 0.0)))
+        groups[kinds[name]].append(replace(convs.get(name, Layer(0.0)), seconds=statistics.median(times)))
     return groups, total, kernels
 
 
-def rows(groups: dict[str, list[Layer]], total: float, roof: float, bandwidth: float) -> list[str]:
+def rows(groups: dict[str, list[Layer]], total: float, roof: float, bandwidth: float, rates: dict[Gemm, float]) -> list[str]:
     """The report's table: each layer type's time and share, GFLOP/s against the compute `roof` (GFLOP/s), FLOP
-    per byte moved, and its time against its own roof (memory-bound layers: bytes / `bandwidth` outlasts FLOPs / roof)."""
-    rest = total - sum(layer[0] for layers in groups.values() for layer in layers)
+    per byte moved, and its time against its own roof (`rates`: torch.mm FLOP/s at each GEMM shape; memory-bound
+    layers: bytes / `bandwidth` outlasts FLOPs / that rate)."""
+    rest = total - sum(layer.seconds for layers in groups.values() for layer in layers)
     lines = [
         "| layer type | layers | ms | share of forward | GFLOP | GFLOP/s | % of compute roof | FLOP/byte | "
         "memory-bound layers | % of its own roof |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for kind, layers in sorted(groups.items(), key=lambda item: -sum(layer[0] for layer in item[1])):
-        s, flops, moved = (sum(column) for column in zip(*layers))
+    for kind, layers in sorted(groups.items(), key=lambda item: -sum(layer.seconds for layer in item[1])):
+        s, flops, moved = (sum(getattr(layer, field) for layer in layers) for field in ("seconds", "flops", "moved"))
         head = f"| {kind} | {len(layers)} | {1e3 * s:.0f} | {100 * s / total:.1f}% |"
         if not flops:
             lines.append(f"{head} – | – | – | – | – | – |")
             continue
-        bound = [(f / (1e9 * roof), b / bandwidth) for _, f, b in layers]
+        bound = [(layer.flops / rates[layer.gemm], layer.moved / bandwidth) for layer in layers]
         ideal = sum(max(pair) for pair in bound)
         memory_bound = sum(b > f for f, b in bound)
         lines.append(
@@ -161,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     before, bandwidth = mm_roof(args.threads)[args.dtype], copy_bandwidth(args.threads)
     groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
     roof = max(before, mm_roof(args.threads)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
-    lines = rows(groups, total, roof, bandwidth)
+    rates = gemm_rates({layer.gemm for layers in groups.values() for layer in layers if layer.gemm}, args.dtype)
+    lines = rows(groups, total, roof, bandwidth, rates)
     print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
           f"port.optimize fast path {args.dtype}")
     print()
