@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Command: `python bench/layer_profile.py {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
           f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); roof {roof:.0f} "
           f"GFLOP/s ({args.dtype} torch.mm 4096², the faster of before and after the forwards); memory "
-          f"roof {bandwidth / 1e9:.1f} GB/s (1 GiB copy); load average "
+          f"roof {bandwidth / 1e9:.1f} GB/s (1 GiB copy); own roofs from torch.mm at {len(rates)} GEMM shapes "
+          f"({min(rates.values()) / 1e9:.0f}–{max(rates.values()) / 1e9:.0f} GFLOP/s); load average "
           f"before {load:.2f}, after {os.getloadavg()[0]:.2f}.")
     print()
     print("\n".join(lines))
