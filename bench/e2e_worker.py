@@ -169,9 +169,7 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     if job["mode"] in ("fast", "bf16") and model.cfg.branches:
         result["share"] = psa_share(model, images[:1].contiguous(), job["reps"])
     if job["mode"] == "int8":
-        from port.quantize import int8_convolutions
-
-        result["int8_lowered"] = [min(model.lowered.values()), int8_convolutions(model.converted.graph)]
+        result["int8_lowered"] = [min(model.lowered.values()), model.int8_convolutions]
     result["peak_rss"] = peak_rss_bytes()  # before the roof's matrices
     result["roof"] = mm_roof(job["threads"])
     return result

@@ -111,7 +111,7 @@ def kernel_name(key: str) -> str:
     template argument list over 80 characters (`at::native::batch_norm_backward_kernel<…>`); op names unchanged."""
     key = key.removeprefix("void ").replace("(anonymous namespace)::", "")
     out, depth, start = [], 0, 0
-    for i, char in enumerate(key):
+    for char in key:
         if char == "<":
             depth += 1
             if depth == 1:

@@ -64,7 +64,7 @@ class Int8PSANet(nn.Module):
     options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
     exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
     torchao 0.18), so a batch runs image by image. `lowered` maps each compiled image shape to the int8
-    convolutions that became oneDNN kernels; fewer than the graph has warns (`check_lowering`).
+    convolutions that became oneDNN kernels; fewer than the graph's `int8_convolutions` warns (`check_lowering`).
     """
 
     def __init__(self, converted: nn.Module, cfg: object, compiled: bool) -> None:
@@ -72,6 +72,7 @@ class Int8PSANet(nn.Module):
         self.converted = converted
         self.run = torch.compile(converted, dynamic=False) if compiled else converted
         self.cfg = cfg
+        self.int8_convolutions = int8_convolutions(converted.graph)  # the graph is fixed: counted once
         self.lowered: dict[tuple[int, ...], int] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +85,7 @@ class Int8PSANet(nn.Module):
             logits = torch.cat([self.run(image[None]) for image in x])
         if compiles:
             self.lowered[shape] = counters["inductor"][LOWERED_COUNTER] - before
-            check_lowering(int8_convolutions(self.converted.graph), self.lowered[shape])
+            check_lowering(self.int8_convolutions, self.lowered[shape])
         after_eval_forward()  # as PSANet's eval forward (its graph here has no Python to call it)
         return logits
 

@@ -85,6 +85,7 @@ def test_compiled_int8_convolutions_all_get_onednn_kernels(calibrated: tuple[tor
     int8 = quantize_int8(model, images[:1])
     convs = sum(1 for n in int8.converted.graph.nodes if n.target is torch.ops.aten.conv2d.default)
     assert int8_convolutions(int8.converted.graph) == convs - len(FLOAT_MODULES) == 63
+    assert int8.int8_convolutions == 63
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="int8:")
         out = int8(images[4:6])
