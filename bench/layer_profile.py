@@ -50,18 +50,17 @@ def copy_bandwidth(threads: int) -> float:
     return 2 * COPY_BYTES / median_seconds(lambda: b.copy_(a), 1, 3)
 
 
-def conv_kind(name: str, conv: Any) -> str:
-    """The layer type a FusedConv is reported under."""
-    k, stride, dilation = conv.plain_shape[-1], conv.stride[0], conv.dilation[0]
+def conv_kind(name: str, kernel: int, stride: int, dilation: int) -> str:
+    """The layer type a convolution is reported under (`name`: its layer's module path, e.g. conv4.3.reduce)."""
     if name.endswith("fc2"):
         return "PSA fc2 (1x1 to the mask)"
     if name.split(".")[-1] == "conv6":
         return "classifier conv6"
     if stride > 1:
-        return f"{k}x{k} stride {stride}"
-    if k == 1:
+        return f"{kernel}x{kernel} stride {stride}"
+    if kernel == 1:
         return ONE_BY_ONE.get(name.split(".")[-1], "1x1 other")
-    return f"{k}x{k}" if dilation == 1 else f"{k}x{k} dilated"
+    return f"{kernel}x{kernel}" if dilation == 1 else f"{kernel}x{kernel} dilated"
 
 
 Gemm = tuple[int, int, int]  # M, K, N
@@ -69,12 +68,21 @@ Gemm = tuple[int, int, int]  # M, K, N
 
 @dataclass(frozen=True)
 class Layer:
-    """One convolution (or other timed module) in one forward: seconds, FLOPs, bytes moved, its GEMM shape."""
+    """One convolution (or other timed module) in one pass: seconds, FLOPs, bytes moved, and its GEMMs with the
+    FLOPs of each (one for a forward; backward data and backward weights for a backward)."""
 
     seconds: float
     flops: float = 0.0
     moved: float = 0.0
-    gemm: Gemm | None = None
+    gemms: tuple[tuple[Gemm, float], ...] = ()
+
+    def compute_seconds(self, rates: dict[Gemm, float]) -> float:
+        """Its GEMMs at `torch.mm`'s speed for their shapes (`rates`, FLOP/s)."""
+        return sum(flops / rates[gemm] for gemm, flops in self.gemms)
+
+    def own_seconds(self, rates: dict[Gemm, float], bandwidth: float) -> float:
+        """Its time at its own roof: the compute time or its bytes at the memory roof (bytes/s), whichever is longer."""
+        return max(self.compute_seconds(rates), self.moved / bandwidth)
 
 
 def gemm_rates(shapes: set[Gemm], dtype_name: str) -> dict[Gemm, float]:
@@ -107,7 +115,7 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
     timed = {n: m for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Interp, InterpTo))}
     for name, module in timed.items():
         if isinstance(module, FusedConv):
-            kinds[name] = conv_kind(name, module)
+            kinds[name] = conv_kind(name, module.plain_shape[-1], module.stride[0], module.dilation[0])
         else:
             kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"
     with torch.inference_mode():
@@ -119,8 +127,8 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
                 weight = module.plain_shape
                 tensors = [*(a for a in args if isinstance(a, torch.Tensor)), out]
                 moved = (sum(t.numel() for t in tensors) + weight.numel()) * out.element_size()
-                gemm = (n * h * w, weight[1:].numel(), weight[0])
-                convs[name] = Layer(0.0, 2 * weight.numel() * n * h * w, moved, gemm)
+                flops = 2 * weight.numel() * n * h * w
+                convs[name] = Layer(0.0, flops, moved, (((n * h * w, weight[1:].numel(), weight[0]), flops),))
 
             return hook
 
@@ -158,9 +166,8 @@ def rows(groups: dict[str, list[Layer]], total: float, roof: float, bandwidth: f
         if not flops:
             lines.append(f"{head} – | – | – | – | – | – |")
             continue
-        bound = [(layer.flops / rates[layer.gemm], layer.moved / bandwidth) for layer in layers]
-        ideal = sum(max(pair) for pair in bound)
-        memory_bound = sum(b > f for f, b in bound)
+        ideal = sum(layer.own_seconds(rates, bandwidth) for layer in layers)
+        memory_bound = sum(layer.moved / bandwidth > layer.compute_seconds(rates) for layer in layers)
         lines.append(
             f"{head} {flops / 1e9:.1f} | {flops / s / 1e9:.0f} | {100 * flops / s / 1e9 / roof:.0f}% | "
             f"{flops / moved:.0f} | {memory_bound} of {len(layers)} | {100 * ideal / s:.0f}% |"
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     before, bandwidth = mm_roof(args.threads)[args.dtype], copy_bandwidth(args.threads)
     groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
     roof = max(before, mm_roof(args.threads)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
-    rates = gemm_rates({layer.gemm for layers in groups.values() for layer in layers if layer.gemm}, args.dtype)
+    rates = gemm_rates({gemm for layers in groups.values() for layer in layers for gemm, _ in layer.gemms}, args.dtype)
     lines = rows(groups, total, roof, bandwidth, rates)
     print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
           f"port.optimize fast path {args.dtype}")

@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import train_layers  # noqa: E402
 from bench.e2e_report import GIB  # noqa: E402
 from bench.end_to_end import Parser, cpuinfo_field, has_amx, isa_line, run_worker, write_report  # noqa: E402
 
@@ -52,7 +53,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads and OPENBLAS_NUM_THREADS")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
-    p.add_argument("--profile", action="store_true", help="also profile one port step by operator type")
+    p.add_argument(
+        "--profile", action="store_true",
+        help="also profile one port step by operator type and (CPU) by layer type against each type's own roof",
+    )
     p.add_argument("--out", type=Path, help="also write the markdown report here")
     args = p.parse_args(argv)
     if min(args.reps, args.threads, args.width_divisor, args.batch) < 1 or args.warmup < 0:
@@ -192,11 +196,15 @@ def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def profile_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The --profile part of the report: top ops per mode, then (CPU) each mode's step by layer type."""
     lines = []
     for mode, result in results.items():
         if "profile" in result:
             top = ", ".join(f"{name} {100 * share:.0f}%" for name, share in result["profile"].items())
             lines.append(f"- {mode} self time by op: {top}")
+    for mode, result in results.items():
+        if "layers" in result:
+            lines += ["", "By layer type, " + train_layers.header(result["layers"], mode), "", *train_layers.table(result["layers"])]
     return ["Profile of one step (torch.profiler):", *lines] if lines else []
 
 

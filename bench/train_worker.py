@@ -2,7 +2,7 @@
 
 Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM;
 on CUDA also the peak of allocated GPU memory), the torch.mm roof measured right after, and (with "profile") the self-time
-share of the top operator types.
+share of the top operator types and, on the CPU, the step by layer type (bench/train_layers.py).
 Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, bf16 (autocast to bfloat16), each
 also with a channels-last model and input (fp32_cl, bf16_cl), tf32 (CUDA: fp32 with TF32 matmuls and convolutions;
 the other CUDA modes run fp32 with TF32 off), roof. The job's "device" is "cpu" or "cuda".
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "loss": loss, "peak_rss": rss, "roof": mm_roof(job["threads"])}
 
 
-def port_step(job: dict[str, Any]) -> Any:
-    """A closure running one training step of the port in the job's mode and device (model, optimiser, poly schedule)."""
+def port_step(job: dict[str, Any]) -> tuple[Any, dict[str, float], Any]:
+    """A closure running one training step of the port in the job's mode and device (model, optimiser, poly schedule),
+    the dict it leaves the last loss in, and the model."""
     import torch
 
     from port.config import PSANetConfig
@@ -83,27 +85,41 @@ def port_step(job: dict[str, Any]) -> Any:
         scheduler.step()
         last["loss"] = float(loss.detach())
 
-    return step, last
+    return step, last, model
 
 
-def profile_shares(step: Any, device: str) -> dict[str, float]:
-    """Self time share (CPU time, or kernel time on CUDA) of the top operator types over one step."""
+def profile_step(step: Any, model: Any, job: dict[str, Any]) -> dict[str, Any]:
+    """One profiled step: the self-time shares of the top operator types and, on the CPU, the step by layer type
+    against each type's own roof (bench/train_layers.py)."""
     from torch.profiler import ProfilerActivity, profile
 
-    cuda = device == "cuda"
-    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+    from bench.train_layers import conv_layers, measure
+
+    cuda = job.get("device") == "cuda"
+    activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
+    with conv_layers(model) as layers, profile(activities=[activity], record_shapes=not cuda) as prof:
+        start = time.perf_counter()
         step()
-    events = prof.key_averages()
+        seconds = time.perf_counter() - start
+    result: dict[str, Any] = {"profile": shares(prof.key_averages(), cuda)}
+    if not cuda:
+        dtype = "bf16" if job["mode"].startswith("bf16") else "fp32"
+        result["layers"] = measure(prof, seconds, layers, dtype, job["threads"])
+    return result
+
+
+def shares(events: Any, cuda: bool) -> dict[str, float]:
+    """Self time share (CPU time, or kernel time on CUDA) of the top operator types."""
 
     def spent(event: Any) -> float:
         return event.self_device_time_total if cuda else event.self_cpu_time_total
 
     total = sum(spent(e) for e in events)
-    shares: dict[str, float] = {}
+    top: dict[str, float] = {}
     for event in sorted(events, key=spent, reverse=True)[:PROFILE_TOP]:
         name = kernel_name(event.key)
-        shares[name] = shares.get(name, 0.0) + spent(event) / total
-    return shares
+        top[name] = top.get(name, 0.0) + spent(event) / total
+    return top
 
 
 def kernel_name(key: str) -> str:
@@ -136,14 +152,14 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     device = job.get("device", "cpu")
     torch.set_num_threads(job["threads"])
     keep_freed_memory()  # as `python -m port.train` does
-    step, last = port_step(job)
+    step, last, model = port_step(job)
     sync = torch.cuda.synchronize if device == "cuda" else lambda: None
     seconds = median_seconds(step, job["warmup"], job["reps"], sync)
     result: dict[str, Any] = {"seconds": seconds, "loss": last["loss"], "peak_rss": peak_rss_bytes()}
     if device == "cuda":
         result["peak_gpu"] = torch.cuda.max_memory_allocated()
     if job.get("profile"):
-        result["profile"] = profile_shares(step, device)
+        result.update(profile_step(step, model, job))
     result["roof"] = roof(job)
     return result
 
