@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 forward goes (oneDNN kernels
+# included), the fast / bf16 / int8 inference rows, and a training step by layer type. Each part writes its
+# markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works.
+#   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~9 min on 2 cores)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[[ $# -ge 1 ]] || { echo "usage: bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]" >&2; exit 2; }
+out=$1
+shift
+parts=("$@")
+((${#parts[@]})) || parts=(layers infer train)
+for part in "${parts[@]}"; do
+  [[ $part == @(layers|infer|train) ]] || { echo "cpu_report: unknown part '$part' (layers, infer, train)" >&2; exit 2; }
+done
+mkdir -p "$out"
+python3 -c "import port._C" 2>/dev/null || { echo "cpu_report: port._C is not built (python setup.py build_ext --inplace)" >&2; exit 2; }
+pin=()
+if command -v taskset >/dev/null && (($(nproc) > 2)); then pin=(taskset -c 0,1); fi
+caffe=()
+if python3 -c "import caffe" 2>/dev/null; then caffe=(caffe); fi
+for part in "${parts[@]}"; do
+  echo "[cpu_report] $part" >&2
+  case $part in
+    layers) "${pin[@]}" python3 bench/layer_profile.py --size 465 --dtype bf16 --threads 2 --reps 2 --onednn | tee "$out/layers.md" ;;
+    infer) "${pin[@]}" python3 bench/end_to_end.py --depths 101 --sizes 465 --batches 1 --warmup 1 --reps 2 --threads 2 \
+      --modes "${caffe[@]}" eager fast bf16 int8 --out "$out/infer.md" ;;
+    train) "${pin[@]}" python3 bench/train_step.py --modes "${caffe[@]}" fp32 bf16 --threads 2 --warmup 1 --reps 2 --profile \
+      --out "$out/train.md" ;;
+  esac
+done
