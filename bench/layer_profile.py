@@ -18,11 +18,13 @@ not), their layouts and any reorders, from ONEDNN_VERBOSE over one more forward.
 """
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,13 @@ class Layer:
         return max(self.compute_seconds(rates), self.moved / bandwidth)
 
 
+def conv_gemm(weight: Sequence[int], out_pixels: int) -> tuple[Gemm, float]:
+    """A convolution's forward as one GEMM (M = output pixels, K = input channels x taps, N = output channels) and its
+    FLOPs (`weight`: out, in, kh, kw)."""
+    gemm = (out_pixels, math.prod(weight[1:]), weight[0])
+    return gemm, 2.0 * math.prod(gemm)
+
+
 def gemm_rates(shapes: set[Gemm], dtype_name: str) -> dict[Gemm, float]:
     """FLOP/s of `torch.mm` at each (M, K, N) in the dtype (median of 3 after a warm-up)."""
     import torch
@@ -127,8 +136,8 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
                 weight = module.plain_shape
                 tensors = [*(a for a in args if isinstance(a, torch.Tensor)), out]
                 moved = (sum(t.numel() for t in tensors) + weight.numel()) * out.element_size()
-                flops = 2 * weight.numel() * n * h * w
-                convs[name] = Layer(0.0, flops, moved, (((n * h * w, weight[1:].numel(), weight[0]), flops),))
+                gemm, flops = conv_gemm(weight, n * h * w)
+                convs[name] = Layer(0.0, flops, moved, ((gemm, flops),))
 
             return hook
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.layer_profile import Gemm, Layer, conv_kind, copy_bandwidth, gemm_rates
+from bench.layer_profile import Gemm, Layer, conv_gemm, conv_kind, copy_bandwidth, gemm_rates
 
 ConvKey = tuple[tuple[int, ...], ...]  # input shape, weight shape, stride, dilation
 Seen = dict[ConvKey, tuple[str, tuple[int, ...]]]  # key -> (layer type, output shape)
@@ -82,10 +82,10 @@ def conv_call(event: Any, layers: Seen, itemsize: int) -> tuple[str, Layer]:
                        "ran with these")
     kind, out = layers[key]
     taps, out_pixels, in_pixels = w[2] * w[3], out[0] * out[2] * out[3], x[0] * x[2] * x[3]
-    flops = 2.0 * out_pixels * w[0] * w[1] * taps
+    forward, flops = conv_gemm(w, out_pixels)
     sizes = {"x": math.prod(x), "w": math.prod(w), "out": math.prod(out)}
     if not backward:
-        gemms = (((out_pixels, w[1] * taps, w[0]), flops),)
+        gemms = ((forward, flops),)
         moved = sizes["x"] + sizes["w"] + sizes["out"]
     else:
         data, weights = args[10][0], args[10][1]
