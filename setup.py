@@ -17,9 +17,10 @@ def want_cuda() -> bool:
     return (torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1") and CUDA_HOME is not None
 
 
-# NOTE: an explicit shared libstdc++: some toolchains' g++ wrappers add -static-libstdc++ (seen on a GPU host), and a
-# private copy beside torch's shared one corrupts or crashes TORCH_CHECK messages that format integers.
-LINK_ARGS = ["-fopenmp", "-lstdc++"]
+# NOTE: the shared libstdc++ named by file: on a GPU host, g++ (a wrapper adding its own -B GCC dirs) resolved
+# -lstdc++ to the static library, and a private copy beside torch's shared one corrupts or crashes TORCH_CHECK
+# messages that format integers.
+LINK_ARGS = ["-fopenmp", "-l:libstdc++.so.6"]
 
 
 def extension():

@@ -1,4 +1,4 @@
-"""One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, bf16 autocast; each also channels-last).
+"""One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, bf16 autocast; channels-last or *_nchw).
 
 Same random weights (written to Caffe through converters/torch2caffe), same random images and labels (batch 1 unless
 --batch), the generated train definition (aux loss 0.4, TRAIN-mode BN, dropout 0.1) and the caffe recipe (poly SGD).
@@ -8,8 +8,8 @@ against the `torch.mm` roof measured in the same run. With --device cuda the por
 legacy Caffe is measured on the CPU), the roof is the GPU's and the report adds the GPU-hours of the variant's recipe.
 
     python bench/train_step.py                                  # PSANet-101 ADE20K 465², caffe fp32 bf16
-    python bench/train_step.py --modes caffe fp32 fp32_cl bf16 --profile --out train.md
-    python bench/train_step.py --device cuda --batch 2          # one GPU of the paper's 8 x 2: fp32 tf32 bf16 bf16_cl
+    python bench/train_step.py --modes caffe fp32 bf16 bf16_nchw --profile --out train.md
+    python bench/train_step.py --device cuda --batch 2          # one GPU of the paper's 8 x 2: fp32 tf32 bf16 bf16_nchw
     python bench/train_step.py --width-divisor 16 --reps 1      # smoke test of this script
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ from bench.e2e_report import GIB  # noqa: E402
 from bench.end_to_end import Parser, cpuinfo_field, has_amx, isa_line, run_worker, write_report  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
-MODES = ("caffe", "fp32", "fp32_cl", "tf32", "bf16", "bf16_cl")
-CUDA_MODES = ["fp32", "tf32", "bf16", "bf16_cl"]
+MODES = ("caffe", "fp32", "fp32_nchw", "tf32", "bf16", "bf16_nchw")
+CUDA_MODES = ["fp32", "tf32", "bf16", "bf16_nchw"]
 TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
 
 
@@ -183,7 +183,7 @@ def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
         return ["Targets: no Caffe result in this run."]
     lines = ["Targets (issue 9):"]
     bf16 = TARGETS["bf16_amx"] if has_amx() else TARGETS["bf16"]
-    goals = {"fp32": TARGETS["fp32"], "fp32_cl": TARGETS["fp32"], "bf16": bf16, "bf16_cl": bf16}
+    goals = {"fp32": TARGETS["fp32"], "fp32_nchw": TARGETS["fp32"], "bf16": bf16, "bf16_nchw": bf16}
     for mode, goal in goals.items():
         if "seconds" in results.get(mode, {}):
             got = caffe["seconds"] / results[mode]["seconds"]

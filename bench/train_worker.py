@@ -3,9 +3,10 @@
 Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM;
 on CUDA also the peak of allocated GPU memory), the torch.mm roof measured right after, and (with "profile") the self-time
 share of the top operator types and, on the CPU, the step by layer type (bench/train_layers.py).
-Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, bf16 (autocast to bfloat16), each
-also with a channels-last model and input (fp32_cl, bf16_cl), tf32 (CUDA: fp32 with TF32 matmuls and convolutions;
-the other CUDA modes run fp32 with TF32 off), roof. The job's "device" is "cpu" or "cuda".
+Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, bf16 (autocast to bfloat16), tf32
+(CUDA: fp32 with TF32 matmuls and convolutions; the other CUDA modes run fp32 with TF32 off), each in the trainer's
+layout (channels-last, port.train.loop.memory_format); fp32_nchw, bf16_nchw with a contiguous model and input; roof.
+The job's "device" is "cpu" or "cuda".
 """
 from __future__ import annotations
 
@@ -53,19 +54,20 @@ def port_step(job: dict[str, Any]) -> tuple[Any, dict[str, float], Any]:
     from port.model import PSANet
     from port.train.distributed import convert_sync_bn
     from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
+    from port.train.loop import memory_format
     from port.train.optim import build_optimizer
     from port.train.recipe import recipe_for
 
     work, device, mode = Path(job["workdir"]), torch.device(job.get("device", "cpu")), job["mode"]
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode not in ("fp32", "fp32_cl")
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not mode.startswith("fp32")
     cfg = PSANetConfig.from_dict(job["config"])
     recipe = recipe_for("caffe", job["dataset"])
     model = PSANet(cfg)
     model.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
     convert_sync_bn(model)  # as the trainer does (a world of one: CaffeBN's own train mode)
     model.zoom_train_logits = False  # as the trainer: the loss zooms
-    layout = torch.channels_last if mode.endswith("_cl") else torch.contiguous_format
+    layout = memory_format("float32", False if mode.endswith("_nchw") else None)
     model = model.to(device, memory_format=layout).train()
     optimizer, scheduler = build_optimizer(model, recipe)
     x = torch.from_numpy(np.load(work / "input.npy")).to(device).contiguous(memory_format=layout)

@@ -39,6 +39,25 @@ def int8_convolutions(graph: torch.fx.Graph) -> int:
     )
 
 
+def check_quantised(graph: torch.fx.Graph) -> int:
+    """The converted graph's int8 convolutions; an error when the quantizer left more than FLOAT_MODULES in float.
+
+    torchao 0.18's X86InductorQuantizer annotated nothing under torch 2.11 (a lent GPU host's torch): the
+    "int8" model was the float one, as slow as fp32 and with no error (issue 12's notes).
+    """
+    convolutions = sum(1 for n in graph.nodes if n.target is torch.ops.aten.conv2d.default)
+    int8 = int8_convolutions(graph)
+    if int8 < convolutions - len(FLOAT_MODULES):
+        import torchao
+
+        raise RuntimeError(
+            f"int8: the quantizer made {int8} of {convolutions} convolutions int8 ({len(FLOAT_MODULES)} are kept "
+            f"float on purpose) with torch {torch.__version__} and torchao {torchao.__version__}; use a torch "
+            "this torchao quantizes with (the project's setup pins torch 2.13.0 with torchao 0.18.0)"
+        )
+    return int8
+
+
 def check_lowering(expected: int, lowered: int) -> None:
     """Warns when inductor gave fewer of the `expected` int8 convolutions a oneDNN int8 kernel: the rest run as
     float convolutions between quantise and dequantise, correct but slower than bf16."""
@@ -72,7 +91,7 @@ class Int8PSANet(nn.Module):
         self.converted = converted
         self.run = torch.compile(converted, dynamic=False) if compiled else converted
         self.cfg = cfg
-        self.int8_convolutions = int8_convolutions(converted.graph)  # the graph is fixed: counted once
+        self.int8_convolutions = check_quantised(converted.graph)  # the graph is fixed: counted once
         self.lowered: dict[tuple[int, ...], int] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

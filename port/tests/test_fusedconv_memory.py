@@ -160,18 +160,19 @@ def test_weight_packed_in_parts_computes_the_same_convolution(
     dtype: torch.dtype, with_residual: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conv, whole = conv_pair(dtype)
-    conv, whole = conv.to(memory_format=torch.channels_last), whole.to(memory_format=torch.channels_last)
+    layout = torch.channels_last
+    conv, whole = conv.to(memory_format=layout), whole.to(memory_format=layout)
     weight_bytes = conv.weight.numel() * conv.weight.element_size()
     parts = FusedConv(copy.deepcopy(conv), relu=True, chunk_bytes=weight_bytes // 4)
     gen = torch.Generator().manual_seed(5)
-    x = torch.randn(2, 16, 15, 15, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
-    residual = torch.randn(2, 24, 15, 15, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 16, 15, 15, generator=gen).to(dtype).contiguous(memory_format=layout)
+    residual = torch.randn(2, 24, 15, 15, generator=gen).to(dtype).contiguous(memory_format=layout)
     residual = residual if with_residual else None
     with torch.inference_mode():
         got, expected = parts(x, residual), whole(x, residual)
         direct = torch.relu(conv(x) + (0 if residual is None else residual))
     assert len(parts._packed) == 4 and len(whole._packed) == 1 and parts.released
-    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert got.is_contiguous(memory_format=layout)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2**-7, atol=2**-7)
     torch.testing.assert_close(got, expected, **tol)
     torch.testing.assert_close(got, direct, **tol)
@@ -184,3 +185,31 @@ def test_weight_packed_in_parts_computes_the_same_convolution(
         plain = parts(x, residual)
     assert not parts.released and calls == [torch.Size([6, 16, 3, 3])] * 4
     torch.testing.assert_close(plain, direct, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("relu", [True, False])
+def test_residual_add_leaves_the_callers_residual_untouched(
+    dtype: torch.dtype, layout: torch.memory_format, batch: int, relu: bool
+) -> None:
+    """The oneDNN residual add accumulates in place, into a copy: whole or in parts (a batch-1 contiguous
+    residual's channel parts are views of it), the tensor passed in keeps its values."""
+    conv, _ = conv_pair(dtype)
+    whole = FusedConv(copy.deepcopy(conv), relu=relu)
+    weight_bytes = conv.weight.numel() * conv.weight.element_size()
+    parts = FusedConv(copy.deepcopy(conv), relu=relu, chunk_bytes=weight_bytes // 4)
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(batch, 16, 15, 15, generator=gen).to(dtype).contiguous(memory_format=layout)
+    residual = torch.randn(batch, 24, 15, 15, generator=gen).to(dtype).contiguous(memory_format=layout)
+    kept = residual.clone()
+    with torch.inference_mode():
+        direct = conv(x).float() + residual.float()
+        direct = torch.relu(direct) if relu else direct
+        for fused in (whole, parts, whole):  # twice through the packed whole weight
+            out = fused(x, residual)
+            assert torch.equal(residual, kept)
+            tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2**-7, atol=2**-6)
+            torch.testing.assert_close(out.float(), direct, **tol)
+    assert len(parts._packed) == 4

@@ -12,7 +12,7 @@ from port.optimize import for_inference
 
 pytest.importorskip("torchao")
 
-from port.quantize import FLOAT_MODULES, check_lowering, int8_convolutions, quantize_int8  # noqa: E402
+from port.quantize import FLOAT_MODULES, check_lowering, check_quantised, int8_convolutions, quantize_int8  # noqa: E402
 
 SMALL = {"width_divisor": 16, "crop": 97}
 
@@ -37,6 +37,7 @@ def _agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_int8_agrees_with_fp32(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
     model, images = calibrated
     int8 = quantize_int8(model, images[:4], compile=False)
+    assert check_quantised(int8.converted.graph) == int8.int8_convolutions == 63  # all but the float classifier
     test = images[4:]
     with torch.inference_mode():
         fp32 = for_inference(model)(test)
@@ -67,6 +68,18 @@ def test_bad_calibration_input_is_refused(calibrated: tuple[torch.nn.Module, tor
         quantize_int8(model, torch.randn(3, 97, 97))
     with pytest.raises(ValueError, match="spatial size"):
         quantize_int8(model, [torch.randn(1, 3, 97, 97), torch.randn(1, 3, 65, 65)])
+
+
+def test_a_quantizer_that_annotates_nothing_is_an_error(
+    calibrated: tuple[torch.nn.Module, torch.Tensor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As torchao 0.18's quantizer did under torch 2.11: no int8 at all must not pass for an int8 model."""
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import X86InductorQuantizer
+
+    model, images = calibrated
+    monkeypatch.setattr(X86InductorQuantizer, "annotate", lambda self, graph_module: graph_module)
+    with pytest.raises(RuntimeError, match=r"int8: the quantizer made 0 of 64 convolutions int8 .*torch 2\.\d+"):
+        quantize_int8(model, images[:1], compile=False)
 
 
 @pytest.mark.heavy

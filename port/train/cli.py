@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="none")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="float64 for parity checks")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="weights and batches in channels-last layout (default: on, off for --dtype float64)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes per training process")
     p.add_argument("--seed", type=int, default=0)

@@ -33,6 +33,17 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: parity tests (solver, distributed)
 
 
+def memory_format(dtype: str, channels_last: bool | None = None) -> torch.memory_format:
+    """The training layout: channels-last unless asked otherwise or float64 (which has no oneDNN kernels).
+
+    bf16 steps ran 1.77x faster channels-last than contiguous on Intel AMX and 1.15x on an H100, the same
+    on AMD AVX-512 and in fp32 (bench/train_step.py; docs/DESIGN.md "Training decisions").
+    """
+    if channels_last is None:
+        channels_last = dtype != "float64"
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 @dataclass
 class RunSettings:
     """Everything a run needs besides the data."""
@@ -45,7 +56,7 @@ class RunSettings:
     seed: int = 0
     amp: str = "none"
     dtype: str = "float32"  # parameters and inputs
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: channels-last, except float64 (no oneDNN kernels for it)
     workers: int = 0
     bad_samples: str = "fail"
     save_every: int = 1000  # rewrite last.pt
@@ -58,6 +69,11 @@ class RunSettings:
     tensorboard: bool = True
     plot: bool = True
     init: Path | None = None
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout of the model's weights and input batches (`memory_format`)."""
+        return memory_format(self.dtype, self.channels_last)
 
 
 @dataclass
@@ -98,9 +114,7 @@ class Trainer:
         # NOTE: the released definitions' BN layers run in train mode with global-batch statistics.
         convert_sync_bn(model)
         model.zoom_train_logits = False  # the loss zooms conv6 / conv6_aux itself (summed_loss)
-        model.to(self.world.device, DTYPES[self.s.dtype])
-        if self.s.channels_last:
-            model.to(memory_format=torch.channels_last)
+        model.to(self.world.device, DTYPES[self.s.dtype], memory_format=self.s.memory_format)
         if self.world.size > 1:
             for tensor in [*model.parameters(), *model.buffers()]:
                 dist.broadcast(tensor.data, 0)  # every rank starts from rank 0's random init
@@ -189,9 +203,7 @@ class Trainer:
         amp = AMP_DTYPES[self.s.amp]
         for k, ((images, _, skipped), lab) in enumerate(zip(batches, labels)):
             self.state.skipped.extend(skipped)
-            images = images.to(device, DTYPES[self.s.dtype], non_blocking=True)
-            if self.s.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = images.to(device, DTYPES[self.s.dtype], non_blocking=True, memory_format=self.s.memory_format)
             last = k == len(batches) - 1
             sync = contextlib.nullcontext() if last or not isinstance(net, DistributedDataParallel) else net.no_sync()
             with sync:

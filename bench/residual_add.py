@@ -1,0 +1,144 @@
+"""The bottleneck's residual add fused into its 1x1 `increase` convolution: oneDNN's out-of-place binary-add
+post-op against the in-place sum post-op that port.optimize.FusedConv uses (into a copy of the shortcut).
+
+Per layer: PSANet-101's four increase shapes (conv2 at 117², conv3-5 at 59², the 465² crop), channels-last, with the
+same convolution without the add, the unfused conv2d + add + ReLU and `torch.mm` at its GEMM shape as references; each row a median of --reps
+calls. With --network also the whole fast path (port.optimize.for_inference, PSANet-101 ADE20K, BN calibrated)
+with each variant, taken in turn over --rounds forwards, and how far their logits differ. One process, side by side.
+
+    python bench/residual_add.py                  # layers, fp32 and bf16 (~1 min on 2 cores)
+    python bench/residual_add.py --network        # and the whole network at 465² (~4 min on 2 cores)
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.end_to_end import Parser, cpuinfo_field, isa_line  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
+
+# (role, input channels, output channels, map side at the 465² crop)
+INCREASE_SHAPES = (("conv2", 64, 256, 117), ("conv3", 128, 512, 59), ("conv4", 256, 1024, 59), ("conv5", 512, 2048, 59))
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+GEOMETRY = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups of a 1x1
+
+
+def binary_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+               geometry: tuple, relu: bool) -> torch.Tensor:
+    """FusedConv._onednn with the residual as the out-of-place binary-add post-op (what it used before)."""
+    unary = "relu" if relu else None
+    if residual is None:
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, unary or "none", [], "")
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, residual, weight, bias, *geometry, "add", None, unary, [], None
+    )
+
+
+def layer_calls(cin: int, cout: int, side: int, dtype: torch.dtype) -> dict[str, Callable[[], torch.Tensor]]:
+    """The variants of one increase convolution + shortcut + ReLU, on packed weights and channels-last tensors."""
+    gen = torch.Generator().manual_seed(0)
+    cl = torch.channels_last
+    x = torch.randn(1, cin, side, side, generator=gen).to(dtype).contiguous(memory_format=cl)
+    shortcut = torch.randn(1, cout, side, side, generator=gen).to(dtype).contiguous(memory_format=cl)
+    weight = (torch.randn(cout, cin, 1, 1, generator=gen) / cin**0.5).to(dtype)
+    bias = torch.randn(cout, generator=gen).to(dtype)
+    packed = torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), *GEOMETRY, list(x.shape))
+    rows = x.permute(0, 2, 3, 1).reshape(-1, cin)
+    matrix = weight.reshape(cout, cin).t().contiguous()
+    mk = torch.ops.mkldnn
+    return {
+        "conv + ReLU, no add": lambda: mk._convolution_pointwise(x, packed, bias, *GEOMETRY, "relu", [], ""),
+        "binary-add post-op": lambda: binary_add(x, packed, bias, shortcut, GEOMETRY, True),
+        "sum post-op (+ copy)": lambda: mk._convolution_pointwise_.binary(
+            shortcut.clone(memory_format=cl), x, packed, bias, *GEOMETRY, "add", 1.0, "relu", [], None
+        ),
+        "unfused: conv2d, add, ReLU": lambda: torch.relu(torch.nn.functional.conv2d(x, weight, bias) + shortcut),
+        "torch.mm at its GEMM": lambda: torch.mm(rows, matrix),
+    }
+
+
+def layer_table(dtypes: list[str], reps: int) -> list[str]:
+    lines = ["| dtype | layer | GEMM (pixels x in x out) | variant | ms | GFLOP/s | time vs sum post-op |", "|---" * 7 + "|"]
+    for name in dtypes:
+        for role, cin, cout, side in INCREASE_SHAPES:
+            calls = layer_calls(cin, cout, side, DTYPES[name])
+            times = {label: median_seconds(call, 2, reps) for label, call in calls.items()}
+            flops = 2 * side * side * cin * cout
+            for label, seconds in times.items():
+                ratio = seconds / times["sum post-op (+ copy)"]
+                lines.append(f"| {name} | {role} increase | {side * side} x {cin} x {cout} | {label} | "
+                             f"{1e3 * seconds:.2f} | {flops / seconds / 1e9:.0f} | {ratio:.2f}× |")
+    return lines
+
+
+def network_lines(dtypes: list[str], size: int, rounds: int) -> list[str]:
+    """The whole fast path with each residual-add variant, in turn, in this process."""
+    from port.calibrate import calibrate_bn
+    from port.memory import keep_freed_memory
+    from port.model import create_model
+    from port.optimize import FusedConv, for_inference
+
+    keep_freed_memory()  # as an eval forward of the model does: no page faults of freed activations in the timings
+    torch.manual_seed(0)
+    model = create_model("psanet101_ade20k_465").eval()
+    gen = torch.Generator().manual_seed(1)
+    calibrate_bn(model, torch.rand(1, 3, 225, 225, generator=gen) * 255 - 128)
+    image = torch.rand(1, 3, size, size, generator=gen) * 255 - 128
+    variants = {"binary-add post-op": staticmethod(binary_add), "sum post-op": FusedConv.__dict__["_onednn"]}
+    lines = []
+    for name in dtypes:
+        fast = for_inference(model, dtype=None if name == "fp32" else DTYPES[name])
+        times: dict[str, list[float]] = {label: [] for label in variants}
+        logits = {}
+        try:
+            with torch.inference_mode():
+                for turn in range(rounds + 1):  # the first round warms up
+                    for label, method in variants.items():
+                        FusedConv._onednn = method
+                        start = time.perf_counter()
+                        logits[label] = fast(image)
+                        if turn:
+                            times[label].append(time.perf_counter() - start)
+        finally:
+            FusedConv._onednn = variants["sum post-op"]
+        binary, fused = (statistics.median(times[label]) for label in variants)
+        a, b = logits.values()
+        agree = (a.argmax(1) == b.argmax(1)).float().mean().item()
+        lines.append(f"- {name}, PSANet-101 at {size}², batch 1, median of {rounds}: binary add {binary:.3f} s, sum "
+                     f"post-op {fused:.3f} s: {binary / fused:.2f}× faster; argmax agreement {agree:.4%}, "
+                     f"max |difference| {(a - b).abs().max().item():.3g}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["bf16", "fp32"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, default=9, help="timed calls per layer variant")
+    p.add_argument("--network", action="store_true", help="also the whole PSANet-101 fast path with each variant")
+    p.add_argument("--size", type=int, default=465, help="--network input side (8k+1)")
+    p.add_argument("--rounds", type=int, default=3, help="--network forwards per variant, taken in turn")
+    args = p.parse_args(argv)
+    if min(args.threads, args.reps, args.rounds) < 1 or args.size % 8 != 1:
+        p.error("--threads, --reps and --rounds must be positive and --size of the form 8k+1")
+    torch.set_num_threads(args.threads)
+    print(f"# Residual add in the 1x1 increase convolution ({cpuinfo_field('model name') or 'unknown CPU'})\n")
+    print(f"Command: `python bench/residual_add.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+          f"torch {torch.__version__}, {args.threads} threads.\n{isa_line()}\n")
+    print("\n".join(layer_table(args.dtypes, args.reps)))
+    if args.network:
+        print("\n" + "\n".join(network_lines(args.dtypes, args.size, args.rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
