@@ -1,10 +1,11 @@
 """The bottleneck's residual add fused into its 1x1 `increase` convolution: oneDNN's out-of-place binary-add
 post-op against the in-place sum post-op that port.optimize.FusedConv uses (into a copy of the shortcut).
 
-Per layer: PSANet-101's four increase shapes (conv2 at 117², conv3-5 at 59², the 465² crop), channels-last, with the
-same convolution without the add, the unfused conv2d + add + ReLU and `torch.mm` at its GEMM shape as references; each row a median of --reps
-calls. With --network also the whole fast path (port.optimize.for_inference, PSANet-101 ADE20K, BN calibrated)
-with each variant, taken in turn over --rounds forwards, and how far their logits differ. One process, side by side.
+Per layer: PSANet-101's four increase shapes (conv2 at 117², conv3-5 at 59², the 465² crop), channels-last, with
+the same convolution without the add, the unfused conv2d + add + ReLU and `torch.mm` at its GEMM shape as
+references; each row a median of --reps calls. With --network also the whole fast path
+(port.optimize.for_inference, PSANet-101 ADE20K, BN calibrated) with each variant, taken in turn over --rounds
+forwards, and how far their logits differ. One process, side by side.
 
     python bench/residual_add.py                  # layers, fp32 and bf16 (~1 min on 2 cores)
     python bench/residual_add.py --network        # and the whole network at 465² (~4 min on 2 cores)
@@ -25,22 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.end_to_end import Parser, cpuinfo_field, isa_line  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
+from port.optimize import FusedConv, conv_binary_add, conv_sum_into  # noqa: E402
 
 # (role, input channels, output channels, map side at the 465² crop)
 INCREASE_SHAPES = (("conv2", 64, 256, 117), ("conv3", 128, 512, 59), ("conv4", 256, 1024, 59), ("conv5", 512, 2048, 59))
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 GEOMETRY = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups of a 1x1
-
-
-def binary_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
-               geometry: tuple, relu: bool) -> torch.Tensor:
-    """FusedConv._onednn with the residual as the out-of-place binary-add post-op (what it used before)."""
-    unary = "relu" if relu else None
-    if residual is None:
-        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, unary or "none", [], "")
-    return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, residual, weight, bias, *geometry, "add", None, unary, [], None
-    )
 
 
 def layer_calls(cin: int, cout: int, side: int, dtype: torch.dtype) -> dict[str, Callable[[], torch.Tensor]]:
@@ -54,12 +45,11 @@ def layer_calls(cin: int, cout: int, side: int, dtype: torch.dtype) -> dict[str,
     packed = torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), *GEOMETRY, list(x.shape))
     rows = x.permute(0, 2, 3, 1).reshape(-1, cin)
     matrix = weight.reshape(cout, cin).t().contiguous()
-    mk = torch.ops.mkldnn
     return {
-        "conv + ReLU, no add": lambda: mk._convolution_pointwise(x, packed, bias, *GEOMETRY, "relu", [], ""),
-        "binary-add post-op": lambda: binary_add(x, packed, bias, shortcut, GEOMETRY, True),
-        "sum post-op (+ copy)": lambda: mk._convolution_pointwise_.binary(
-            shortcut.clone(memory_format=cl), x, packed, bias, *GEOMETRY, "add", 1.0, "relu", [], None
+        "conv + ReLU, no add": lambda: FusedConv._onednn(x, packed, bias, None, GEOMETRY, True),
+        "binary-add post-op": lambda: conv_binary_add(x, packed, bias, shortcut, GEOMETRY, True),
+        "sum post-op (+ copy)": lambda: conv_sum_into(
+            x, packed, bias, shortcut.clone(memory_format=cl), GEOMETRY, True
         ),
         "unfused: conv2d, add, ReLU": lambda: torch.relu(torch.nn.functional.conv2d(x, weight, bias) + shortcut),
         "torch.mm at its GEMM": lambda: torch.mm(rows, matrix),
@@ -67,7 +57,8 @@ def layer_calls(cin: int, cout: int, side: int, dtype: torch.dtype) -> dict[str,
 
 
 def layer_table(dtypes: list[str], reps: int) -> list[str]:
-    lines = ["| dtype | layer | GEMM (pixels x in x out) | variant | ms | GFLOP/s | time vs sum post-op |", "|---" * 7 + "|"]
+    header = "| dtype | layer | GEMM (pixels x in x out) | variant | ms | GFLOP/s | time vs sum post-op |"
+    lines = [header, "|---" * 7 + "|"]
     for name in dtypes:
         for role, cin, cout, side in INCREASE_SHAPES:
             calls = layer_calls(cin, cout, side, DTYPES[name])
@@ -85,7 +76,7 @@ def network_lines(dtypes: list[str], size: int, rounds: int) -> list[str]:
     from port.calibrate import calibrate_bn
     from port.memory import keep_freed_memory
     from port.model import create_model
-    from port.optimize import FusedConv, for_inference
+    from port.optimize import for_inference
 
     keep_freed_memory()  # as an eval forward of the model does: no page faults of freed activations in the timings
     torch.manual_seed(0)
@@ -93,7 +84,16 @@ def network_lines(dtypes: list[str], size: int, rounds: int) -> list[str]:
     gen = torch.Generator().manual_seed(1)
     calibrate_bn(model, torch.rand(1, 3, 225, 225, generator=gen) * 255 - 128)
     image = torch.rand(1, 3, size, size, generator=gen) * 255 - 128
-    variants = {"binary-add post-op": staticmethod(binary_add), "sum post-op": FusedConv.__dict__["_onednn"]}
+    chosen = FusedConv.__dict__["_onednn"]  # the staticmethod: sum post-op on channels-last input
+
+    def binary(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+               geometry: tuple, relu: bool) -> torch.Tensor:
+        """FusedConv._onednn with every residual add as the out-of-place binary-add post-op (what it used before)."""
+        if residual is None:
+            return chosen.__func__(x, weight, bias, None, geometry, relu)
+        return conv_binary_add(x, weight, bias, residual, geometry, relu)
+
+    variants = {"binary-add post-op": staticmethod(binary), "sum post-op": chosen}
     lines = []
     for name in dtypes:
         fast = for_inference(model, dtype=None if name == "fp32" else DTYPES[name])

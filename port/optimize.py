@@ -35,6 +35,26 @@ def _join(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
+def conv_sum_into(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor,
+    geometry: tuple, relu: bool,
+) -> torch.Tensor:
+    """oneDNN convolution (packed weight) accumulated into `residual` itself (sum post-op), then the ReLU."""
+    return torch.ops.mkldnn._convolution_pointwise_.binary(
+        residual, x, weight, bias, *geometry, "add", 1.0, "relu" if relu else None, [], None
+    )
+
+
+def conv_binary_add(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor,
+    geometry: tuple, relu: bool,
+) -> torch.Tensor:
+    """oneDNN convolution (packed weight) plus `residual` into a new tensor (binary-add post-op), then the ReLU."""
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, residual, weight, bias, *geometry, "add", None, "relu" if relu else None, [], None
+    )
+
+
 def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
     """A biased convolution equal to `bn(conv(x))` in eval mode; the algebra runs in float64, then casts back."""
     scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
@@ -200,14 +220,8 @@ class FusedConv(nn.Module):
         if residual is None:
             unary = "relu" if relu else "none"
             return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, unary, [], "")
-        unary = "relu" if relu else None  # the binary ops take no "none"
-        if x.is_contiguous(memory_format=torch.channels_last):
-            return torch.ops.mkldnn._convolution_pointwise_.binary(
-                residual, x, weight, bias, *geometry, "add", 1.0, unary, [], None
-            )
-        return torch.ops.mkldnn._convolution_pointwise.binary(
-            x, residual, weight, bias, *geometry, "add", None, unary, [], None
-        )
+        add = conv_sum_into if x.is_contiguous(memory_format=torch.channels_last) else conv_binary_add
+        return add(x, weight, bias, residual, geometry, relu)
 
     def extra_repr(self) -> str:
         return f"{tuple(self.plain_shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
