@@ -29,6 +29,8 @@ PASSES = ("fwd", "bwd", "update")
 TIMED_OPS = {
     "aten::native_batch_norm": ("batch norm (train mode)", "fwd"),
     "aten::native_batch_norm_backward": ("batch norm (train mode)", "bwd"),
+    "psanet::batch_norm_relu": ("batch norm (train mode)", "fwd"),  # with the ReLU after it, where there is one
+    "psanet::batch_norm_relu_backward": ("batch norm (train mode)", "bwd"),
     "aten::relu": ("ReLU", "fwd"),
     "aten::relu_": ("ReLU", "fwd"),
     "aten::threshold_backward": ("ReLU", "bwd"),

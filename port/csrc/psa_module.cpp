@@ -1,4 +1,4 @@
-// The psanet operator library (PSA, and the fused zoom + cross-entropy loss): schemas, and the (empty) Python
+// The psanet operator library (PSA, the fused zoom + cross-entropy loss, train-mode batch norm + ReLU): schemas, and the (empty) Python
 // module port._C that loads them.
 #include <Python.h>
 #include <torch/library.h>
@@ -25,4 +25,9 @@ TORCH_LIBRARY(psanet, m) {
   m.def(
       "zoom_cross_entropy_backward(Tensor grad, Tensor logits, Tensor labels, Tensor lse, int zoom, "
       "int ignore_index) -> Tensor");
+  // Train-mode batch norm over the batch's statistics, then ReLU if `relu`; returns (out, mean, 1/sqrt(var + eps)).
+  m.def("batch_norm_relu(Tensor x, Tensor weight, Tensor bias, float eps, bool relu) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "batch_norm_relu_backward(Tensor grad, Tensor x, Tensor weight, Tensor bias, Tensor mean, Tensor invstd, "
+      "bool relu) -> (Tensor, Tensor, Tensor)");
 }

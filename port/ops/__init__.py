@@ -1,14 +1,19 @@
-"""PSA operators and the fused zoom + cross-entropy loss: the compiled torch.ops.psanet kernels when `port._C` is
-built, else the pure-PyTorch reference."""
+"""PSA operators, the fused zoom + cross-entropy loss and train-mode BN + ReLU: the compiled torch.ops.psanet kernels
+when `port._C` is built, else the pure-PyTorch reference (or, for BN, PyTorch's own batch norm)."""
 from __future__ import annotations
+
+import os
 
 import torch
 
 from port.config import COLLECT, DISTRIBUTE, zoom_out
-from port.ops._extension import use_kernels
+from port.ops._extension import AVAILABLE, use_kernels
 from port.ops.reference import psa_aggregate_reference, psa_mask_reference, zoom_cross_entropy_reference
 
-__all__ = ["psa_aggregate", "psa_mask", "zoom_cross_entropy"]
+__all__ = ["batch_norm_train", "psa_aggregate", "psa_mask", "zoom_cross_entropy"]
+BN_KERNEL_DTYPES = (torch.float32, torch.bfloat16)
+# PSANET_BN_KERNEL=0: train-mode BN on PyTorch's native batch norm (then torch.relu) everywhere
+BN_KERNEL = os.environ.get("PSANET_BN_KERNEL", "1") != "0"
 
 
 def _mask_size(mask: torch.Tensor, psa_type: int, mask_size: tuple[int, int] | None, compact: bool) -> tuple[int, int]:
@@ -89,3 +94,34 @@ def zoom_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ig
     if use_kernels(logits):
         return torch.ops.psanet.zoom_cross_entropy(logits, labels, zoom, ignore_index)[0]
     return zoom_cross_entropy_reference(logits, labels, zoom, ignore_index)
+
+
+def _bn_kernel_fits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> bool:
+    """True where psanet::batch_norm_relu has a kernel: a CPU channels-last float32/bfloat16 map, float32 affine."""
+    return (
+        BN_KERNEL
+        and AVAILABLE
+        and not torch.onnx.is_in_onnx_export()
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.numel() > 0
+        and x.dtype in BN_KERNEL_DTYPES
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and weight.dtype == bias.dtype == torch.float32
+    )
+
+
+def batch_norm_train(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, relu: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train-mode batch norm of (N, C, H, W) x over the batch's statistics, then ReLU if `relu`:
+    (out in x's dtype, mean, 1/sqrt(biased var + eps)).
+
+    CPU channels-last float32/bfloat16 maps (the trainer's layout) take the fused kernel: two passes forward
+    and two backward, the ReLU's mask recomputed from x. Other maps (CUDA, float64, contiguous) take PyTorch's
+    native batch norm, then torch.relu (as every map does with PSANET_BN_KERNEL=0).
+    """
+    if _bn_kernel_fits(x, weight, bias):
+        return torch.ops.psanet.batch_norm_relu(x, weight, bias, float(eps), bool(relu))
+    out, mean, invstd = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)
+    return (torch.relu(out) if relu else out), mean, invstd

@@ -1,4 +1,5 @@
-"""Loads the compiled kernels (`port._C`: PSA op, zoom loss) and decides, per call, whether they or the reference run."""
+"""Loads the compiled kernels (`port._C`: PSA op, zoom loss, train-mode BN + ReLU) and decides, per call, whether
+they or the reference run."""
 from __future__ import annotations
 
 import importlib

@@ -87,3 +87,34 @@ def _zoom_cross_entropy_backward(ctx: Any, grad: torch.Tensor, _grad_lse: torch.
 torch.library.register_autograd(
     "psanet::zoom_cross_entropy", _zoom_cross_entropy_backward, setup_context=_save_zoom_loss
 )
+
+
+@torch.library.register_fake("psanet::batch_norm_relu")
+def _batch_norm_relu_fake(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, relu: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.empty_like(x, memory_format=torch.channels_last), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+@torch.library.register_fake("psanet::batch_norm_relu_backward")
+def _batch_norm_relu_backward_fake(
+    grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, *args: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.empty_like(x, memory_format=torch.channels_last), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+
+
+def _save_batch_norm_relu(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+    x, weight, bias, _eps, ctx.relu = inputs
+    ctx.save_for_backward(x, weight, bias, output[1], output[2])
+    ctx.mark_non_differentiable(output[1], output[2])  # the batch's mean and 1/std, kept for the backward
+
+
+def _batch_norm_relu_backward(ctx: Any, grad: torch.Tensor, *_grad_stats: Any) -> tuple[Any, ...]:
+    x, weight, bias, mean, invstd = ctx.saved_tensors
+    grads = torch.ops.psanet.batch_norm_relu_backward(grad, x, weight, bias, mean, invstd, ctx.relu)
+    return (*grads, None, None)
+
+
+torch.library.register_autograd(
+    "psanet::batch_norm_relu", _batch_norm_relu_backward, setup_context=_save_batch_norm_relu
+)

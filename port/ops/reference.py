@@ -1,5 +1,5 @@
-"""Pure-PyTorch semantics of the psanet operators (the fork's PointwiseSpatialAttention layer, and its Interp zoom
-followed by SoftmaxWithLoss); the oracle for the kernels."""
+"""Pure-PyTorch semantics of the psanet operators (the fork's PointwiseSpatialAttention layer, its Interp zoom
+followed by SoftmaxWithLoss, and its train-mode BN followed by ReLU); the oracle for the kernels."""
 from __future__ import annotations
 
 import torch
@@ -83,3 +83,17 @@ def zoom_cross_entropy_reference(logits: torch.Tensor, labels: torch.Tensor, zoo
     if zoom > 1:
         logits = F.interpolate(logits, size=(zoom_out(h, zoom), zoom_out(w, zoom)), mode="bilinear", align_corners=True)
     return F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none")
+
+
+def batch_norm_relu_reference(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, relu: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train-mode BN over the batch's statistics (biased variance), then ReLU if `relu`: (out in x's dtype, mean,
+    1/sqrt(var + eps)), the statistics in float32 for half-type x. Differentiable through plain operators."""
+    xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    mean = xf.mean(dim=(0, 2, 3))
+    centred = xf - mean[None, :, None, None]
+    invstd = torch.rsqrt(centred.square().mean(dim=(0, 2, 3)) + eps)
+    out = centred * (invstd * weight)[None, :, None, None] + bias[None, :, None, None]
+    out = torch.relu(out) if relu else out
+    return out.to(x.dtype), mean.detach(), invstd.detach()

@@ -1,4 +1,4 @@
-"""Helpers for the operator tests (PSA op, zoom loss): the extension requirement, the devices to test and PSA inputs."""
+"""Helpers for the operator tests: the extension requirement, the devices to test and PSA inputs."""
 from __future__ import annotations
 
 import os

@@ -82,13 +82,16 @@ def _losses(data: Path, out: Path, *flags: str) -> list[float]:
 def test_layout_changes_no_loss(tmp_path: Path) -> None:
     """Channels-last and contiguous runs train the same network to the same losses (no dropout: its mask is
     drawn in memory order, so the two layouts would drop different elements). float64 agrees over both
-    iterations; in float32 the second iteration's loss moves by ~1e-3 as the first's rounding differences
-    pass through this tiny network's near-constant BN channels, so only the first is compared there."""
+    iterations; in float32 the second iteration's loss moves by 2e-5 to 7e-3 (measured) as the first's rounding
+    differences pass through this tiny network's near-constant BN channels, so only the first is compared there,
+    each layout against float64 (measured 0.6-6.8e-6: channels-last float32 takes the fused BN kernel, contiguous
+    PyTorch's batch norm)."""
     data = write_voc_shapes(tmp_path / "data", 2, 0, 40)
     cl = _losses(data, tmp_path / "f64_cl", "--dtype", "float64", "--channels-last")
     plain = _losses(data, tmp_path / "f64", "--dtype", "float64")
     assert len(cl) == 2 and cl[0] != cl[1]  # the second iteration saw updated weights
     assert cl == pytest.approx(plain, rel=1e-9)
-    cl = _losses(data, tmp_path / "f32_cl", "--dtype", "float32")  # the default layout
-    plain = _losses(data, tmp_path / "f32", "--dtype", "float32", "--no-channels-last")
-    assert cl[0] == pytest.approx(plain[0], rel=1e-5)
+    cl32 = _losses(data, tmp_path / "f32_cl", "--dtype", "float32")  # the default layout
+    plain32 = _losses(data, tmp_path / "f32", "--dtype", "float32", "--no-channels-last")
+    assert cl32[0] == pytest.approx(plain[0], rel=1.5e-5)
+    assert plain32[0] == pytest.approx(plain[0], rel=1.5e-5)

@@ -60,9 +60,9 @@ class SyncCaffeBN(CaffeBN):
     of one (CaffeBN's fused batch norm) and the state_dict are CaffeBN's own.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
         if not self.training or not multi_process():
-            return super().forward(x)  # a world of one: CaffeBN's fused batch norm
+            return super().forward(x, relu)  # a world of one: CaffeBN's fused batch norm
         xf = at_least_float(x)  # autocast: statistics in fp32
         count = torch.tensor([x.numel() // x.shape[1]], dtype=xf.dtype, device=x.device)
         sums = all_reduce_sum(torch.cat([xf.sum(dim=(0, 2, 3)), count]))
@@ -74,7 +74,8 @@ class SyncCaffeBN(CaffeBN):
         self.track(mean, var)
         scale = self.weight / torch.sqrt(var + self.eps)
         # under autocast: statistics in fp32, output back in the input's precision (as the next layer expects)
-        return (centred * scale[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)
+        out = (centred * scale[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)
+        return torch.relu(out) if relu else out
 
 
 def convert_sync_bn(model: nn.Module) -> nn.Module:
