@@ -26,9 +26,8 @@ LINK_ARGS = ["-fopenmp", "-l:libstdc++.so.6"]
 def extension():
     """The `port._C` extension with the CPU kernels, plus the CUDA ones when wanted."""
     sources = sorted(glob.glob("port/csrc/*.cpp"))
-    # No fused multiply-adds and no trapping compares: kernels give the same values on every CPU, and vectorise;
-    # loops compiled for AVX-512 (target_clones) use its full width.
-    args = {"cxx": ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math", "-mprefer-vector-width=512"]}
+    # No fused multiply-adds and no trapping compares: kernels give the same values on every CPU, and vectorise.
+    args = {"cxx": ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"]}
     if not want_cuda():
         return CppExtension("port._C", sources, extra_compile_args=args, extra_link_args=LINK_ARGS)
     args["nvcc"] = ["-O3"]

@@ -229,7 +229,7 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
               " strides ", x.strides());
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
               "batch_norm_relu: x must be float32 or bfloat16, got ", x.scalar_type());
-  TORCH_CHECK(x.numel() > 0 && x.size(0) * x.size(2) * x.size(3) > 0, "batch_norm_relu: x is empty");
+  TORCH_CHECK(x.numel() > 0, "batch_norm_relu: x is empty");
   for (const at::Tensor* p : {&weight, &bias}) {
     TORCH_CHECK(p->scalar_type() == at::kFloat && p->dim() == 1 && p->numel() == x.size(1) && p->is_contiguous(),
                 "batch_norm_relu: weight and bias must be float32 vectors of ", x.size(1), " channels, got ",
@@ -259,7 +259,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_typed(const at::Tensor& x
   // Chan et al.'s update, block after block; every channel's blocks have the same row counts
   std::vector<double> mean_d(c, 0.0), m2(c, 0.0);  // so far: the rows' mean and sum of squared deviations
   double count = 0.0;
-  for (int64_t b = 0; b * kBlock < rows; ++b) {
+  for (int64_t b = 0; b < block_count(rows); ++b) {
     const float* sum = parts.data() + b * 3 * c;
     const float* squares = sum + c;
     const float* first = sum + 2 * c;
@@ -308,7 +308,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_typed(const at::Tensor& 
     loops.gradient_sums(dy + first * c, in + first * c, n, c, a, relu, part, part + c);
   });
   std::vector<double> sums_g(c, 0.0), sums_gx(c, 0.0);
-  for (int64_t b = 0; b * kBlock < rows; ++b) {
+  for (int64_t b = 0; b < block_count(rows); ++b) {
     const float* part = parts.data() + b * 2 * c;
     for (int64_t k = 0; k < c; ++k) {
       sums_g[k] += part[k];

@@ -89,18 +89,21 @@ torch.library.register_autograd(
 )
 
 
+def _map_and_two_vectors(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both BN ops return a channels-last map like x and two per-channel vectors like weight."""
+    return torch.empty_like(x, memory_format=torch.channels_last), torch.empty_like(weight), torch.empty_like(weight)
+
+
 @torch.library.register_fake("psanet::batch_norm_relu")
-def _batch_norm_relu_fake(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, relu: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return torch.empty_like(x, memory_format=torch.channels_last), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+def _batch_norm_relu_fake(x: torch.Tensor, weight: torch.Tensor, *args: Any) -> tuple[torch.Tensor, ...]:
+    return _map_and_two_vectors(x, weight)
 
 
 @torch.library.register_fake("psanet::batch_norm_relu_backward")
 def _batch_norm_relu_backward_fake(
     grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, *args: Any
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return torch.empty_like(x, memory_format=torch.channels_last), weight.new_empty(weight.shape), weight.new_empty(weight.shape)
+) -> tuple[torch.Tensor, ...]:
+    return _map_and_two_vectors(x, weight)
 
 
 def _save_batch_norm_relu(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
