@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 forward goes (oneDNN kernels
 # included), the fast / bf16 / int8 inference rows, and a training step by layer type. Each part writes its
-# markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works.
+# markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or PSANET_CAFFE_BENCH names a
+# caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our pycaffe build).
 #   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~9 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,7 +19,7 @@ python3 -c "import port._C" 2>/dev/null || { echo "cpu_report: port._C is not bu
 pin=()
 if command -v taskset >/dev/null && (($(nproc) > 2)); then pin=(taskset -c 0,1); fi
 caffe=()
-if python3 -c "import caffe" 2>/dev/null; then caffe=(caffe); fi
+if [[ -n ${PSANET_CAFFE_BENCH:-} ]] || python3 -c "import caffe" 2>/dev/null; then caffe=(caffe); fi
 for part in "${parts[@]}"; do
   echo "[cpu_report] $part" >&2
   case $part in

@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import caffe_binary  # noqa: E402
 from bench.e2e_report import GLIBC  # noqa: E402
 from bench.timing import median_seconds, module_times  # noqa: E402
 
@@ -74,20 +75,29 @@ def cuda_mm_roof() -> dict[str, float]:
 
 
 def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
-    """Legacy Caffe, batch 1 (the deploy's input shape), OpenBLAS threads from the environment.
+    """Legacy Caffe, batch 1 (the deploy's input shape), OpenBLAS threads from the environment: through pycaffe, or
+    through caffe_bench where PSANET_CAFFE_BENCH names it (bench/caffe_binary.py; the peak RSS is then its own).
 
     torch is imported only after the timing, for the fp32 roof; its footprint stays under Caffe's peak.
     """
-    import caffe
-
-    caffe.set_mode_cpu()
     work = Path(job["workdir"])
-    net = caffe.Net(str(work / "deploy.prototxt"), str(work / "weights.caffemodel"), caffe.TEST)
-    net.blobs["data"].data[...] = np.load(work / "input.npy")[:1]
-    seconds = median_seconds(net.forward, job["warmup"], job["reps"])
-    np.save(work / "caffe.npy", net.blobs["conv6_zoom"].data)
-    rss = peak_rss_bytes()
-    del net
+    if caffe_binary.binary() is not None:
+        result = caffe_binary.run(
+            "forward", "--model", str(work / "deploy.prototxt"), "--weights", str(work / "weights.caffemodel"),
+            "--input", f"data={work / 'input.npy'}", "--save", f"conv6_zoom={work / 'caffe.npy'}",
+            warmup=job["warmup"], reps=job["reps"],
+        )
+        seconds, rss = result["seconds"], result["peak_rss"]
+    else:
+        import caffe
+
+        caffe.set_mode_cpu()
+        net = caffe.Net(str(work / "deploy.prototxt"), str(work / "weights.caffemodel"), caffe.TEST)
+        net.blobs["data"].data[...] = np.load(work / "input.npy")[:1]
+        seconds = median_seconds(net.forward, job["warmup"], job["reps"])
+        np.save(work / "caffe.npy", net.blobs["conv6_zoom"].data)
+        rss = peak_rss_bytes()
+        del net
     return {"seconds": {"1": seconds}, "peak_rss": rss, "roof": mm_roof(job["threads"])}
 
 

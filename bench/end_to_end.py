@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import caffe_binary  # noqa: E402
 from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
@@ -72,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--batches, --reps, --rounds, --threads and --width-divisor must be positive, --warmup non-negative")
     if args.out is not None and not args.out.resolve().parent.is_dir():
         p.error(f"--out folder does not exist: {args.out.parent}")
+    if "caffe" in args.modes:
+        caffe_binary.check(p.error)
     args.batches = sorted(set(args.batches))
     return args
 
@@ -250,6 +253,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         f"median of {args.reps}{rounds_text(args.rounds)}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"wall time {wall / 60:.1f} min.",
         isa_line(),
+        *([caffe_binary.source_line()] if "caffe" in args.modes else []),
         f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "
         "Each mode ran in its own process; peak RSS is its VmHWM (ru_maxrss would include the parent's RSS, which "
         "Linux carries across fork + exec), model build and weights included, read at the end of the row's batch "

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import train_layers  # noqa: E402
+from bench import caffe_binary, train_layers  # noqa: E402
 from bench.e2e_report import GIB  # noqa: E402
 from bench.end_to_end import Parser, cpuinfo_field, has_amx, isa_line, run_worker, write_report  # noqa: E402
 
@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--device cuda asked for, but CUDA is not available")
     if args.out is not None and not args.out.resolve().parent.is_dir():
         p.error(f"--out folder does not exist: {args.out.parent}")
+    if "caffe" in args.modes:
+        caffe_binary.check(p.error)
     return args
 
 
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         f"after {os.getloadavg()[0]:.2f}; wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward "
         f"{flops / 1e9:.0f} GFLOP per step; roof {roof_text}",
         isa_line(),
+        *([caffe_binary.source_line()] if "caffe" in args.modes else []),
         "",
         *body,
         "",

@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import caffe_binary  # noqa: E402
 from bench.e2e_worker import cuda_mm_roof, mm_roof, peak_rss_bytes  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 
@@ -29,20 +30,29 @@ PROFILE_TOP = 8
 
 
 def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
-    """Caffe's SGDSolver on the written solver/train definition, starting from the shared weights."""
-    from parity_tests.live import caffe_module
-
-    caffe = caffe_module()
+    """Caffe's SGDSolver on the written solver/train definition, starting from the shared weights: through pycaffe, or
+    through caffe_bench where PSANET_CAFFE_BENCH names it (bench/caffe_binary.py; the peak RSS is then its own)."""
     work = Path(job["workdir"])
-    solver = caffe.SGDSolver(str(work / "solver.prototxt"))
-    solver.net.copy_from(str(work / "weights.caffemodel"))
-    solver.net.blobs["data"].data[...] = np.load(work / "input.npy")
-    solver.net.blobs["label"].data[...] = np.load(work / "label.npy")
-    seconds = median_seconds(lambda: solver.step(1), job["warmup"], job["reps"])
-    blobs = solver.net.blobs
-    loss = float(blobs["loss"].data) + job["config"]["aux_weight"] * float(blobs["loss_aux"].data)
-    rss = peak_rss_bytes()
-    del solver
+    if caffe_binary.binary() is not None:
+        result = caffe_binary.run(
+            "step", "--solver", str(work / "solver.prototxt"), "--weights", str(work / "weights.caffemodel"),
+            "--input", f"data={work / 'input.npy'}", "--input", f"label={work / 'label.npy'}",
+            warmup=job["warmup"], reps=job["reps"],
+        )
+        seconds, losses, rss = result["seconds"], result["outputs"], result["peak_rss"]
+    else:
+        from parity_tests.live import caffe_module
+
+        caffe = caffe_module()
+        solver = caffe.SGDSolver(str(work / "solver.prototxt"))
+        solver.net.copy_from(str(work / "weights.caffemodel"))
+        solver.net.blobs["data"].data[...] = np.load(work / "input.npy")
+        solver.net.blobs["label"].data[...] = np.load(work / "label.npy")
+        seconds = median_seconds(lambda: solver.step(1), job["warmup"], job["reps"])
+        losses = {name: float(solver.net.blobs[name].data) for name in ("loss", "loss_aux")}
+        rss = peak_rss_bytes()
+        del solver
+    loss = losses["loss"] + job["config"]["aux_weight"] * losses["loss_aux"]
     return {"seconds": seconds, "loss": loss, "peak_rss": rss, "roof": mm_roof(job["threads"])}
 
 
