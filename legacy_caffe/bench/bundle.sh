@@ -34,7 +34,11 @@ paths=(-I/usr/include/hdf5/serial)
 [[ -f ${CONDA_PREFIX:-/nonexistent}/include/glog/logging.h ]] \
   && paths=(-I"$CONDA_PREFIX/include" -L"$CONDA_PREFIX/lib" -Wl,--enable-new-dtags,-rpath,"$CONDA_PREFIX/lib")
 
-rm -rf "$dir" "$dir.tar.gz"
+# Built in a scratch folder renamed to DIR at the end: a failed run leaves no partial bundle.
+final=$dir
+dir=$final.tmp.$$
+trap 'rm -rf "$dir"' EXIT
+rm -rf "$dir" "$final.tar.gz"
 mkdir -p "$dir/lib"
 cp "$loaded" "$dir/lib/_caffe.so"
 say "compiling caffe_bench against $loaded"
@@ -42,7 +46,7 @@ say "compiling caffe_bench against $loaded"
 "${CXX:-g++}" -O2 -std=c++17 -DCPU_ONLY=1 -I"$work/build/include" -I"$work/src/include" "${paths[@]}" \
   "$HERE/caffe_bench.cpp" -o "$dir/lib/caffe_bench" "$dir/lib/_caffe.so" "$libpython" \
   -lglog -lgflags -lprotobuf -lboost_system >"$dir/compile.log" 2>&1 \
-  || { grep -m 10 -A3 "error" "$dir/compile.log" >&2; die "compiling caffe_bench.cpp failed (log: $dir/compile.log)"; }
+  || { grep -m 10 -A3 "error" "$dir/compile.log" >&2 || true; die "compiling caffe_bench.cpp failed"; }
 rm "$dir/compile.log"
 # The launcher: LD_LIBRARY_PATH is searched before _caffe.so's own RUNPATH (an RPATH of the program would not be).
 printf '%s\n' '#!/bin/sh' 'here=$(cd "${0%/*}" && pwd)' \
@@ -66,8 +70,9 @@ outside=$(resolved | grep -vE "$glibc" | grep -v " $dir/lib/" || true)
 rc=0
 env -i "$dir/caffe_bench" 2>/dev/null || rc=$?
 ((rc == 2)) || die "$dir/caffe_bench does not start (exit $rc; it should stop at its usage line)"
-say "$dir: caffe_bench and $(ls "$dir/lib" | wc -l) files in lib/, $(du -sh "$dir" | cut -f1)"
+rm -rf "$final" && mv "$dir" "$final"
+say "$final: caffe_bench and $(ls "$final/lib" | wc -l) files in lib/, $(du -sh "$final" | cut -f1)"
 if [[ -n $tar ]]; then
-  tar -czf "$dir.tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")"
-  say "$dir.tar.gz: $(du -h "$dir.tar.gz" | cut -f1)"
+  tar -czf "$final.tar.gz.tmp" -C "$(dirname "$final")" "$(basename "$final")" && mv "$final.tar.gz.tmp" "$final.tar.gz"
+  say "$final.tar.gz: $(du -h "$final.tar.gz" | cut -f1)"
 fi

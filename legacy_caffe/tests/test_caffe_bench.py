@@ -172,3 +172,12 @@ def test_worker_names_the_failing_binary(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(RuntimeError, match=failed):
         caffe_binary.run("forward", "--model", str(tmp_path / "none.prototxt"), "--weights", os.devnull,
                          warmup=0, reps=1)
+
+
+def test_failed_bundle_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "bundle"
+    done = subprocess.run(["bash", str(ROOT / "legacy_caffe/bench/bundle.sh"), str(target), "--tar"],
+                          capture_output=True, text=True, env={**os.environ, "CXX": "false"})
+    assert done.returncode == 1
+    assert done.stderr == "[caffe-bundle] error: compiling caffe_bench.cpp failed\n"
+    assert list(tmp_path.iterdir()) == []
