@@ -223,6 +223,15 @@ std::vector<float> block_partials(int64_t rows, int64_t width, const Fill& fill)
   return partials;
 }
 
+// fill(first_row, rows) over all rows, in parallel over ranges of whole blocks.
+template <typename Fill>
+void parallel_rows(int64_t rows, const Fill& fill) {
+  at::parallel_for(0, block_count(rows), 1, [&](int64_t begin, int64_t end) {
+    const int64_t first = begin * kBlock;
+    fill(first, std::min(end * kBlock, rows) - first);
+  });
+}
+
 void check_inputs(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   TORCH_CHECK(x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast),
               "batch_norm_relu: x must be a channels-last contiguous (N, C, H, W) map, got sizes ", x.sizes(),
@@ -285,9 +294,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_typed(const at::Tensor& x
   const Affine a = affine(weight, bias, mean, invstd);
   at::Tensor out = at::empty_like(x, at::MemoryFormat::ChannelsLast);
   T* y = rows_of_mut<T>(out);
-  at::parallel_for(0, block_count(rows), 1, [&](int64_t begin, int64_t end) {
-    const int64_t first = begin * kBlock;
-    const int64_t n = std::min(end * kBlock, rows) - first;
+  parallel_rows(rows, [&](int64_t first, int64_t n) {
     loops.normalize_rows(in + first * c, n, c, a, relu, y + first * c);
   });
   return {out, mean, invstd};
@@ -333,9 +340,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_typed(const at::Tensor& 
   }
   at::Tensor grad_x = at::empty_like(x, at::MemoryFormat::ChannelsLast);
   T* dx = rows_of_mut<T>(grad_x);
-  at::parallel_for(0, block_count(rows), 1, [&](int64_t begin, int64_t end) {
-    const int64_t first = begin * kBlock;
-    const int64_t n = std::min(end * kBlock, rows) - first;
+  parallel_rows(rows, [&](int64_t first, int64_t n) {
     loops.input_gradient(dy + first * c, in + first * c, n, c, a, relu, k_g.data(), k_x.data(), k_0.data(),
                          dx + first * c);
   });

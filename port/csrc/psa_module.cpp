@@ -1,5 +1,5 @@
-// The psanet operator library (PSA, the fused zoom + cross-entropy loss, train-mode batch norm + ReLU): schemas, and the (empty) Python
-// module port._C that loads them.
+// The psanet operator library (PSA, the fused zoom + cross-entropy loss, train-mode batch norm + ReLU): schemas,
+// and the (empty) Python module port._C that loads them.
 #include <Python.h>
 #include <torch/library.h>
 

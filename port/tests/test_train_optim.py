@@ -82,7 +82,6 @@ def test_poly_rates_per_group() -> None:
         scheduler.step()
 
 
-
 def _update_problem(dtype: torch.dtype) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     gen = torch.Generator().manual_seed(5)
     shapes = [(64, 3, 7, 7), (1000,), (17, 33)]
@@ -110,4 +109,3 @@ def test_fused_update_is_caffes_update(dtype: torch.dtype, lr: float, weight_dec
         torch.testing.assert_close(v.double(), v1, rtol=0, atol=2 * ulp * terms + 2**-53 * step)
         torch.testing.assert_close(w.double(), w0 - v1, rtol=2 * ulp, atol=ulp * w0.abs().max().item())
         assert torch.equal(g, before)
-
