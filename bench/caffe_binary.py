@@ -46,11 +46,8 @@ def source_line() -> str:
             "its peak RSS is that program's own.")
 
 
-def run(command: str, *args: str, warmup: int, reps: int) -> dict[str, Any]:
-    """`caffe_bench COMMAND ARGS --warmup W --reps R`: its RESULT, with "seconds" the median of the timed calls."""
-    path = binary()
-    if path is None:
-        raise RuntimeError(f"{ENV} is not set")
+def run(path: Path, command: str, *args: str, warmup: int, reps: int) -> dict[str, Any]:
+    """`PATH COMMAND ARGS --warmup W --reps R`: its RESULT, with "seconds" the median of the timed calls."""
     env = {**os.environ, "GLOG_minloglevel": os.environ.get("GLOG_minloglevel", "2")}
     argv = [str(path), command, *args, "--warmup", str(warmup), "--reps", str(reps)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)

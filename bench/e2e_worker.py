@@ -81,10 +81,12 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
     torch is imported only after the timing, for the fp32 roof; its footprint stays under Caffe's peak.
     """
     work = Path(job["workdir"])
-    if caffe_binary.binary() is not None:
+    binary = caffe_binary.binary()
+    if binary is not None:
         result = caffe_binary.run(
-            "forward", "--model", str(work / "deploy.prototxt"), "--weights", str(work / "weights.caffemodel"),
-            "--input", f"data={work / 'input.npy'}", "--save", f"conv6_zoom={work / 'caffe.npy'}",
+            binary, "forward", "--model", str(work / "deploy.prototxt"),
+            "--weights", str(work / "weights.caffemodel"), "--input", f"data={work / 'input.npy'}",
+            "--save", f"conv6_zoom={work / 'caffe.npy'}",
             warmup=job["warmup"], reps=job["reps"],
         )
         seconds, rss = result["seconds"], result["peak_rss"]

@@ -33,10 +33,12 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
     """Caffe's SGDSolver on the written solver/train definition, starting from the shared weights: through pycaffe, or
     through caffe_bench where PSANET_CAFFE_BENCH names it (bench/caffe_binary.py; the peak RSS is then its own)."""
     work = Path(job["workdir"])
-    if caffe_binary.binary() is not None:
+    binary = caffe_binary.binary()
+    if binary is not None:
         result = caffe_binary.run(
-            "step", "--solver", str(work / "solver.prototxt"), "--weights", str(work / "weights.caffemodel"),
-            "--input", f"data={work / 'input.npy'}", "--input", f"label={work / 'label.npy'}",
+            binary, "step", "--solver", str(work / "solver.prototxt"),
+            "--weights", str(work / "weights.caffemodel"), "--input", f"data={work / 'input.npy'}",
+            "--input", f"label={work / 'label.npy'}",
             warmup=job["warmup"], reps=job["reps"],
         )
         seconds, losses, rss = result["seconds"], result["outputs"], result["peak_rss"]

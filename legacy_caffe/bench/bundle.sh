@@ -6,7 +6,6 @@
 # it needs libpython to load, but the program never starts Python.
 #   bash legacy_caffe/bench/bundle.sh DIR [--tar]     # --tar: also DIR.tar.gz (one file to carry)
 set -euo pipefail
-shopt -s nullglob
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PYTHON=${PYTHON:-python3}

@@ -170,8 +170,8 @@ def test_worker_names_the_failing_binary(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv(caffe_binary.ENV, str(bundle / "caffe_bench"))
     failed = r"caffe_bench forward failed \(exit 2\): caffe_bench: error: model .*none.prototxt: cannot be read"
     with pytest.raises(RuntimeError, match=failed):
-        caffe_binary.run("forward", "--model", str(tmp_path / "none.prototxt"), "--weights", os.devnull,
-                         warmup=0, reps=1)
+        caffe_binary.run(bundle / "caffe_bench", "forward", "--model", str(tmp_path / "none.prototxt"),
+                         "--weights", os.devnull, warmup=0, reps=1)
 
 
 def test_failed_bundle_leaves_nothing(tmp_path: Path) -> None:
