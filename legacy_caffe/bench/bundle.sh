@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PYTHON=${PYTHON:-python3}
 CACHE=${PSANET_CACHE:-$HOME/.cache/psanet}
 say() { echo "[caffe-bundle] $*"; }
-die() { echo "[caffe-bundle] error: $*" >&2; exit 1; }
+die() { echo "[caffe-bundle] error: $*" >&2; exit 2; }
 
 (($# >= 1 && $# <= 2)) || die "usage: bash legacy_caffe/bench/bundle.sh DIR [--tar]"
 dir=$(realpath -m "$1")

@@ -178,6 +178,6 @@ def test_failed_bundle_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "bundle"
     done = subprocess.run(["bash", str(ROOT / "legacy_caffe/bench/bundle.sh"), str(target), "--tar"],
                           capture_output=True, text=True, env={**os.environ, "CXX": "false"})
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr == "[caffe-bundle] error: compiling caffe_bench.cpp failed\n"
     assert list(tmp_path.iterdir()) == []
