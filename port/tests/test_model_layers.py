@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from port.config import pool_out
-from port.model.layers import CaffeBN, interp
+from port.model.layers import CaffeBN, Concat, interp
 
 
 def _bn(seed: int = 0) -> tuple[CaffeBN, np.ndarray]:
@@ -124,3 +124,34 @@ def test_max_pool_size_rule_matches_caffe_helper() -> None:
     odd = nn.MaxPool2d(2, 2, 1, ceil_mode=True)  # a window that would start in the padding gets dropped
     for side in range(1, 40):
         assert odd(torch.zeros(1, 1, side, side)).shape[-1] == pool_out(side, 2, 2, 1), side
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_concat_gives_each_input_a_dense_gradient_in_its_layout(batch: int) -> None:
+    """The values of torch.cat's own backward (the oracle), each part dense in its input's layout as it reaches
+    the input's producer (a hook; leaf .grad would be re-laid out by autograd anyway); an input that needs no
+    gradient gets none, and without grad the op is torch.cat itself."""
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(batch, c, 5, 7, generator=gen) for c in (3, 4, 2)]
+    xs[1] = xs[1].contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(batch, 9, 5, 7, generator=gen).contiguous(memory_format=torch.channels_last)
+    grads: dict[str, list[torch.Tensor]] = {"ours": [], "cat": []}
+
+    def inputs(seen: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = [x.clone().requires_grad_(i != 2) for i, x in enumerate(xs)]
+        for x in out[:2]:
+            x.register_hook(seen.append)
+        return out
+
+    ours, theirs = inputs(grads["ours"]), inputs(grads["cat"])
+    out = Concat()(*ours)
+    torch.testing.assert_close(out, torch.cat(theirs, 1), rtol=0, atol=0)
+    out.backward(grad)
+    torch.cat(theirs, 1).backward(grad)
+    for got, want, fmt in zip(grads["ours"], grads["cat"], (torch.contiguous_format, torch.channels_last)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert got.is_contiguous(memory_format=fmt)
+    assert not grads["cat"][1].is_contiguous(memory_format=torch.channels_last)  # what torch.cat hands out
+    assert ours[2].grad is None
+    with torch.no_grad():
+        assert Concat()(*ours).grad_fn is None

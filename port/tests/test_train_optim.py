@@ -96,11 +96,59 @@ RATES = [0.01, 0.0123456, 0.2 * 0.55**0.9, 1e-6]
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-4])
 def test_fused_update_is_caffes_update(dtype: torch.dtype, lr: float, weight_decay: float) -> None:
     """Against the update in float64 from the same inputs: within rounding of its terms, grads untouched."""
-    params, grads, history = _update_problem(dtype)
+    _check_update(*_update_problem(dtype), lr, weight_decay)
+
+
+def _strided(t: torch.Tensor) -> torch.Tensor:
+    """`t`'s values in a view that skips every other channel of a larger tensor (not dense)."""
+    wide = torch.zeros(t.shape[0], 2 * t.shape[1], *t.shape[2:], dtype=t.dtype)
+    return wide[:, ::2].copy_(t)
+
+
+LAYOUTS = {
+    "contiguous": lambda t: t,
+    "channels_last": lambda t: t.contiguous(memory_format=torch.channels_last),
+    "strided": _strided,
+}
+
+
+@pytest.mark.parametrize("history", LAYOUTS)
+@pytest.mark.parametrize("grad", LAYOUTS)
+@pytest.mark.parametrize("weight", LAYOUTS)
+def test_fused_update_whatever_the_layouts(weight: str, grad: str, history: str) -> None:
+    """The fused kernel walks raw memory: a channels-last weight with a contiguous history (a checkpoint of a
+    contiguous run resumed channels-last) must still pair each element with its own gradient and history."""
+    params, grads, history_ = (
+        [LAYOUTS[layout](t[0])] for layout, t in zip((weight, grad, history), _update_problem(torch.float32))
+    )
+    _check_update(params, grads, history_, 0.01, 1e-4)
+
+
+def test_caffe_sgd_keeps_history_in_the_weights_layout() -> None:
+    """A history loaded in another layout is laid out like its weight once, at the next step."""
+    weight = torch.nn.Parameter(torch.randn(8, 4, 3, 3).contiguous(memory_format=torch.channels_last))
+    optimizer = CaffeSGD([weight], lr=0.01, momentum=MOMENTUM)
+    saved = optimizer.state_dict()
+    saved["state"] = {0: {"history": torch.randn(8, 4, 3, 3)}}
+    optimizer.load_state_dict(saved)
+    history = optimizer.state[weight]["history"].clone()
+    weight.grad = torch.randn(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    before = weight.detach().clone()
+    optimizer.step()
+    kept = optimizer.state[weight]["history"]
+    assert kept.stride() == weight.stride()
+    torch.testing.assert_close(kept, MOMENTUM * history + 0.01 * weight.grad)
+    torch.testing.assert_close(weight.detach(), before - kept)
+
+
+def _check_update(
+    params: list[torch.Tensor], grads: list[torch.Tensor], history: list[torch.Tensor], lr: float, weight_decay: float
+) -> None:
+    """caffe_sgd_update_ against the update in float64 from the same inputs: within rounding of its terms."""
     want = [tuple(t.to(torch.float64, copy=True) for t in wgv) for wgv in zip(params, grads, history)]
     grads_before = [g.clone() for g in grads]
     caffe_sgd_update_(params, grads, history, lr, MOMENTUM, weight_decay)
-    ulp = torch.finfo(dtype).eps
+    ulp = torch.finfo(params[0].dtype).eps
     for w, v, g, before, (w0, g0, v0) in zip(params, history, grads, grads_before, want):
         v1 = MOMENTUM * v0 + lr * (g0 + weight_decay * w0)
         step = (g0 + weight_decay * w0).abs().max().item()

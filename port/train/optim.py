@@ -67,8 +67,11 @@ class CaffeSGD(torch.optim.Optimizer):
                 continue
             grads = [p.grad for p in params]
             for p in params:
-                if "history" not in self.state[p]:
-                    self.state[p]["history"] = torch.zeros_like(p)
+                state = self.state[p]
+                if "history" not in state:
+                    state["history"] = torch.zeros_like(p)
+                elif not same_memory_order(state["history"], p):  # e.g. loaded from a run in the other layout
+                    state["history"] = torch.empty_like(p).copy_(state["history"])
             history = [self.state[p]["history"] for p in params]
             caffe_sgd_update_(params, grads, history, group["lr"], group["momentum"], group["weight_decay"])
         return loss
@@ -85,11 +88,44 @@ def caffe_sgd_update_(
     11 arrays four multi-tensor passes move. `history` starts at zeros, so no step is a "first step" (which
     would copy g instead). Within rounding of the float64 update (tested); in float64 the rate itself is off
     by up to 2**-53 (1 - (1 - lr)), in float32 it rounds to float32(lr).
+
+    The kernel walks each tensor's memory as one flat array, whatever its strides: a channels-last weight
+    with a contiguous history would pair unrelated elements (and it copies every non-contiguous grad, then
+    reads the original). So each triple goes in as flat views of memory in the weight's order; a tensor in
+    another order (or a weight that is not dense) goes through a copy in that order, written back after.
     """
+    flat: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
+    write_back = []
+    for p, g, v in zip(params, grads, history, strict=True):
+        if g.shape != p.shape or v.shape != p.shape:
+            raise ValueError(f"SGD update: a {tuple(p.shape)} weight with a {tuple(g.shape)} gradient and a "
+                             f"{tuple(v.shape)} history")
+        w = p if is_dense(p) else p.contiguous()
+        used = [t if same_memory_order(t, w) else torch.empty_like(w).copy_(t) for t in (w, g, v)]
+        write_back += [(t, u) for t, u in ((p, w), (v, used[2])) if u is not t]
+        for out, t in zip(flat, used):
+            out.append(t.as_strided((t.numel(),), (1,), t.storage_offset()))
     torch._fused_sgd_(
-        params, grads, history, weight_decay=weight_decay, momentum=momentum, lr=1.0, dampening=1.0 - lr,
+        *flat, weight_decay=weight_decay, momentum=momentum, lr=1.0, dampening=1.0 - lr,
         nesterov=False, maximize=False, is_first_step=False,
     )
+    for t, u in write_back:
+        t.copy_(u)
+
+
+def same_memory_order(t: torch.Tensor, dense: torch.Tensor) -> bool:
+    """True when `t` is dense and lays its elements out in memory as the dense tensor `dense` of its shape does."""
+    return is_dense(t) and all(a == b for a, b, n in zip(t.stride(), dense.stride(), dense.shape) if n > 1)
+
+
+def is_dense(t: torch.Tensor) -> bool:
+    """True when `t`'s elements fill one gap-free block of memory (any order of its dimensions)."""
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape) if n > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 class PolyLR(torch.optim.lr_scheduler.LRScheduler):
