@@ -70,7 +70,8 @@ class CaffeSGD(torch.optim.Optimizer):
                 state = self.state[p]
                 if "history" not in state:
                     state["history"] = torch.zeros_like(p)
-                elif not same_memory_order(state["history"], p):  # e.g. loaded from a run in the other layout
+                elif state["history"].stride() != p.stride() and not same_memory_order(state["history"], p):
+                    # e.g. loaded from a run in the other layout
                     state["history"] = torch.empty_like(p).copy_(state["history"])
             history = [self.state[p]["history"] for p in params]
             caffe_sgd_update_(params, grads, history, group["lr"], group["momentum"], group["weight_decay"])
@@ -95,22 +96,33 @@ def caffe_sgd_update_(
     another order (or a weight that is not dense) goes through a copy in that order, written back after.
     """
     flat: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
-    write_back = []
+    write_back: list[tuple[torch.Tensor, torch.Tensor]] = []
     for p, g, v in zip(params, grads, history, strict=True):
         if g.shape != p.shape or v.shape != p.shape:
             raise ValueError(f"SGD update: a {tuple(p.shape)} weight with a {tuple(g.shape)} gradient and a "
                              f"{tuple(v.shape)} history")
-        w = p if is_dense(p) else p.contiguous()
-        used = [t if same_memory_order(t, w) else torch.empty_like(w).copy_(t) for t in (w, g, v)]
-        write_back += [(t, u) for t, u in ((p, w), (v, used[2])) if u is not t]
+        used = (p, g, v) if p.is_contiguous() and g.is_contiguous() and v.is_contiguous() else (
+            _flat_in_weight_order(p, g, v, write_back)
+        )
         for out, t in zip(flat, used):
-            out.append(t.as_strided((t.numel(),), (1,), t.storage_offset()))
+            out.append(t)
     torch._fused_sgd_(
         *flat, weight_decay=weight_decay, momentum=momentum, lr=1.0, dampening=1.0 - lr,
         nesterov=False, maximize=False, is_first_step=False,
     )
     for t, u in write_back:
         t.copy_(u)
+
+
+def _flat_in_weight_order(
+    p: torch.Tensor, g: torch.Tensor, v: torch.Tensor, write_back: list[tuple[torch.Tensor, torch.Tensor]]
+) -> list[torch.Tensor]:
+    """Flat views of (p, g, v) in one memory order, p's where p is dense; what is stored in another order
+    goes through a copy in that order (p's and v's listed in `write_back` to be copied back after)."""
+    w = p if is_dense(p) else p.contiguous()
+    used = [t if same_memory_order(t, w) else torch.empty_like(w).copy_(t) for t in (w, g, v)]
+    write_back += [(t, u) for t, u in ((p, w), (v, used[2])) if u is not t]
+    return [t.as_strided((t.numel(),), (1,), t.storage_offset()) for t in used]
 
 
 def same_memory_order(t: torch.Tensor, dense: torch.Tensor) -> bool:
