@@ -2,9 +2,10 @@
 
 `capture(fn)` runs `fn` with oneDNN's verbose mode on and returns the `exec` lines oneDNN printed (they go
 to the C stdout, so file descriptor 1 is redirected around the call). `summary(lines)` groups them by
-primitive, kernel (e.g. `brgconv_1x1:avx512_core_amx`: the ISA after the colon says AMX or not) and, for
-convolutions, the layer shape (1x1, 3x3, dilated, strided), with calls and oneDNN's own milliseconds; reorders
-are listed with their source and destination layouts, since a weight reorder on every call is time lost.
+primitive, kernel (e.g. `brgconv_1x1:avx512_core_amx`: the ISA after the colon says AMX or not), pass
+(forward_inference, forward_training, backward_data, backward_weights) and, for convolutions, the layer shape
+(1x1, 3x3, dilated, strided), with calls and oneDNN's own milliseconds; reorders are listed with their source
+and destination layouts, since a weight reorder on every call is time lost.
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ PROBLEM = re.compile(r"kh(\d+)sh(\d+)dh(\d+)")
 
 @dataclass(frozen=True)
 class Exec:
-    """One executed primitive: its kind, kernel, memory descriptors, problem descriptor and time in ms."""
+    """One executed primitive: its kind, kernel, pass (oneDNN's propagation kind), memory descriptors, problem
+    descriptor and time in ms."""
 
     primitive: str
     kernel: str
+    prop: str
     memory: str
     problem: str
     ms: float
@@ -59,7 +62,7 @@ def parse(line: str) -> Exec | None:
     rest = fields[fields.index("exec") + 1:]
     if len(rest) < 9:
         raise ValueError(f"unexpected ONEDNN_VERBOSE exec line (oneDNN's format changed?): {line.strip()}")
-    return Exec(primitive=rest[1], kernel=rest[2], memory=rest[4], problem=rest[-2], ms=float(rest[-1]))
+    return Exec(primitive=rest[1], kernel=rest[2], prop=rest[3], memory=rest[4], problem=rest[-2], ms=float(rest[-1]))
 
 
 def conv_shape(problem: str) -> str:
@@ -79,22 +82,25 @@ def layouts(memory: str) -> str:
     return " -> ".join(f"{t[1]} {t[4]}" if len(t) > 4 else "?" for t in tags if t[0] in ("src", "dst"))
 
 
-def summary(execs: list[Exec], forwards: int = 1) -> list[str]:
-    """Markdown: per primitive / kernel / shape, the calls and oneDNN milliseconds per forward; then the reorders."""
-    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+def summary(execs: list[Exec], runs: int = 1, unit: str = "forward") -> list[str]:
+    """Markdown: per primitive / kernel / pass / shape, the calls and oneDNN milliseconds per run (a forward, a
+    training step: `unit`); then the reorders."""
+    groups: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
     for e in execs:
         shape = conv_shape(e.problem) if e.primitive == "convolution" else layouts(e.memory) if e.primitive == "reorder" else ""
-        groups[(e.primitive, e.kernel, shape)].append(e.ms)
+        groups[(e.primitive, e.kernel, e.prop, shape)].append(e.ms)
     total = sum(e.ms for e in execs) or 1.0
     lines = [
-        "| oneDNN primitive | kernel | shape / layouts | calls per forward | ms per forward | share of oneDNN time |",
-        "|---|---|---|---|---|---|",
+        f"| oneDNN primitive | kernel | pass | shape / layouts | calls per {unit} | ms per {unit} "
+        "| share of oneDNN time |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for (primitive, kernel, shape), times in sorted(groups.items(), key=lambda item: -sum(item[1])):
+    for (primitive, kernel, prop, shape), times in sorted(groups.items(), key=lambda item: -sum(item[1])):
         lines.append(
-            f"| {primitive} | {kernel} | {shape} | {len(times) / forwards:g} | {sum(times) / forwards:.1f} | "
+            f"| {primitive} | {kernel} | {prop} | {shape} | {len(times) / runs:g} | {sum(times) / runs:.1f} | "
             f"{100 * sum(times) / total:.1f}% |"
         )
-    reorders = sum(len(t) for (p, _, _), t in groups.items() if p == "reorder")
-    lines += ["", f"Reorders per forward: {reorders / forwards:g} (0 means every weight stays in its packed layout)."]
+    reorders = [t for (p, *_), t in groups.items() if p == "reorder"]
+    count, ms = sum(map(len, reorders)) / runs, sum(map(sum, reorders)) / runs
+    lines += ["", f"Reorders per {unit}: {count:g}, {ms:.1f} ms (0 means every weight stays in its packed layout)."]
     return lines

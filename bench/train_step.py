@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", action="store_true",
         help="also profile one port step by operator type and (CPU) by layer type against each type's own roof",
     )
+    p.add_argument(
+        "--onednn", action="store_true",
+        help="also list the oneDNN kernels of one more port step (CPU; ONEDNN_VERBOSE): pass, layer shape, reorders",
+    )
     p.add_argument("--out", type=Path, help="also write the markdown report here")
     args = p.parse_args(argv)
     if min(args.reps, args.threads, args.width_divisor, args.batch) < 1 or args.warmup < 0:
@@ -66,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.modes = args.modes or (CUDA_MODES if cuda else ["caffe", "fp32", "bf16"])
     if cuda and "caffe" in args.modes:
         p.error("--device cuda: legacy Caffe runs on the CPU only here; leave out the caffe mode")
+    if cuda and args.onednn:
+        p.error("--onednn lists oneDNN's CPU kernels: leave it out with --device cuda")
     if not cuda and "tf32" in args.modes:
         p.error("the tf32 mode needs --device cuda")
     if cuda and not torch_cuda_available():
@@ -212,6 +218,16 @@ def profile_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     return ["Profile of one step (torch.profiler):", *lines] if lines else []
 
 
+def onednn_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The --onednn part of the report: per mode, the oneDNN kernels of one step."""
+    lines = []
+    for mode, result in results.items():
+        if "onednn" in result:
+            title = f"oneDNN kernels of one {mode} step (ONEDNN_VERBOSE; oneDNN's own times):"
+            lines += ["", title, "", *result["onednn"]]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
@@ -222,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cuda = args.device == "cuda"
     load_before, start = os.getloadavg(), time.perf_counter()
-    base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "profile": args.profile, "device": args.device}
+    base = {
+        "warmup": args.warmup, "reps": args.reps, "threads": args.threads, "profile": args.profile,
+        "onednn": args.onednn, "device": args.device,
+    }
     work = Path(tempfile.mkdtemp(prefix="train_step_"))
     results: dict[str, dict[str, Any]] = {}
     try:
@@ -267,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         *body,
         "",
         *profile_lines(results),
+        *onednn_lines(results),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -2,7 +2,8 @@
 
 Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM;
 on CUDA also the peak of allocated GPU memory), the torch.mm roof measured right after, and (with "profile") the self-time
-share of the top operator types and, on the CPU, the step by layer type (bench/train_layers.py).
+share of the top operator types and, on the CPU, the step by layer type (bench/train_layers.py); with "onednn" (CPU),
+the oneDNN kernels one more step ran, by pass and layer shape, and its reorders (bench/onednn_verbose.py).
 Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, bf16 (autocast to bfloat16), tf32
 (CUDA: fp32 with TF32 matmuls and convolutions; the other CUDA modes run fp32 with TF32 off), each in the trainer's
 layout (channels-last, port.train.loop.memory_format); fp32_nchw, bf16_nchw with a contiguous model and input;
@@ -177,6 +178,10 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
         result["peak_gpu"] = torch.cuda.max_memory_allocated()
     if job.get("profile"):
         result.update(profile_step(step, model, job))
+    if job.get("onednn"):
+        from bench.onednn_verbose import capture, summary
+
+        result["onednn"] = summary(capture(step), unit="step")
     result["roof"] = roof(job)
     return result
 
