@@ -147,11 +147,6 @@ void BlockWeights<scalar_t>::keep_linked(const Geometry& g, const Block& blk) {
   }
 }
 
-// Whether t is stored channels-last and not also contiguous (then it is read as it is, not copied).
-bool is_channels_last(const at::Tensor& t) {
-  return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
-}
-
 struct Layout {
   Geometry g;
   int64_t rows;    // target rows per block
@@ -224,6 +219,7 @@ void forward_kernel(const Layout& lay, const at::Tensor& x, const at::Tensor& ma
 template <typename scalar_t>
 void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor& x, const at::Tensor& mask,
                      bool softmax, double nf, at::Tensor& grad_x, at::Tensor& grad_mask) {
+  const bool mask_channels_last = is_channels_last(mask);  // grad_mask is laid out like mask
   const Geometry& g = lay.g;
   const int64_t channels = x.size(1);
   const int64_t hw = g.positions();
@@ -252,7 +248,7 @@ void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor
       const Block blk = block_of(lay, task % lay.blocks);
       const int64_t targets = (blk.y1 - blk.y0) * g.width;
       const int64_t band = (blk.a1 - blk.a0) * g.width;
-      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, false, softmax);
+      bw.build(g, blk, mask.data_ptr<scalar_t>() + n * g.channels() * hw, mask_channels_last, softmax);
       const at::Tensor g_b = grad[n].narrow(1, blk.y0 * g.width, targets);
       const at::Tensor weights = matrix(bw.weights, band, targets);
       at::Tensor acc_band = acc.narrow(1, blk.a0 * g.width, band);
@@ -286,7 +282,8 @@ void backward_kernel(const Layout& lay, const at::Tensor& grad, const at::Tensor
         }
       }
       scalar_t* gm_n = grad_mask.data_ptr<scalar_t>() + n * g.channels() * hw;
-      for_each_run(g, blk, targets, false, [&](int64_t m_off, int64_t s_off, int64_t s_stride, int64_t count) {
+      for_each_run(g, blk, targets, mask_channels_last, [&](int64_t m_off, int64_t s_off, int64_t s_stride,
+                                                            int64_t count) {
         for (int64_t k = 0; k < count; ++k) gm_n[m_off + k] = t[s_off + k * s_stride];
       });
     }
@@ -318,11 +315,10 @@ at::Tensor psa_aggregate_cpu(const at::Tensor& x, const at::Tensor& mask, int64_
   const bool native = native_reduced_gemm(x.scalar_type());
   // Channels-last x and mask (what convolutions give) are used in place: the GEMM takes x's (C, HW) view
   // as a column-major matrix, and the weights are gathered along the mask's channels.
-  const at::MemoryFormat x_format = is_channels_last(x) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor xg = x.to(native ? x.scalar_type() : compute_type(x))
-                            .contiguous(x_format)
+                            .contiguous(layout_of(x))
                             .view({x.size(0), x.size(1), g.positions()});
-  const at::Tensor mf = is_channels_last(mask) ? mask : mask.contiguous();
+  const at::Tensor mf = mask.contiguous(layout_of(mask));
   at::Tensor out = at::zeros({x.size(0), x.size(1), g.positions()}, xg.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "psa_aggregate_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -335,7 +331,9 @@ at::Tensor psa_aggregate_cpu(const at::Tensor& x, const at::Tensor& mask, int64_
   return out.view(x.sizes()).to(x.scalar_type());
 }
 
-// Half and bfloat16 gradients are computed in float from float copies of the inputs, then rounded once.
+// Half and bfloat16 gradients are computed in float from float copies of the inputs, then rounded once. A
+// channels-last mask (a convolution's output) is read in place and gets a channels-last gradient, which the
+// convolution's backward takes without a copy.
 std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
                                                               const at::Tensor& mask, int64_t psa_type, int64_t mask_h,
                                                               int64_t mask_w, bool softmax, double nf, bool compact) {
@@ -345,7 +343,7 @@ std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cpu(const at::Tensor& 
   const at::ScalarType acc = compute_type(x);
   const at::Tensor xf = x.contiguous().view({x.size(0), x.size(1), g.positions()}).to(acc);
   const at::Tensor gf = grad.contiguous().view_as(xf).to(acc);
-  const at::Tensor mf = mask.contiguous().to(acc);
+  const at::Tensor mf = mask.contiguous(layout_of(mask)).to(acc);
   at::Tensor grad_x = at::zeros_like(xf);
   at::Tensor grad_mask = at::zeros_like(mf);
   AT_DISPATCH_FLOATING_TYPES(acc, "psa_aggregate_backward_cpu", [&] {

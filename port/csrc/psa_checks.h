@@ -7,6 +7,17 @@
 
 namespace psanet {
 
+// Whether t is stored channels-last and not also contiguous (kernels then read it, and lay out its
+// gradient, as it is).
+inline bool is_channels_last(const at::Tensor& t) {
+  return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// The layout a tensor's gradient gets from the PSA kernels: channels-last for a channels-last tensor.
+inline at::MemoryFormat layout_of(const at::Tensor& t) {
+  return is_channels_last(t) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
 inline void check_options(int64_t psa_type, int64_t mask_h, int64_t mask_w) {
   TORCH_CHECK(psa_type == kCollect || psa_type == kDistribute,
               "psa_type must be COLLECT (0) or DISTRIBUTE (1), got ", psa_type);

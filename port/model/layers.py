@@ -9,6 +9,7 @@ from torch import nn
 
 from port.config import shrink_out, zoom_out
 from port.ops import batch_norm_train
+from port.ops.layout import memory_format_of
 
 
 class CaffeBN(nn.Module):
@@ -138,7 +139,7 @@ class _ConcatDenseGrads(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, *xs: torch.Tensor) -> torch.Tensor:
         ctx.sizes = [x.shape[1] for x in xs]
-        ctx.formats = [layout_of(x) for x in xs]
+        ctx.formats = [memory_format_of(x) for x in xs]
         return torch.cat(xs, dim=1)
 
     @staticmethod
@@ -149,11 +150,6 @@ class _ConcatDenseGrads(torch.autograd.Function):
             for part, fmt, needed in zip(parts, ctx.formats, ctx.needs_input_grad)
         )
 
-
-def layout_of(x: torch.Tensor) -> torch.memory_format:
-    """channels_last for a 4-D tensor stored that way (and not also contiguous), else contiguous_format."""
-    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 class ConvBN(nn.Module):

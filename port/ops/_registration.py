@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from port.ops.layout import memory_format_of
+
 
 @torch.library.register_fake("psanet::psa_mask")
 def _psa_mask_fake(mask: torch.Tensor, psa_type: int, mask_h: int, mask_w: int, compact: bool) -> torch.Tensor:
@@ -33,7 +35,7 @@ def _psa_aggregate_backward_fake(
     grad: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, *args: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(
-        mask, memory_format=torch.contiguous_format
+        mask, memory_format=memory_format_of(mask)
     )
 
 

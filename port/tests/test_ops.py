@@ -75,6 +75,8 @@ def test_psa_aggregate_matches_reference(
     expected_grads = torch.autograd.grad(expected, (x, mask), grad)
     for g, e in zip(got_grads, expected_grads):
         torch.testing.assert_close(g, e, **TOL[dtype])
+    # the mask's gradient is laid out like the mask (a convolution's backward then takes it without a copy)
+    assert got_grads[1].is_contiguous(memory_format=torch.contiguous_format if contiguous else torch.channels_last)
 
 
 def test_default_mask_size_is_2h_minus_1(kernel_device: str) -> None:
@@ -120,9 +122,11 @@ def test_psa_aggregate_gradcheck(shape: tuple, psa_type: int, softmax: bool, ker
 
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
 @pytest.mark.parametrize("compact", [False, True])
-def test_opcheck(psa_type: int, compact: bool, kernel_device: str) -> None:
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck(psa_type: int, compact: bool, contiguous: bool, kernel_device: str) -> None:
+    """Schemas, fake kernels (their output layouts: channels-last inputs too) and autograd registration."""
     mask_h, mask_w = (3, 4) if compact else (3, 5)
-    x, mask = inputs(2, 3, 3, 4, mask_h, mask_w, torch.float64, device=kernel_device)
+    x, mask = inputs(2, 3, 3, 4, mask_h, mask_w, torch.float64, contiguous, device=kernel_device)
     x.requires_grad_()
     mask.requires_grad_()
     torch.library.opcheck(torch.ops.psanet.psa_mask.default, (mask, psa_type, mask_h, mask_w, compact))

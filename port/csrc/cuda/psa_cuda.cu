@@ -108,7 +108,8 @@ std::tuple<at::Tensor, at::Tensor> psa_aggregate_backward_cuda(const at::Tensor&
   at::Tensor grad_p = at::bmm(xf.transpose(1, 2), gf).div_(nf);
   if (softmax) grad_p = at::_softmax_backward_data(grad_p, p, 1, p.scalar_type());
   const at::Tensor grad_buffer = grad_p.view({x.size(0), p.size(1), x.size(2), x.size(3)});
-  return {grad_x, psa_mask_backward_cuda(grad_buffer, psa_type, mask_h, mask_w, compact).to(mask.scalar_type())};
+  const at::Tensor grad_mask = psa_mask_backward_cuda(grad_buffer, psa_type, mask_h, mask_w, compact);
+  return {grad_x, grad_mask.to(mask.scalar_type()).contiguous(layout_of(mask))};  // laid out like mask, as on CPU
 }
 
 }  // namespace
