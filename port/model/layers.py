@@ -151,7 +151,6 @@ class _ConcatDenseGrads(torch.autograd.Function):
         )
 
 
-
 class ConvBN(nn.Module):
     """Bias-free convolution + fork BN, optionally followed by ReLU and dropout (in-place in Caffe)."""
 
