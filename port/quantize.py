@@ -42,8 +42,8 @@ def int8_convolutions(graph: torch.fx.Graph) -> int:
 def check_quantised(graph: torch.fx.Graph) -> int:
     """The converted graph's int8 convolutions; an error when the quantizer left more than FLOAT_MODULES in float.
 
-    torchao 0.18's X86InductorQuantizer annotated nothing under torch 2.11 (a lent GPU host's torch): the
-    "int8" model was the float one, as slow as fp32 and with no error (issue 12's notes).
+    torchao 0.18's X86InductorQuantizer annotated nothing under torch 2.11 (a lent GPU host's torch) before the
+    export was made strict: the "int8" model was the float one, as slow as fp32 and with no error (issue 12's notes).
     """
     convolutions = sum(1 for n in graph.nodes if n.target is torch.ops.aten.conv2d.default)
     int8 = int8_convolutions(graph)
@@ -82,7 +82,7 @@ class Int8PSANet(nn.Module):
     the first call at each shape, so it is switched on around every call (torch.compile's
     options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
     exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
-    torchao 0.18), so a batch runs image by image. `lowered` maps each compiled image shape to the int8
+    torchao 0.18; the strict export's graph asserts a batch of 1), so a batch runs image by image. `lowered` maps each compiled image shape to the int8
     convolutions that became oneDNN kernels; fewer than the graph's `int8_convolutions` warns (`check_lowering`).
     """
 
@@ -137,7 +137,9 @@ def quantize_int8(
     batches = _batches(calibration_images)
     fast = for_inference(model, fuse=False)  # plain nn.Conv2d modules: FusedConv's calls carry no source_fn_stack
     images = [image[None] for b in batches for image in b]
-    exported = torch.export.export(fast, (images[0],)).module()
+    # strict (dynamo) export records each node's source_fn_stack, which the quantizer's partitioner matches
+    # convolutions by; torch 2.13 falls back to nn_module_stack without it, torch 2.11 annotated nothing
+    exported = torch.export.export(fast, (images[0],), strict=True).module()
     quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
     for name in FLOAT_MODULES:
         quantizer.set_module_name_qconfig(name, None)
