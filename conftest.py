@@ -43,7 +43,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not caffe_required():
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = [r for r in (reporter.stats.get("skipped", []) if reporter else []) if "caffe" in r.keywords]
+    # test reports only: a module skipped while collecting (pytest.importorskip) leaves a CollectReport, no keywords
+    reports = reporter.stats.get("skipped", []) if reporter else []
+    skipped = [r for r in reports if isinstance(r, pytest.TestReport) and "caffe" in r.keywords]
     if skipped:
         reporter.write_line(f"FAILED: {len(skipped)} legacy-Caffe test(s) skipped where Caffe is required", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
