@@ -82,8 +82,9 @@ class Int8PSANet(nn.Module):
     the first call at each shape, so it is switched on around every call (torch.compile's
     options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
     exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
-    torchao 0.18; the strict export's graph asserts a batch of 1), so a batch runs image by image. `lowered` maps each compiled image shape to the int8
-    convolutions that became oneDNN kernels; fewer than the graph's `int8_convolutions` warns (`check_lowering`).
+    torchao 0.18; the strict export's graph asserts a batch of 1), so a batch runs image by image.
+    `lowered` maps each compiled image shape to the int8 convolutions that became oneDNN kernels; fewer
+    than the graph's `int8_convolutions` warns (`check_lowering`).
     """
 
     def __init__(self, converted: nn.Module, cfg: object, compiled: bool) -> None:
