@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 forward goes (oneDNN kernels
 # included), the fast / bf16 / int8 inference rows, and a training step by layer type (oneDNN kernels included).
-# Each part writes its markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or PSANET_CAFFE_BENCH names a
-# caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our pycaffe build).
+# Each part writes its markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or
+# PSANET_CAFFE_BENCH names a caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our
+# pycaffe build).
 #   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~9 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -136,7 +136,9 @@ def quantize_int8(
     )
 
     batches = _batches(calibration_images)
-    fast = for_inference(model, fuse=False)  # plain nn.Conv2d modules: FusedConv's calls carry no source_fn_stack
+    # folded but unfused: one plain conv2d per nn.Conv2d (FusedConv's calls add weight chunks around theirs, and a
+    # non-strict export gave them no source_fn_stack)
+    fast = for_inference(model, fuse=False)
     images = [image[None] for b in batches for image in b]
     # strict (dynamo) export records each node's source_fn_stack, which the quantizer's partitioner matches
     # convolutions by; torch 2.13 falls back to nn_module_stack without it, torch 2.11 annotated nothing
