@@ -118,6 +118,7 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
     torch.manual_seed(0)
     model = create_model(VARIANT_OF_SIZE[size], width_divisor=width_divisor).eval()
     fast = for_inference(model, dtype=None if dtype_name == "fp32" else dtype)
+    fast.donate_shortcuts = True  # as without hooks: the timing hooks below keep no tensor
     del model
     x = 50 * torch.randn(1, 3, size, size)
     kinds: dict[str, str] = {}

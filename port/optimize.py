@@ -1,12 +1,14 @@
 """Inference fast path: `for_inference(model)` gives a copy with BN folded, channels-last, the fused PSA op and optional bf16."""
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as module_hooks
 
 from port import ops
 from port.model.layers import CaffeBN, ConvBN
@@ -175,7 +177,9 @@ class FusedConv(nn.Module):
         state["_packed"] = None
         return state
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, donated: bool = False) -> torch.Tensor:
+        """conv(x) (+ residual) (then ReLU). donated: the caller gives `residual` up, so the oneDNN path may
+        accumulate into it in place (channels-last, one part) instead of into a copy; its values are then lost."""
         geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         if self.uses_onednn(x):
             weights = self.packed_weight(x)
@@ -184,9 +188,12 @@ class FusedConv(nn.Module):
             if residual is not None:  # each part adds its channels of the residual, stored like x
                 cl = x.is_contiguous(memory_format=torch.channels_last)
                 fmt = torch.channels_last if cl else torch.contiguous_format
-                # channels-last: each part accumulates in place (_onednn), into a copy the caller never sees
-                residuals = [r.clone(memory_format=fmt) if cl else r.contiguous(memory_format=fmt)
-                             for r in residual.chunk(n, 1)]
+                given_up = donated and n == 1 and not residual.requires_grad
+                if cl and given_up and residual.is_contiguous(memory_format=fmt):
+                    residuals = [residual]
+                else:  # channels-last: each part accumulates in place (_onednn), into a copy the caller never sees
+                    residuals = [r.clone(memory_format=fmt) if cl else r.contiguous(memory_format=fmt)
+                                 for r in residual.chunk(n, 1)]
             parts = zip(weights, self._bias_parts(n), residuals)
             return _join([self._onednn(x, w, b, r, geometry, self.relu) for w, b, r in parts])
         if self.released:  # checked while tracing, so a never-packed module traces with no graph break
@@ -228,17 +235,23 @@ class FusedConv(nn.Module):
 
 
 class FusedBottleneck(nn.Module):
-    """A bottleneck whose `increase` convolution adds the shortcut and applies the ReLU in the same call."""
+    """A bottleneck whose `increase` convolution adds the shortcut and applies the ReLU in the same call.
+
+    `donate` (False unless `InferencePSANet.forward` sets it for one call) lets the add accumulate into the
+    shortcut itself: the block's input, which only this block reads once `reduce` has run (the previous
+    block's output inside a stage of PSANet.forward), or the projection's fresh output.
+    """
 
     def __init__(self, block: Bottleneck) -> None:
         super().__init__()
         self.reduce, self.conv3x3 = fused(block.reduce), fused(block.conv3x3)
         self.proj = None if block.proj is None else fused(block.proj)
         self.increase = FusedConv(block.increase.conv, relu=True)
+        self.donate = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.proj is None else self.proj(x)
-        return self.increase(self.conv3x3(self.reduce(x)), shortcut)
+        return self.increase(self.conv3x3(self.reduce(x)), shortcut, donated=self.donate)
 
 
 def fused(unit: ConvBN) -> FusedConv:
@@ -300,13 +313,20 @@ def _rewrite(module: nn.Module, fuse: bool) -> None:
 
 
 class InferencePSANet(nn.Module):
-    """An inference-only PSANet: `forward(x)` returns float32 `conv6_zoom` logits; training is refused."""
+    """An inference-only PSANet: `forward(x)` returns float32 `conv6_zoom` logits; training is refused.
+
+    donate_shortcuts: None (default): each bottleneck accumulates its residual add into its shortcut in place (no
+    copy of it per block) during a forward with no module hook in the network (a hook may hold a block's input or
+    output, which would then change); True: also with hooks (their caller vouches that none keeps those tensors);
+    False: never (every add into a copy).
+    """
 
     def __init__(self, net: PSANet, channels_last: bool) -> None:
         super().__init__()
         self.net = net
         self.cfg = net.cfg
         self.channels_last = channels_last
+        self.donate_shortcuts: bool | None = None
         super().train(False)
 
     def train(self, mode: bool = True) -> "InferencePSANet":
@@ -336,7 +356,29 @@ class InferencePSANet(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.to(self.dtype)
-        return self.net(x)
+        if torch.compiler.is_compiling() or self.donate_shortcuts is False:  # traced: FusedConv's plain branch adds
+            return self.net(x)
+        with shortcuts_donated(self.net, even_if_hooked=self.donate_shortcuts is True):
+            return self.net(x)
+
+
+@contextlib.contextmanager
+def shortcuts_donated(net: nn.Module, even_if_hooked: bool = False) -> Iterator[None]:
+    """Within it, every FusedBottleneck of `net` accumulates into its shortcut, unless (and even_if_hooked is
+    False) a forward hook or pre-hook is registered on any module of `net` or globally."""
+    modules = list(net.modules())
+    hooked = not even_if_hooked and bool(
+        module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks
+        or any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    )
+    blocks = [] if hooked else [m for m in modules if isinstance(m, FusedBottleneck)]
+    for block in blocks:
+        block.donate = True
+    try:
+        yield
+    finally:
+        for block in blocks:
+            block.donate = False
 
 
 class Float32Output(nn.Module):
