@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 forward goes (oneDNN kernels
-# included), the fast / bf16 / int8 inference rows, and a training step by layer type (oneDNN kernels included).
+# included) and the Interp kernel against ATen's, the fast / bf16 / int8 inference rows, and a training step by
+# layer type (oneDNN kernels included).
 # Each part writes its markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or
 # PSANET_CAFFE_BENCH names a caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our
 # pycaffe build).
-#   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~9 min on 2 cores)
+#   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~10 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $# -ge 1 ]] || { echo "usage: bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]" >&2; exit 2; }
@@ -24,7 +25,8 @@ if [[ -n ${PSANET_CAFFE_BENCH:-} ]] || python3 -c "import caffe" 2>/dev/null; th
 for part in "${parts[@]}"; do
   echo "[cpu_report] $part" >&2
   case $part in
-    layers) "${pin[@]}" python3 bench/layer_profile.py --size 465 --dtype bf16 --threads 2 --reps 2 --onednn | tee "$out/layers.md" ;;
+    layers) "${pin[@]}" python3 bench/layer_profile.py --size 465 --dtype bf16 --threads 2 --reps 2 --onednn | tee "$out/layers.md"
+      "${pin[@]}" python3 bench/interp.py --threads 2 --reps 5 | tee "$out/interp.md" ;;
     infer) "${pin[@]}" python3 bench/end_to_end.py --depths 101 --sizes 465 --batches 1 --warmup 1 --reps 2 --threads 2 \
       --modes "${caffe[@]}" eager fast bf16 int8 --out "$out/infer.md" ;;
     train) "${pin[@]}" python3 bench/train_step.py --modes "${caffe[@]}" fp32 bf16 --threads 2 --warmup 1 --reps 2 --profile --onednn \

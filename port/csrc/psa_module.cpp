@@ -1,5 +1,5 @@
-// The psanet operator library (PSA, the fused zoom + cross-entropy loss, train-mode batch norm + ReLU): schemas,
-// and the (empty) Python module port._C that loads them.
+// The psanet operator library (PSA, the fused zoom + cross-entropy loss, Interp, train-mode batch norm + ReLU):
+// schemas, and the (empty) Python module port._C that loads them.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -25,6 +25,9 @@ TORCH_LIBRARY(psanet, m) {
   m.def(
       "zoom_cross_entropy_backward(Tensor grad, Tensor logits, Tensor labels, Tensor lse, int zoom, "
       "int ignore_index) -> Tensor");
+  // The fork's Interp layer: aligned-corner bilinear resize of (N, C, H, W) to (N, C, height, width).
+  m.def("interp(Tensor x, int height, int width) -> Tensor");
+  m.def("interp_backward(Tensor grad, int height, int width) -> Tensor");
   // Train-mode batch norm over the batch's statistics, then ReLU if `relu`; returns (out, mean, 1/sqrt(var + eps)).
   m.def("batch_norm_relu(Tensor x, Tensor weight, Tensor bias, float eps, bool relu) -> (Tensor, Tensor, Tensor)");
   m.def(

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from port.config import shrink_out, zoom_out
-from port.ops import batch_norm_train
+from port import ops
 from port.ops.layout import memory_format_of
 
 
@@ -30,7 +30,7 @@ class CaffeBN(nn.Module):
         if self.training:
             # Fused passes for the statistics and the output (and a fused backward); bf16/fp16 inputs are
             # normalised with fp32 statistics and come back in their own dtype.
-            out, mean, invstd = batch_norm_train(x, self.weight, self.bias, self.eps, relu)
+            out, mean, invstd = ops.batch_norm_train(x, self.weight, self.bias, self.eps, relu)
             # NOTE: the fork normalises with the biased batch variance (divides by N*H*W, not N*H*W-1).
             self.track(mean, invstd.detach().double().pow(-2).sub(self.eps).clamp_min(0).to(mean.dtype))
             return out
@@ -94,7 +94,7 @@ def interp(
         raise ValueError(f"Interp gives an empty map from a {h}x{w} input")
     if tuple(x.shape[-2:]) == tuple(size):
         return x  # NOTE: Caffe's interp copies the input unchanged when sizes match; so do we.
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    return ops.interp(x, *size)
 
 
 class Interp(nn.Module):

@@ -1,5 +1,5 @@
-"""PSA operators, the fused zoom + cross-entropy loss and train-mode BN + ReLU: the compiled torch.ops.psanet kernels
-when `port._C` is built, else the pure-PyTorch reference (or, for BN, PyTorch's own batch norm)."""
+"""PSA operators, the fused zoom + cross-entropy loss, Interp and train-mode BN + ReLU: the compiled torch.ops.psanet
+kernels when `port._C` is built, else the pure-PyTorch reference (or, for BN, PyTorch's own batch norm)."""
 from __future__ import annotations
 
 import os
@@ -8,9 +8,14 @@ import torch
 
 from port.config import COLLECT, DISTRIBUTE, zoom_out
 from port.ops._extension import AVAILABLE, use_kernels
-from port.ops.reference import psa_aggregate_reference, psa_mask_reference, zoom_cross_entropy_reference
+from port.ops.reference import (
+    interp_reference,
+    psa_aggregate_reference,
+    psa_mask_reference,
+    zoom_cross_entropy_reference,
+)
 
-__all__ = ["batch_norm_train", "psa_aggregate", "psa_mask", "zoom_cross_entropy"]
+__all__ = ["batch_norm_train", "interp", "psa_aggregate", "psa_mask", "zoom_cross_entropy"]
 BN_KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 # PSANET_BN_KERNEL=0: train-mode BN on PyTorch's native batch norm (then torch.relu) everywhere
 BN_KERNEL = os.environ.get("PSANET_BN_KERNEL", "1") != "0"
@@ -94,6 +99,17 @@ def zoom_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ig
     if use_kernels(logits):
         return torch.ops.psanet.zoom_cross_entropy(logits, labels, zoom, ignore_index)[0]
     return zoom_cross_entropy_reference(logits, labels, zoom, ignore_index)
+
+
+def interp(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The fork's Interp resize: aligned-corner bilinear, (N, C, H, W) to (N, C, height, width), in x's layout.
+
+    float32/float64 CPU maps take the separable kernel (each output written once, in order); other maps (CUDA,
+    half types, ONNX export) F.interpolate, which the kernel equals to rounding.
+    """
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and use_kernels(x):
+        return torch.ops.psanet.interp(x, height, width)
+    return interp_reference(x, height, width)
 
 
 def _bn_kernel_fits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch._prims_common import suggest_memory_format
 
 from port.ops.layout import memory_format_of
 
@@ -89,6 +90,28 @@ def _zoom_cross_entropy_backward(ctx: Any, grad: torch.Tensor, _grad_lse: torch.
 torch.library.register_autograd(
     "psanet::zoom_cross_entropy", _zoom_cross_entropy_backward, setup_context=_save_zoom_loss
 )
+
+
+def _resized(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """An empty (N, C, height, width) tensor in x's layout as ATen's suggest_memory_format reads it (a channels-last
+    crop too): what both Interp kernels return."""
+    n, c = x.shape[:2]
+    return x.new_empty((n, c, height, width)).contiguous(memory_format=suggest_memory_format(x))
+
+
+torch.library.register_fake("psanet::interp")(_resized)
+torch.library.register_fake("psanet::interp_backward")(_resized)
+
+
+def _save_interp(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    ctx.size = tuple(inputs[0].shape[-2:])
+
+
+def _interp_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+    return torch.ops.psanet.interp_backward(grad, *ctx.size), None, None
+
+
+torch.library.register_autograd("psanet::interp", _interp_backward, setup_context=_save_interp)
 
 
 def _map_and_two_vectors(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

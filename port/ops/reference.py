@@ -76,6 +76,11 @@ def psa_aggregate_reference(
     return out.reshape(n, c, h, w)
 
 
+def interp_reference(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The fork's Interp resize of (N, C, H, W) x: PyTorch's aligned-corner bilinear interpolation."""
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=True)
+
+
 def zoom_cross_entropy_reference(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int) -> torch.Tensor:
     """Per-pixel cross-entropy of the aligned-corner bilinear x`zoom` of logits against labels, 0 where ignored: the
     zoomed (N, C, H, W) logits materialised, as the released train definitions' Interp + SoftmaxWithLoss have them."""
