@@ -86,7 +86,7 @@ def zoom_cross_entropy_reference(logits: torch.Tensor, labels: torch.Tensor, zoo
     zoomed (N, C, H, W) logits materialised, as the released train definitions' Interp + SoftmaxWithLoss have them."""
     h, w = logits.shape[-2:]
     if zoom > 1:
-        logits = F.interpolate(logits, size=(zoom_out(h, zoom), zoom_out(w, zoom)), mode="bilinear", align_corners=True)
+        logits = interp_reference(logits, zoom_out(h, zoom), zoom_out(w, zoom))
     return F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="none")
 
 
