@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 forward goes (oneDNN kernels
-# included) and the Interp kernel against ATen's, the fast / bf16 / int8 inference rows, and a training step by
-# layer type (oneDNN kernels included).
+# Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 and an fp32 forward go (oneDNN
+# kernels included) and the Interp kernel against ATen's, the fast / bf16 / int8 inference rows, and a training
+# step by layer type (oneDNN kernels included).
 # Each part writes its markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or
 # PSANET_CAFFE_BENCH names a caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our
 # pycaffe build).
@@ -25,7 +25,10 @@ if [[ -n ${PSANET_CAFFE_BENCH:-} ]] || python3 -c "import caffe" 2>/dev/null; th
 for part in "${parts[@]}"; do
   echo "[cpu_report] $part" >&2
   case $part in
-    layers) "${pin[@]}" python3 bench/layer_profile.py --size 465 --dtype bf16 --threads 2 --reps 2 --onednn | tee "$out/layers.md"
+    layers) for dtype in bf16 fp32; do
+        "${pin[@]}" python3 bench/layer_profile.py --size 465 --dtype $dtype --threads 2 --reps 2 --onednn \
+          | tee "$out/layers_$dtype.md"
+      done
       "${pin[@]}" python3 bench/interp.py --threads 2 --reps 5 | tee "$out/interp.md" ;;
     infer) "${pin[@]}" python3 bench/end_to_end.py --depths 101 --sizes 465 --batches 1 --warmup 1 --reps 2 --threads 2 \
       --modes "${caffe[@]}" eager fast bf16 int8 --out "$out/infer.md" ;;

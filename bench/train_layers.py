@@ -38,6 +38,8 @@ TIMED_OPS = {
     "psanet::psa_aggregate_backward": ("PSA op", "bwd"),
     "psanet::zoom_cross_entropy": ("zoom loss (fused)", "fwd"),
     "psanet::zoom_cross_entropy_backward": ("zoom loss (fused)", "bwd"),
+    "psanet::interp": ("Interp", "fwd"),  # float32 maps (port.ops.interp), the rest go to ATen's resize
+    "psanet::interp_backward": ("Interp", "bwd"),
     "aten::upsample_bilinear2d": ("Interp", "fwd"),
     "aten::upsample_bilinear2d_backward": ("Interp", "bwd"),
     "aten::_to_copy": ("casts (autocast)", "fwd"),
