@@ -1,5 +1,7 @@
 """Test-suite policy: `caffe` tests need the legacy Caffe build and in CI must run, never skip;
-`heavy` sweeps are opt-in (PSANET_HEAVY=1) and otherwise deselected, not skipped."""
+`heavy` sweeps are opt-in (PSANET_HEAVY=1) and otherwise deselected, not skipped; `native_bf16` tests run where
+port.cpu reports native bf16 and are skipped, saying which CPU lacks it, elsewhere (each such path also has a test
+of its clear error on CPUs without it)."""
 from __future__ import annotations
 
 import importlib.util
@@ -24,8 +26,24 @@ def _deselect_heavy(config: pytest.Config, items: list[pytest.Item]) -> None:
         print(f"\n{len(heavy)} heavy test(s) deselected (full-width sweeps: set PSANET_HEAVY=1 to run them)")
 
 
+def _skip_without_native_bf16(items: list[pytest.Item]) -> None:
+    """Skip `native_bf16` items where port.cpu reports no native bf16 (the CPU, or a PSANET_CPU_CAPABILITY cap)."""
+    marked = [item for item in items if item.get_closest_marker("native_bf16")]
+    if not marked:
+        return
+    from port import cpu
+
+    info = cpu.info()
+    if info.native_bf16:
+        return
+    skip = pytest.mark.skip(reason=f"no native bf16 on this CPU ({info.arch} {info.level}, {info.model or 'unknown'})")
+    for item in marked:
+        item.add_marker(skip)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _deselect_heavy(config, items)
+    _skip_without_native_bf16(items)
     wanted = [item for item in items if item.get_closest_marker("caffe")]
     if not wanted or importlib.util.find_spec("caffe") is not None:
         return

@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import caffe_binary  # noqa: E402
+from bench.capability import isa_line, model_name, roof_text, runnable_modes  # noqa: E402
 from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines  # noqa: E402
+from port import cpu  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
 DATASET_OF_SIZE = {465: "ade20k", 705: "cityscapes"}
@@ -75,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--out folder does not exist: {args.out.parent}")
     if "caffe" in args.modes:
         caffe_binary.check(p.error)
+    args.modes, args.skipped = runnable_modes(args.modes)
+    for line in args.skipped:
+        print(f"end_to_end: {line}", file=sys.stderr)
     args.batches = sorted(set(args.batches))
     return args
 
@@ -121,8 +125,9 @@ def model_flops(config: dict[str, Any], size: int) -> float:
     return counter.get_total_flops() + len(cfg.branches) * 2 * cfg.channels(512) * (h * w) ** 2
 
 
-def prepare(work: Path, name: str, batch: int, seed: int, width_divisor: int) -> dict[str, Any]:
-    """Random weights (port file + caffemodel), the deploy prototxt and the shared input, in `work`."""
+def prepare(work: Path, name: str, batch: int, seed: int, width_divisor: int, *, bf16: bool = False) -> dict[str, Any]:
+    """Random weights (port file + caffemodel; with `bf16` the bf16 fast path's too), the deploy prototxt and the
+    shared input, in `work`."""
     import torch
 
     from converters.torch2caffe import save_caffemodel
@@ -134,7 +139,8 @@ def prepare(work: Path, name: str, batch: int, seed: int, width_divisor: int) ->
     model = create_model(name, width_divisor=width_divisor)
     torch.save(model.state_dict(), work / "weights.pt")
     torch.save(for_inference(model).state_dict(), work / "fast.pt")
-    torch.save(for_inference(model, dtype=torch.bfloat16).state_dict(), work / "fast_bf16.pt")
+    if bf16:
+        torch.save(for_inference(model, dtype=torch.bfloat16).state_dict(), work / "fast_bf16.pt")
     save_caffemodel(work / "weights.caffemodel", model.state_dict(), model.cfg)
     (work / "deploy.prototxt").write_text(deploy_text(name, model.cfg))
     crop = model.cfg.crop
@@ -187,7 +193,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
         name = f"psanet{depth}_{DATASET_OF_SIZE[size]}_{size}"
         work = Path(tempfile.mkdtemp(prefix=f"e2e_{name}_"))
         try:
-            config = prepare(work, name, max(args.batches), args.seed, args.width_divisor)
+            config = prepare(work, name, max(args.batches), args.seed, args.width_divisor, bf16="bf16" in args.modes)
             case = Case(name, size, model_flops(config, size))
             rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.modes}
             for round_index in range(args.rounds):
@@ -210,31 +216,6 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
     return cases, roof, gpu
 
 
-ISA_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
-
-
-def cpuinfo_field(name: str) -> str:
-    """The value of the first /proc/cpuinfo line starting with `name` ("" where there is none, or no such file)."""
-    path = Path("/proc/cpuinfo")
-    text = path.read_text() if path.is_file() else ""
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(name)), "")
-
-
-def has_amx() -> bool:
-    """Whether /proc/cpuinfo lists AMX bf16 or int8 tiles."""
-    return bool({"amx_bf16", "amx_int8"} & set(cpuinfo_field("flags").split()))
-
-
-def isa_line() -> str:
-    """The CPU's instruction sets that decide the roofs: torch's dispatch level and the /proc/cpuinfo flags."""
-    import torch
-
-    flags = set(cpuinfo_field("flags").split())
-    shown = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ISA_FLAGS)
-    amx = "AMX" if has_amx() else "no AMX"
-    return f"ISA: torch CPU capability {torch.backends.cpu.get_cpu_capability()}; {amx} ({shown})."
-
-
 def rounds_text(rounds: int) -> str:
     """How the times were combined over rounds, for the report's header."""
     return "" if rounds == 1 else f", then the median of {rounds} rounds (modes in turn, each round in fresh processes)"
@@ -244,17 +225,17 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
            load_before: tuple[float, ...], wall: float) -> str:
     import torch
 
-    cpu = cpuinfo_field("model name") or platform.processor()
     lines = [
         f"# PSANet end to end, legacy Caffe vs port ({datetime.date.today()})",
         "",
-        f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; "
+        f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {model_name()}, {os.cpu_count()} cores; torch {torch.__version__}; "
         f"{args.threads} threads for torch and for Caffe's OpenBLAS (OPENBLAS_NUM_THREADS); warm-up {args.warmup}, "
         f"median of {args.reps}{rounds_text(args.rounds)}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
         f"wall time {wall / 60:.1f} min.",
         isa_line(),
+        *args.skipped,
         *([caffe_binary.source_line()] if "caffe" in args.modes else []),
-        f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): fp32 {roof.get('fp32', 0):.0f} GFLOP/s, bf16 {roof.get('bf16', 0):.0f} GFLOP/s. "
+        f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): {roof_text(roof)}. "
         "Each mode ran in its own process; peak RSS is its VmHWM (ru_maxrss would include the parent's RSS, which "
         "Linux carries across fork + exec), model build and weights included, read at the end of the row's batch "
         "(batch sizes run smallest first in one process, so a batch-1 row never includes batch 4); the fast modes load weights that "
@@ -265,7 +246,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
         "",
         *check_lines(cases),
         "",
-        *target_lines(cases, roof, has_amx()),
+        *target_lines(cases, roof, cpu.info().amx),
         "",
         *gpu_lines(gpu),
     ]

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, predict_probabilities  # noqa: E402
+from port.memory import keep_freed_memory_after_first_forward  # noqa: E402
 from port.model import PSANet  # noqa: E402
 from port.variants import DATASETS, dataset_config  # noqa: E402
 
@@ -56,7 +57,8 @@ def main() -> None:
     print(f"{'input':>22s} {'scales':>8s} {'batch ' + str(args.batch_size) + ' img/s':>14s} {'batch 1 img/s':>14s} {'ratio':>6s}")
     for name, (rows, cols) in CASES.items():
         dataset = DATASETS[name]
-        net = PSANet(dataset_config(name, args.depth, width_divisor=divisor)).eval().to(device)
+        net = keep_freed_memory_after_first_forward(PSANet(dataset_config(name, args.depth, width_divisor=divisor)))
+        net.eval().to(device)
         image = np.random.default_rng(0).integers(0, 256, (rows, cols, 3), dtype=np.uint8)
         for tag, scales in scale_sets.items():
             def settings(batch: int) -> InferenceSettings:

@@ -18,7 +18,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.end_to_end import Parser, cpuinfo_field, isa_line  # noqa: E402
+from bench.capability import isa_line, model_name  # noqa: E402
+from bench.end_to_end import Parser  # noqa: E402
 from bench.layer_profile import copy_bandwidth  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from port import ops  # noqa: E402
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("port._C is not built: pip install --no-build-isolation -e .")
     torch.set_num_threads(args.threads)
     keep_freed_memory()
-    print(f"# Interp: separable kernel vs F.interpolate ({cpuinfo_field('model name') or 'unknown CPU'})\n")
+    print(f"# Interp: separable kernel vs F.interpolate ({model_name()})\n")
     print(f"Command: `python bench/interp.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
           f"torch {torch.__version__}, {args.threads} threads, median of {args.reps}.\n{isa_line()}\n")
     print("\n".join(table(args.reps, args.threads)))

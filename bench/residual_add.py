@@ -26,7 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.end_to_end import Parser, cpuinfo_field, isa_line  # noqa: E402
+from bench.capability import isa_line, model_name, runnable_modes  # noqa: E402
+from bench.end_to_end import Parser  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from port.optimize import FusedConv, conv_binary_add, conv_sum_into  # noqa: E402
 
@@ -146,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if min(args.threads, args.reps, args.rounds) < 1 or args.size % 8 != 1:
         p.error("--threads, --reps and --rounds must be positive and --size of the form 8k+1")
+    args.dtypes, skipped = runnable_modes(args.dtypes)
     torch.set_num_threads(args.threads)
-    print(f"# Residual add in the 1x1 increase convolution ({cpuinfo_field('model name') or 'unknown CPU'})\n")
+    print(f"# Residual add in the 1x1 increase convolution ({model_name()})\n")
     print(f"Command: `python bench/residual_add.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
           f"torch {torch.__version__}, {args.threads} threads.\n{isa_line()}\n")
+    print("".join(f"{line}\n" for line in skipped))
+    if not args.dtypes:
+        return 0
     print("\n".join(layer_table(args.dtypes, args.reps)))
     if args.network:
         print("\n" + "\n".join(network_lines(args.dtypes, args.size, args.rounds)))

@@ -33,7 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import caffe_binary, train_layers  # noqa: E402
 from bench.e2e_report import GIB  # noqa: E402
-from bench.end_to_end import Parser, cpuinfo_field, has_amx, isa_line, run_worker, write_report  # noqa: E402
+from bench.capability import isa_line, model_name, roof_text, runnable_modes  # noqa: E402
+from bench.end_to_end import Parser, run_worker, write_report  # noqa: E402
+from port import cpu  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "train_worker.py"
 MODES = ("caffe", "fp32", "fp32_nchw", "fp32_aten_bn", "tf32", "bf16", "bf16_nchw", "bf16_aten_bn")
@@ -80,6 +82,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--out folder does not exist: {args.out.parent}")
     if "caffe" in args.modes:
         caffe_binary.check(p.error)
+    args.modes, args.skipped = runnable_modes(args.modes, args.device)
+    for line in args.skipped:
+        print(f"train_step: {line}", file=sys.stderr)
+    if not args.modes:
+        p.error("no mode left to run on this CPU")
     return args
 
 
@@ -191,7 +198,7 @@ def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     if "seconds" not in caffe:
         return ["Targets: no Caffe result in this run."]
     lines = ["Targets (issue 9):"]
-    bf16 = TARGETS["bf16_amx"] if has_amx() else TARGETS["bf16"]
+    bf16 = TARGETS["bf16_amx"] if cpu.info().amx else TARGETS["bf16"]
     goals = {mode: TARGETS["fp32"] for mode in MODES if mode.startswith("fp32")}
     goals.update({mode: bf16 for mode in MODES if mode.startswith("bf16")})
     for mode, goal in goals.items():
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = recipe_for("caffe", dataset)
     if cuda:
         where = f"{torch.cuda.get_device_name()}; torch {torch.__version__}, CUDA {torch.version.cuda}"
-        roof_text = f"(fastest torch.mm 8192² of the run) {', '.join(f'{d} {roof[d] / 1e3:.0f}' for d in dtypes)} TFLOP/s."
+        roofs_line = f"(fastest torch.mm 8192² of the run) {', '.join(f'{d} {roof[d] / 1e3:.0f}' for d in dtypes)} TFLOP/s."
         body = [
             *gpu_table(results, flops, roof, args.batch, recipe.iterations * recipe.batch_size),
             "",
@@ -270,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             "images/s on one GPU; an 8-GPU run adds the gradient all-reduce and data loading on top.",
         ]
     else:
-        where = f"{cpuinfo_field('model name') or '?'}, {os.cpu_count()} cores; torch {torch.__version__}; {args.threads} threads"
-        roof_text = f"(fastest torch.mm 4096² of the run) fp32 {roof['fp32']:.0f}, bf16 {roof['bf16']:.0f} GFLOP/s."
+        where = f"{model_name()}, {os.cpu_count()} cores; torch {torch.__version__}; {args.threads} threads"
+        roofs_line = f"(fastest torch.mm 4096² of the run) {roof_text(roof)}."
         body = [*table(results, flops, roof), "", *target_lines(results)]
     lines = [
         f"# PSANet training step, {'the port on CUDA' if cuda else 'legacy Caffe vs port'} ({datetime.date.today()})",
@@ -279,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch "
         f"{args.batch}; {where}; warm-up {args.warmup}, median of {args.reps}; load average before {load_before[0]:.2f}, "
         f"after {os.getloadavg()[0]:.2f}; wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward "
-        f"{flops / 1e9:.0f} GFLOP per step; roof {roof_text}",
+        f"{flops / 1e9:.0f} GFLOP per step; roof {roofs_line}",
         isa_line(),
+        *args.skipped,
         *([caffe_binary.source_line()] if "caffe" in args.modes else []),
         "",
         *body,

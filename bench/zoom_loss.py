@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.end_to_end import isa_line  # noqa: E402
+from bench.capability import isa_line  # noqa: E402
 from bench.isolated import peak_and_median, worker_result  # noqa: E402
 from port.config import zoom_out  # noqa: E402
 from port.ops import zoom_cross_entropy  # noqa: E402

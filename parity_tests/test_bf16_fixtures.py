@@ -11,6 +11,7 @@ from parity_tests.fixtures import FIXTURES, recorded
 from port.optimize import for_inference
 
 AGREEMENT = 0.995  # issue 12's bf16 target
+pytestmark = pytest.mark.native_bf16
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])

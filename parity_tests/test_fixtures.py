@@ -10,6 +10,13 @@ from parity_tests.compare import assert_parity
 from parity_tests.fixtures import FIXTURES, Fixture, check_fixture, recorded
 from port.model import logits_blob
 
+# Live Caffe vs its own recording: the same program, only the BLAS kernels' summation order differs by CPU. Summing
+# K float32 terms in another order moves a result by about sqrt(K) * 2**-24 of its scale: 1.1e-5 for the largest
+# reduction here (conv5_4, K = 4096 * 9). Measured (max|live - recorded| / max|recorded|, worst blob of each fixture):
+# under 1e-6 (the old bound) on the AVX-512 CPU that recorded them; 4.1e-7 to 2.0e-6 on an AVX2-only AMD EPYC (Zen 3),
+# 2026-12-06.
+LIVE_TOLERANCE = 1e-5
+
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
 def test_fixture_parity(fixture: Fixture, tmp_path: Path) -> None:
@@ -42,4 +49,4 @@ def test_fixture_matches_live_caffe(fixture: Fixture, tmp_path: Path) -> None:
     live = caffe_forward(net, x)
     assert list(live) == list(blobs)
     for name, value in blobs.items():
-        np.testing.assert_allclose(live[name], value, rtol=0, atol=1e-6 * float(np.abs(value).max()), err_msg=name)
+        np.testing.assert_allclose(live[name], value, rtol=0, atol=LIVE_TOLERANCE * float(np.abs(value).max()), err_msg=name)

@@ -9,12 +9,15 @@ allocates its blobs once. With mmap off and a 1 GiB trim threshold freed blocks 
 heap instead, and memory freed inside the heap is not returned to the system (as PyTorch's CUDA
 caching allocator keeps GPU memory, but for the whole process).
 
-When it is turned on matters: set before a model is built, loaded or optimized, the setup's freed
-temporaries (copies, folded weights, the plain weights released once packed) leave holes in the heap
-that the forwards' large blocks do not fit, and the peak RSS grew by up to 40% (fast path, 705²,
-batch 4). So inference turns it on at the end of the first eval forward (`after_eval_forward`, which
-PSANet's forward calls), when the setup's memory is gone; `psanet-train` turns it on at its start.
-PSANET_KEEP_FREED_MEMORY=0 in the environment leaves glibc's defaults alone.
+It is process-wide and cannot be undone, so the library never turns it on by itself: an application
+that embeds the model keeps glibc's defaults unless it asks. Ask in one of two ways:
+- `keep_freed_memory()`: from now on (what `psanet-train` does at its start);
+- `keep_freed_memory_after_first_forward(model)`: at the end of the model's first eval forward, which
+  is when it pays for inference. Set before a model is built, loaded or optimized, the setup's freed
+  temporaries (copies, folded weights, the plain weights released once packed) leave holes in the heap
+  that the forwards' large blocks do not fit, and the peak RSS grew by up to 40% (fast path, 705²,
+  batch 4); after the first forward the setup's memory is gone. The project's CLIs and benchmarks ask.
+PSANET_KEEP_FREED_MEMORY=0 in the environment leaves glibc's defaults alone even then.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import os
 import platform
 
 import torch
+from torch import nn
 
 LOG = logging.getLogger(__name__)
 ENV = "PSANET_KEEP_FREED_MEMORY"
@@ -50,7 +54,15 @@ def keep_freed_memory() -> bool:
     return kept
 
 
-def after_eval_forward() -> None:
-    """End of an eval forward: from the first one on, the process keeps freed memory (not while compiling or exporting)."""
-    if not torch.compiler.is_compiling():
+def keep_freed_memory_after_first_forward(model: nn.Module) -> nn.Module:
+    """Turn `keep_freed_memory` on at the end of `model`'s first eager eval forward (not a traced, exported or
+    training one); returns `model`. A forward hook on `model` itself, removed once it has run."""
+
+    def hook(module: nn.Module, args: object, output: object) -> None:
+        if module.training or torch.compiler.is_compiling():
+            return
         keep_freed_memory()
+        handle.remove()
+
+    handle = model.register_forward_hook(hook)
+    return model

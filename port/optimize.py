@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as module_hooks
 
-from port import ops
+from port import cpu, ops
 from port.model.layers import CaffeBN, ConvBN
 from port.model.psanet import PointwiseSpatialAttention, PSANet
 from port.model.resnet import Bottleneck
@@ -116,9 +116,10 @@ class FusedConv(nn.Module):
 
     @staticmethod
     def uses_onednn(x: torch.Tensor) -> bool:
-        """Whether a call on `x` goes to oneDNN with the packed weight (CPU, mkldnn built and enabled, not traced)."""
+        """Whether a call on `x` goes to oneDNN with the packed weight (CPU where port.cpu says so, mkldnn built and
+        enabled, not traced)."""
         return (
-            not torch.compiler.is_compiling() and x.device.type == "cpu"
+            not torch.compiler.is_compiling() and x.device.type == "cpu" and cpu.info().packed_convolutions
             and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
         )
 
@@ -409,9 +410,14 @@ def for_inference(
     channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
     dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op takes bf16
     with float softmax and accumulation; the final x8 zoom stays float32, logits come back float32).
+    On the CPU, bf16 needs native bf16 (port.cpu): elsewhere port.cpu.CpuFeatureError says so.
     """
     if dtype not in FAST_DTYPES:
         raise ValueError(f"dtype must be one of {FAST_DTYPES}, got {dtype}")
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if dtype == torch.bfloat16 and on_cpu:
+        faster = " (or port.quantize.quantize_int8, faster here)" if cpu.info().int8 else ""
+        cpu.require_bf16("for_inference(dtype=torch.bfloat16)", f"use dtype=torch.float32{faster}")
     net = copy.deepcopy(model).eval().requires_grad_(False)
     for name in AUX_MODULES:
         if hasattr(net, name):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch._dynamo.utils import counters
 
-from port.memory import after_eval_forward
+from port import cpu
 from port.model.psanet import PSANet
 from port.optimize import for_inference
 
@@ -106,7 +106,6 @@ class Int8PSANet(nn.Module):
         if compiles:
             self.lowered[shape] = counters["inductor"][LOWERED_COUNTER] - before
             check_lowering(self.int8_convolutions, self.lowered[shape])
-        after_eval_forward()  # as PSANet's eval forward (its graph here has no Python to call it)
         return logits
 
 
@@ -128,7 +127,9 @@ def quantize_int8(
     Needs torchao (PT2E moved there from torch.ao.quantization) and, with `compile`, a C++ compiler
     for inductor: the first call at a new input shape compiles (minutes on 2 cores), later calls
     are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics, float speed).
+    Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
     """
+    cpu.require_int8("quantize_int8")
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,

@@ -48,7 +48,7 @@ def test_summary_rows_per_pass_and_reorder_total() -> None:
     assert table[-1].startswith("Reorders per step: 1, 1.0 ms")
 
 
-@pytest.mark.parametrize("mode", ["fp32", "bf16"])
+@pytest.mark.parametrize("mode", ["fp32", pytest.param("bf16", marks=pytest.mark.native_bf16)])
 def test_a_training_step_runs_each_convolution_once_per_pass(mode: str, tmp_path: Path) -> None:
     """Every convolution of a (width/16 PSANet-50) channels-last step runs in oneDNN: one forward and one weight
     gradient per Conv2d module, one input gradient for each but the stem's first (the image needs none)."""

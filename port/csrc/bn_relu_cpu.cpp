@@ -7,17 +7,16 @@
 // pairwise update), then one pass writing max((x - mean) * scale + bias, 0). Backward: one pass for the block sums
 // of g and g * (x - mean), g the output gradient where the recomputed pre-activation is > 0, and one writing the
 // input gradient. Every sum runs in a fixed order: the same numbers for any thread count. The row loops are compiled
-// for AVX-512, AVX2 and baseline x86-64, the widest the CPU runs picked at the first call (no fused multiply-adds
+// for AVX-512, AVX2 and portable C++ (the only ones off x86), the ones port.cpu chose run (no fused multiply-adds
 // in any: the same numbers on every CPU).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <atomic>
 #include <torch/library.h>
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <tuple>
 #include <vector>
 
@@ -185,26 +184,24 @@ struct RowLoops {
                          const float*, T*);
 };
 
-// The widest variant this CPU runs, chosen once; ATEN_CPU_CAPABILITY=avx2 / default caps it as it caps ATen's.
+// The loops port.cpu chose (port._C.set_vector_level, called when port.ops loads the library): 2 AVX-512, 1 AVX2,
+// anything else the portable loops. Until it is called (the library loaded by hand), the portable ones.
+std::atomic<int> vector_level{0};
+
 template <typename T>
-const RowLoops<T>& row_loops() {
-  static const RowLoops<T> loops = [] {
+RowLoops<T> row_loops() {
 #if PSANET_ISA_VARIANTS
-    const char* cap = std::getenv("ATEN_CPU_CAPABILITY");
-    const std::string capability = cap == nullptr ? "" : cap;
-    const bool avx2 = capability != "default" && __builtin_cpu_supports("avx2");
-    if (avx2 && capability != "avx2" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+  switch (vector_level.load(std::memory_order_relaxed)) {
+    case 2:
       return RowLoops<T>{shifted_moments_avx512, normalize_rows_avx512, gradient_sums_avx512, input_gradient_avx512};
-    }
-    if (avx2) {
+    case 1:
       return RowLoops<T>{shifted_moments_avx2, normalize_rows_avx2, gradient_sums_avx2, input_gradient_avx2};
-    }
+    default:
+      break;
+  }
 #endif
-    return RowLoops<T>{shifted_moments_baseline, normalize_rows_baseline, gradient_sums_baseline,
-                       input_gradient_baseline};
-  }();
-  return loops;
+  return RowLoops<T>{shifted_moments_baseline, normalize_rows_baseline, gradient_sums_baseline,
+                     input_gradient_baseline};
 }
 
 int64_t block_count(int64_t rows) { return (rows + kBlock - 1) / kBlock; }
@@ -262,7 +259,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_typed(const at::Tensor& x
   const int64_t c = x.size(1);
   const int64_t rows = x.numel() / c;
   const T* in = rows_of<T>(x);
-  const RowLoops<T>& loops = row_loops<T>();
+  const RowLoops<T> loops = row_loops<T>();
   const std::vector<float> parts = block_partials(
       rows, 3 * c, [&](int64_t first, int64_t n, float* part) { loops.shifted_moments(in + first * c, n, c, part); });
   // Chan et al.'s update, block after block; every channel's blocks have the same row counts
@@ -309,7 +306,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_typed(const at::Tensor& 
   const int64_t rows = x.numel() / c;
   const T* in = rows_of<T>(x);
   const T* dy = rows_of<T>(grad);
-  const RowLoops<T>& loops = row_loops<T>();
+  const RowLoops<T> loops = row_loops<T>();
   const Affine a = affine(weight, bias, mean, invstd);
   const std::vector<float> parts = block_partials(rows, 2 * c, [&](int64_t first, int64_t n, float* part) {
     loops.gradient_sums(dy + first * c, in + first * c, n, c, a, relu, part, part + c);
@@ -371,6 +368,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_relu_backward_cpu(
 }
 
 }  // namespace
+
+void set_vector_level(int level) { vector_level.store(level, std::memory_order_relaxed); }
 
 TORCH_LIBRARY_IMPL(psanet, CPU, m) {
   m.impl("batch_norm_relu", &batch_norm_relu_cpu);

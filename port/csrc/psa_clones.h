@@ -3,4 +3,9 @@
 // multiply-add, so every clone and its scalar tail compute the same IEEE values.
 #pragma once
 
+// Off x86 (aarch64: NEON is the baseline there) one portable version, vectorised by the compiler.
+#if defined(__x86_64__) && defined(__GNUC__)
 #define PSA_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PSA_VECTOR_CLONES
+#endif

@@ -3,10 +3,30 @@
 #include <Python.h>
 #include <torch/library.h>
 
+namespace psanet {
+void set_vector_level(int level);  // bn_relu_cpu.cpp
+}
+
+namespace {
+// port._C.set_vector_level(level): the BN kernel's loops port.cpu chose (2 AVX-512, 1 AVX2, 0 portable).
+PyObject* set_vector_level(PyObject*, PyObject* arg) {
+  const long level = PyLong_AsLong(arg);
+  if (level == -1 && PyErr_Occurred() != nullptr) {
+    return nullptr;
+  }
+  psanet::set_vector_level(static_cast<int>(level));
+  Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"set_vector_level", set_vector_level, METH_O, "Vector loops of the BN kernel: 2 AVX-512, 1 AVX2, 0 portable."},
+    {nullptr, nullptr, 0, nullptr}};
+}  // namespace
+
 extern "C" {
 // Importing port._C runs the static registrations below and in the kernel files.
 PyObject* PyInit__C(void) {
-  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "PSA operators (torch.ops.psanet)", -1, nullptr};
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "PSA operators (torch.ops.psanet)", -1, methods};
   return PyModule_Create(&module);
 }
 }

@@ -1,6 +1,4 @@
 """`python -m port.evaluate`."""
-import sys
+from port.evaluate.cli import console
 
-from port.evaluate.cli import main
-
-sys.exit(main())
+console()

@@ -134,7 +134,7 @@ def _device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, keep_memory: bool) -> int:
     scales = _check(args)
     crf = _crf_params(args)
     from port.model import load  # imported late: the model package is only needed past argument checks
@@ -157,6 +157,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"no {args.dataset} samples found under {args.data_root}")
     device = _device(args.device)
     net.to(device)
+    if keep_memory:
+        from port.memory import keep_freed_memory_after_first_forward
+
+        keep_freed_memory_after_first_forward(net)
     settings = InferenceSettings(config.crop, config.num_classes, dataset.base_size, scales, not args.no_flip, args.batch_size, crf)
     tag = _scale_tag(scales, settings.flip)
     suffix = ("" if settings.flip else "_noflip") + ("" if crf is None else "_crf")
@@ -193,8 +197,9 @@ def _print_summary(result: EvaluationResult, dataset: str, variant: Variant | No
             print(f"  {line}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+def main(argv: list[str] | None = None, keep_memory: bool = False) -> int:
+    """Entry point; returns the exit code. keep_memory: the process keeps freed memory after the first forward
+    (port/memory.py; process-wide, so only the process entry asks for it, not tests calling main)."""
     args = build_parser().parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(_device("cuda"))
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
     try:
-        return _run(args)
+        return _run(args, keep_memory)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -212,3 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if distributed:
             dist.destroy_process_group()
+
+
+def console() -> None:
+    """Process entry (`python -m port.evaluate`): `main` with freed memory kept after the first forward."""
+    raise SystemExit(main(keep_memory=True))

@@ -9,7 +9,6 @@ from torch import nn
 
 from port import ops
 from port.config import PSA_TYPES, PSANetConfig
-from port.memory import after_eval_forward
 from port.model.heads import build_head
 from port.model.layers import Concat, ConvBN, Interp, at_least_float
 from port.model.resnet import STEM, make_stage
@@ -138,9 +137,7 @@ class PSANet(nn.Module):
             x = self.conv5_3_concat(x, post)
         logits = self.conv6(self.conv5_4(x))
         if not self.training:
-            logits = self.conv6_zoom(logits)
-            after_eval_forward()  # the process keeps freed memory from now on (port/memory.py)
-            return logits
+            return self.conv6_zoom(logits)
         aux = self.conv6_aux(self.conv4_aux_3x3(conv4)) if self.cfg.aux else None
         if self.zoom_train_logits:
             # Autocast logits are zoomed in float32, which the loss needs anyway (as bf16 inference does): the cast

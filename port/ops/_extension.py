@@ -7,6 +7,8 @@ import warnings
 
 import torch
 
+from port import cpu
+
 BUILD_HINT = "pip install --no-build-isolation -e .  (or: python setup.py build_ext --inplace)"
 KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)  # half types accumulate in float
 
@@ -14,9 +16,10 @@ KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)  #
 def _load() -> bool:
     """Imports `port._C` (registering torch.ops.psanet) and its Python-side fake/autograd kernels."""
     try:
-        importlib.import_module("port._C")
+        extension = importlib.import_module("port._C")
     except ImportError:
         return False
+    extension.set_vector_level(cpu.info().vector_level)
     importlib.import_module("port.ops._registration")
     return True
 

@@ -12,6 +12,8 @@ from torch import nn
 from port.optimize import FusedConv, InferencePSANet, for_inference, output_parts
 from port.tests.test_optimize import PARITY, relative_error, small_model
 
+pytestmark = pytest.mark.cpu_isa
+
 SIZES = (97, 113)  # two 8k+1 input sides: the packed layout is chosen for the first one
 
 
@@ -29,7 +31,7 @@ def inputs(seed: int = 3) -> list[torch.Tensor]:
     return [torch.randn(1, 3, s, s, generator=gen) for s in (*SIZES, *SIZES[::-1])]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.native_bf16)])
 def test_packed_weight_is_the_only_copy_and_gives_the_plain_weight_back(dtype: torch.dtype) -> None:
     model = small_model("psanet50_ade20k_465")
     fast = for_inference(model, dtype=dtype)
@@ -93,6 +95,7 @@ def conv_pair(dtype: torch.dtype) -> tuple[nn.Conv2d, FusedConv]:
     return conv, FusedConv(copy.deepcopy(conv), relu=True)
 
 
+@pytest.mark.native_bf16
 def test_to_dtype_and_memory_format_after_packing() -> None:
     conv, fused = conv_pair(torch.float32)
     x = torch.randn(2, 16, 15, 15)
@@ -136,6 +139,7 @@ def test_torch_compile_after_eager_calls_traces_one_whole_graph() -> None:
         assert relative_error(out, ref) <= PARITY
 
 
+@pytest.mark.native_bf16
 def test_fast_model_to_bf16_after_packing_equals_the_bf16_fast_model() -> None:
     model = small_model("psanet50_ade20k_465")
     fast, x = for_inference(model), inputs()[0]
@@ -154,7 +158,7 @@ def test_output_parts_cut_only_weights_larger_than_the_chunk() -> None:
     assert output_parts(7, 100 * mib, chunk_bytes=mib) == 1
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.native_bf16)])
 @pytest.mark.parametrize("with_residual", [False, True])
 def test_weight_packed_in_parts_computes_the_same_convolution(
     dtype: torch.dtype, with_residual: bool, monkeypatch: pytest.MonkeyPatch
@@ -187,7 +191,7 @@ def test_weight_packed_in_parts_computes_the_same_convolution(
     torch.testing.assert_close(plain, direct, **tol)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.native_bf16)])
 @pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("relu", [True, False])

@@ -1,4 +1,5 @@
-"""keep_freed_memory: after it, a freed 64 MiB tensor stays in malloc's heap instead of being unmapped.
+"""keep_freed_memory: after it, a freed 64 MiB tensor stays in malloc's heap instead of being unmapped; the library
+never turns it on unasked (a model's forward leaves the process alone), keep_freed_memory_after_first_forward asks.
 
 Each case runs in a fresh interpreter: the setting is process-wide and cannot be undone.
 """
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc
 PROBE = """
 import ctypes, sys
 import torch
-from port.memory import keep_freed_memory
+from port.memory import keep_freed_memory, keep_freed_memory_after_first_forward
 from port.config import PSANetConfig
 from port.model import PSANet
 
@@ -37,16 +38,23 @@ elif entry == "load":  # loading alone: not yet (the setup's temporaries would f
     from port.io import save_weights
     save_weights(sys.argv[2], model.state_dict(), model.cfg)
     port.load(sys.argv[2])
-elif entry == "eval_forward":
+elif entry == "eval_forward":  # the library leaves the process alone
     model.eval()(image)
+    from port.optimize import for_inference
+    for_inference(model)(image)
 elif entry == "train_forward":  # training turns it on at the process entry, not in forward
     model.train()(image)
-elif entry == "fast_forward":
+elif entry == "asked_eval_forward":
+    keep_freed_memory_after_first_forward(model.train())(image)  # a training forward does not count...
+    assert not keep_freed_memory.cache_info().currsize
+    model.eval()(image)  # ...an eval one does
+elif entry == "asked_fast_forward":
     from port.optimize import for_inference
-    fast = for_inference(model)
+    fast = keep_freed_memory_after_first_forward(for_inference(model))
     torch.compile(fast)(image)  # traced forwards do not call it...
     assert not keep_freed_memory.cache_info().currsize
     fast(image)  # ...an eager one does
+    assert not fast._forward_hooks  # and the hook is gone
 x = torch.ones(16 << 20)  # 64 MiB
 during = libc.mallinfo2()
 del x
@@ -73,7 +81,7 @@ def _kept(words: list[str]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("entry", ["none", "load", "train_forward"])
+@pytest.mark.parametrize("entry", ["none", "load", "train_forward", "eval_forward"])
 def test_default_glibc_unmaps_freed_blocks(entry: str, tmp_path: Path) -> None:
     assert not _kept(_probe(entry, tmp_path))
 
@@ -84,12 +92,12 @@ def test_freed_blocks_stay_in_the_heap(tmp_path: Path) -> None:
     assert _kept(words)
 
 
-@pytest.mark.parametrize("entry", ["eval_forward", "fast_forward"])
-def test_first_eval_forward_keeps_freed_memory(entry: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ["asked_eval_forward", "asked_fast_forward"])
+def test_first_eval_forward_keeps_freed_memory_when_asked(entry: str, tmp_path: Path) -> None:
     assert _kept(_probe(entry, tmp_path))
 
 
-@pytest.mark.parametrize("entry", ["call", "eval_forward"])
+@pytest.mark.parametrize("entry", ["call", "asked_eval_forward"])
 def test_environment_opts_out(entry: str, tmp_path: Path) -> None:
     words = _probe(entry, tmp_path, opt_out=True)
     assert not _kept(words)

@@ -10,7 +10,7 @@ from port.ops import batch_norm_train
 from port.ops.reference import batch_norm_relu_reference
 from port.ops.testing import require_extension
 
-pytestmark = pytest.mark.usefixtures("extension")
+pytestmark = [pytest.mark.usefixtures("extension"), pytest.mark.cpu_isa]
 
 EPS = 1e-5
 CASES = [  # (n, c, h, w, mean, std): row counts below, at and above one 64-row block, channels off the vector width

@@ -12,6 +12,8 @@ from port.model.layers import CaffeBN
 from port.ops._extension import AVAILABLE
 from port.optimize import FusedPSA, for_inference, folded_conv
 
+pytestmark = pytest.mark.cpu_isa
+
 SMALL = {"width_divisor": 16, "crop": 97}  # 97 = 8k+1 with k even: the shrink/zoom round trip holds
 PARITY = 1e-4  # max|diff| <= PARITY * max|ref|, the project's fp32 parity tolerance
 
@@ -79,10 +81,11 @@ def test_unfolded_fast_path_keeps_bn_and_matches() -> None:
         assert relative_error(fast(x), model(x)) <= PARITY
 
 
-def test_original_model_is_untouched() -> None:
+@pytest.mark.parametrize("dtype", [None, pytest.param(torch.bfloat16, marks=pytest.mark.native_bf16)])
+def test_original_model_is_untouched(dtype: torch.dtype | None) -> None:
     model = small_model("psanet50_ade20k_465", aux=True).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fast = for_inference(model, dtype=torch.bfloat16)
+    fast = for_inference(model, dtype=dtype)
     assert model.training and model.cfg.aux
     assert any(isinstance(m, CaffeBN) for m in model.modules())
     after = model.state_dict()
@@ -114,7 +117,7 @@ def test_bad_dtype_is_refused() -> None:
 
 
 @pytest.mark.skipif(not AVAILABLE, reason="port._C (compiled PSA kernels) not built")
-@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [None, pytest.param(torch.bfloat16, marks=pytest.mark.native_bf16)])
 def test_fast_path_uses_the_fused_kernel(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype | None) -> None:
     model = small_model("psanet50_ade20k_465")
     fast = for_inference(model, dtype=dtype)
@@ -128,6 +131,7 @@ def test_fast_path_uses_the_fused_kernel(monkeypatch: pytest.MonkeyPatch, dtype:
         assert fast(torch.randn(1, 3, 97, 97)).dtype == torch.float32
 
 
+@pytest.mark.native_bf16
 @pytest.mark.parametrize("name", ["psanet50_ade20k_465", "psanet50_voc2012_465"])
 def test_bf16_argmax_agreement_is_measured(name: str) -> None:
     model = small_model(name)

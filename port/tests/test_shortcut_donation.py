@@ -9,6 +9,8 @@ from port.optimize import FusedBottleneck, FusedConv, for_inference
 from port.tests.test_fusedconv_memory import conv_pair
 from port.tests.test_optimize import small_model
 
+pytestmark = pytest.mark.cpu_isa
+
 IMAGE = torch.randn(1, 3, 97, 97, generator=torch.Generator().manual_seed(4))
 
 
@@ -32,7 +34,7 @@ def spy_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]]:
     return calls
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.native_bf16)])
 def test_identity_blocks_add_into_their_input(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype) -> None:
     fast = for_inference(small_model("psanet50_ade20k_465"), dtype=dtype)
     calls = spy_blocks(monkeypatch)

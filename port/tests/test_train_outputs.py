@@ -50,6 +50,7 @@ def test_validation_tensorboard_history_and_plot(tmp_path: Path, capsys) -> None
     assert not net.cfg.aux
 
 
+@pytest.mark.native_bf16
 def test_bf16_autocast_and_channels_last_train(tmp_path: Path) -> None:
     data = write_voc_shapes(tmp_path / "data", 2, 0, 40)
     out = tmp_path / "run"

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from port.config import PSANetConfig
+from port.cpu import CpuFeatureError
 from port.errors import first_line
 from port.evaluate.datasets import BadFile, Sample, find_samples
 from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
@@ -199,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         trainer = Trainer(settings, world, train, val)
     except ImportError as exc:
         raise UsageError(f"--init needs port.train.init ({exc})") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, CpuFeatureError) as exc:
         raise UsageError(first_line(exc)) from None
     trainer.state.skipped.extend(skipped)
     if args.resume:

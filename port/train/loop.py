@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from port import cpu
 from port.config import PSANetConfig
 from port.evaluate.datasets import LabelCodec, Sample
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
@@ -90,6 +91,10 @@ class Trainer:
 
     def __init__(self, settings: RunSettings, world: World, train: list[Sample], val: list[Sample]) -> None:
         self.s, self.world, self.val = settings, world, val
+        if settings.amp == "bf16" and world.device.type == "cpu":
+            cpu.require_bf16("--amp bf16 on the CPU", "train in float32 (--amp none)")
+        if settings.amp == "fp16" and world.device.type == "cpu":
+            raise cpu.CpuFeatureError("--amp fp16 is for CUDA (the CPU runs fp16 emulated): on the CPU use --amp none")
         self.schedule = Schedule(settings.recipe.batch_size, world.size, settings.micro)
         self.schedule.check()
         torch.manual_seed(settings.seed * 1000 + world.rank)  # per-rank: weights are overwritten by rank 0's below
