@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 and an fp32 forward go (oneDNN
 # kernels included) and the Interp kernel against ATen's, the fast / bf16 / int8 inference rows, and a training
-# step by layer type (oneDNN kernels included).
+# step by layer type (oneDNN kernels included). On a CPU without native bf16 (or int8) those parts are skipped with a
+# line saying why (port.cpu); the rest runs (AVX2-only AMD EPYC: ~7 min).
 # Each part writes its markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or
 # PSANET_CAFFE_BENCH names a caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our
 # pycaffe build).

@@ -1,5 +1,5 @@
 """Shared command-line behaviour: any failure becomes one `<prog>: error: ...` line on stderr and exit code 2;
-SIGINT / SIGTERM / SIGHUP remove temp files and exit 128 + signal number with one line."""
+SIGINT / SIGTERM / SIGHUP remove temp files and exit 128 + signal number with one line (converters/interrupts.py)."""
 from __future__ import annotations
 
 import os
@@ -9,21 +9,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
+from converters.interrupts import STOP_SIGNALS, raise_interrupted, stop_line, stopped_by
 from port.errors import first_line
-
-SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
-
-
-class Interrupted(BaseException):
-    """Raised by the signal handlers so that every `finally` / temp-file cleanup runs on the way out."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
 
 
 def check_input(path: Path) -> None:
@@ -58,16 +45,16 @@ def _print_lines(lines: Iterable[str]) -> None:
 def run_cli(prog: str, body: Callable[[], Iterable[str]]) -> int:
     """Run `body` (its returned lines go to stdout afterwards); 0 on success, else one error line and 2 (or 128+signal)."""
     main = threading.current_thread() is threading.main_thread()
-    handlers = {s: signal.signal(s, _raise) for s in SIGNALS} if main else {}
+    handlers = {s: signal.signal(s, raise_interrupted) for s in STOP_SIGNALS} if main else {}
     try:
         lines = body()
-    except KeyboardInterrupt:
-        print(f"{prog}: error: interrupted (SIGINT), nothing written", file=sys.stderr)
-        return 128 + signal.SIGINT
-    except Interrupted as stop:
-        print(f"{prog}: error: terminated by {signal.Signals(stop.signum).name}, nothing written", file=sys.stderr)
-        return 128 + stop.signum
-    except (Exception, MemoryError) as err:  # noqa: BLE001 - the contract is one line for every failure
+    except BaseException as err:  # noqa: BLE001 - the contract is one line for every failure
+        signum = stopped_by(err)
+        if signum is not None:  # the signal itself, or a writer's error while it unwound
+            print(stop_line(prog, signum), file=sys.stderr)
+            return 128 + signum
+        if not isinstance(err, (Exception, MemoryError)):
+            raise
         print(f"{prog}: error: {first_line(err)}", file=sys.stderr)
         return 2
     finally:

@@ -7,6 +7,10 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":  # run as a tool: stop signals end it with one line already during the imports below
+    from converters.interrupts import exit_quietly_until_run
+
+    exit_quietly_until_run("torch2caffe")
 
 import torch
 

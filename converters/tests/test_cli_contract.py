@@ -4,8 +4,10 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,20 @@ def writer(original):
     return write
 port.io._write_safetensors = writer(port.io._write_safetensors)
 cm._write = writer(cm._write)
+save = port.io.torch.save
+def tripped_save(obj, f, *args, **kwargs):  # .pth: the signal arrives inside torch's zip writer
+    class Tripwire:
+        def __init__(self):
+            self.calls = 0
+        def write(self, data):
+            self.calls += 1
+            if self.calls == 3:
+                os.kill(os.getpid(), sig)
+            return f.write(data)
+        def flush(self):
+            f.flush()
+    return save(obj, Tripwire(), *args, **kwargs)
+port.io.torch.save = tripped_save
 tool = sys.argv[2]
 main = __import__(f"converters.{tool}", fromlist=["main"]).main
 sys.exit(main(sys.argv[3:]))
@@ -46,12 +62,40 @@ def caffemodel(small_model, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 @pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
-def test_signal_mid_write_cleans_up_with_one_line(caffemodel: Path, name: str, code: int) -> None:
-    run = subprocess.run([sys.executable, "-c", _SIGNAL_DRIVER, name, "caffe2torch", str(caffemodel), "-q"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_signal_mid_write_cleans_up_with_one_line(caffemodel: Path, name: str, code: int, suffix: str) -> None:
+    out = caffemodel.with_suffix(suffix)
+    run = subprocess.run([sys.executable, "-c", _SIGNAL_DRIVER, name, "caffe2torch", str(caffemodel), "-q", "-o",
+                          str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == code, run.stderr
-    assert name in one_error_line(run.stderr, "caffe2torch")
+    assert one_error_line(run.stderr, "caffe2torch") == f"caffe2torch: error: terminated by {name}, nothing written"
+    assert leftovers(caffemodel.parent, [caffemodel]) == []
+
+
+ENTRIES = {  # how users start the tool: the file (README), the console script's entry function
+    "file": ["converters/caffe2torch.py"],
+    "console": ["-c", "from converters.entry import caffe2torch; caffe2torch()"],
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_while_importing_is_one_line(caffemodel: Path, entry: str, name: str, code: int) -> None:
+    """A signal during the first second (torch still importing) ends the tool with its one line and 128 + signal."""
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", *ENTRIES[entry], str(caffemodel), "-q"], cwd=ROOT,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen = []
+    for line in proc.stderr:  # -X importtime: one line per finished import, so the handlers are in place after
+        seen.append(line)
+        if line.rstrip().endswith("converters.interrupts"):
+            break
+    time.sleep(0.05)  # into the torch import
+    proc.send_signal(getattr(signal, name))
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == code
+    lines = [line for line in rest.splitlines() if not line.startswith("import time:")]
+    assert lines == [f"caffe2torch: error: terminated by {name}, nothing written"], seen[-3:] + lines
     assert leftovers(caffemodel.parent, [caffemodel]) == []
 
 

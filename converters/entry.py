@@ -1,0 +1,19 @@
+"""Console entry points (pyproject's scripts): stop signals end the tool with one line from its first line on, also
+during the heavy imports (torch) that come before run_cli takes over."""
+from __future__ import annotations
+
+from converters.interrupts import exit_quietly_until_run
+
+
+def caffe2torch() -> None:
+    exit_quietly_until_run("caffe2torch")
+    from converters.caffe2torch import main
+
+    raise SystemExit(main())
+
+
+def torch2caffe() -> None:
+    exit_quietly_until_run("torch2caffe")
+    from converters.torch2caffe import main
+
+    raise SystemExit(main())
