@@ -64,7 +64,8 @@ class CpuInfo:
     @property
     def int8_dot(self) -> bool:
         """int8 dot-product instructions (VNNI, AMX int8; aarch64 SDOT/I8MM)."""
-        return (self.x86 and bool(INT8_DOT_X86 & self.flags)) or (self.aarch64 and bool({"asimddp", "i8mm"} & self.flags))
+        arm_dot = {"asimddp", "i8mm"}
+        return (self.x86 and bool(INT8_DOT_X86 & self.flags)) or (self.aarch64 and bool(arm_dot & self.flags))
 
     @property
     def int8(self) -> bool:

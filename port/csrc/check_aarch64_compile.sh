@@ -8,9 +8,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cxx="${CXX_AARCH64:-aarch64-linux-gnu-g++}"
 out_dir="${1:-$(mktemp -d)}"
 mkdir -p "$out_dir"
-command -v "$cxx" >/dev/null || { echo "check_aarch64_compile.sh: $cxx not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 2; }
+if ! command -v "$cxx" >/dev/null; then
+  echo "check_aarch64_compile.sh: $cxx not found (apt-get install g++-aarch64-linux-gnu)" >&2
+  exit 2
+fi
 includes=()
-for dir in $(python3 -c 'import torch.utils.cpp_extension as e; print(" ".join(e.include_paths()))'); do includes+=("-I$dir"); done
+torch_include="$(python3 -c 'import torch.utils.cpp_extension as e; print(" ".join(e.include_paths()))')"
+for dir in $torch_include; do includes+=("-I$dir"); done
 python_include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 for source in "$here"/*.cpp; do
   out="$out_dir/$(basename "${source%.cpp}").o"

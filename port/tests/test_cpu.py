@@ -122,17 +122,22 @@ def test_int8_without_avx2_is_one_clear_error(simulated) -> None:
         quantize_int8(small_model(), torch.zeros(1, 3, 97, 97))
 
 
-def test_bf16_training_without_native_bf16_exits_2_with_one_line(avx2_cpu, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("amp, message", [
+    ("bf16", "--amp bf16 on the CPU needs native bfloat16"),
+    ("fp16", "--amp fp16 is for CUDA (the CPU runs fp16 emulated): on the CPU use --amp none"),
+])
+def test_half_training_on_this_cpu_exits_2_with_one_line(avx2_cpu, tmp_path: Path, capsys, amp: str,
+                                                          message: str) -> None:
     from port.train.cli import main
     from port.train.testing import write_voc_shapes
 
     data = write_voc_shapes(tmp_path / "data", 2, 0, 33)
     args = ["--variant", "psanet50_voc2012_465", "--data-root", str(data), "--out", str(tmp_path / "run"),
             "--workers", "0", "--model-opt", "width_divisor=32", "--model-opt", "crop=33", "--batch-size", "2",
-            "--iterations", "1", "--amp", "bf16", "--no-val", "--no-plot", "--no-tensorboard"]
+            "--iterations", "1", "--amp", amp, "--no-val", "--no-plot", "--no-tensorboard"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("port.train: error: --amp bf16 on the CPU needs native bfloat16")
+    assert len(err) == 1 and err[0].startswith(f"port.train: error: {message}")
     assert not (tmp_path / "run" / "final.safetensors").exists()
 
 

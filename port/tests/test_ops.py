@@ -33,7 +33,7 @@ def extension() -> None:
 def test_cuda_kernels_are_built_where_a_gpu_is() -> None:
     """Where a GPU is visible the tests below run on it too: a build without the CUDA kernels fails here."""
     if not torch.cuda.is_available():
-        pytest.skip("no GPU visible: the CUDA kernels are compile-checked only (test_cuda_compile.py)")
+        pytest.skip("no GPU visible: the CUDA kernels are compile-checked only (test_compile_targets.py)")
     assert "cuda" in _extension.KERNEL_DEVICES, "rebuild port._C with its CUDA kernels: FORCE_CUDA=1 pip install -e ."
 
 
