@@ -23,6 +23,16 @@ def want_cuda() -> bool:
 LINK_ARGS = ["-fopenmp", "-l:libstdc++.so.6"]
 
 
+# torch.library's register_fake / register_autograd need torch 2.4; tested with 2.11 and 2.13 (setup.sh pins 2.13.0)
+RUNTIME = ["numpy", "protobuf", "safetensors", "tqdm", "pillow"]
+
+
+def torch_requirement() -> str:
+    """The torch a built port._C runs with: the minor release it was compiled against (C++ ABI), e.g. torch==2.13.*."""
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return f"torch=={major}.{minor}.*"
+
+
 def extension():
     """The `port._C` extension with the CPU kernels, plus the CUDA ones when wanted."""
     sources = sorted(glob.glob("port/csrc/*.cpp"))
@@ -39,4 +49,6 @@ def extension():
     )
 
 
-setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtension})
+setup(
+    ext_modules=[extension()], cmdclass={"build_ext": BuildExtension}, install_requires=[torch_requirement(), *RUNTIME]
+)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from port.ops.testing import kernel_devices
+from port.tests.support.ops import kernel_devices
 
 
 @pytest.fixture(params=kernel_devices())

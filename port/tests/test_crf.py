@@ -12,7 +12,7 @@ from port.evaluate import InferenceSettings, predict
 from port.evaluate.cli import main
 from port.evaluate.crf import CRFParams, crf_labels, crf_marginals, unary
 from port.evaluate.inference import predict_probabilities
-from port.evaluate.testing import StandInNet, write_ade20k
+from port.tests.support.evaluate import StandInNet, write_ade20k
 from port.variants import VARIANTS
 
 pytest.importorskip("pydensecrf.densecrf")

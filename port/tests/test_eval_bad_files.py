@@ -14,7 +14,7 @@ from PIL import Image
 import port.model
 from port.evaluate.cli import main
 from port.evaluate.decoding import BadFile, read_image, read_label_png
-from port.evaluate.testing import ConstantNet, write_ade20k
+from port.tests.support.evaluate import ConstantNet, write_ade20k
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

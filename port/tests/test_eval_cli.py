@@ -12,7 +12,7 @@ import port.model
 from port.evaluate import InferenceSettings, predict
 from port.evaluate.cli import main
 from port.evaluate.datasets import read_image
-from port.evaluate.testing import ConstantNet, write_ade20k
+from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.io import save_weights
 from port.model import PSANet
 from port.variants import VARIANTS, dataset_config

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 import port.evaluate.cli
 import port.model
 from port.evaluate.cli import main
-from port.evaluate.testing import ConstantNet, write_ade20k
+from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.io import FORMAT, save_weights
 from port.model import PSANet
 from port.variants import dataset_config

@@ -11,7 +11,7 @@ from PIL import Image
 from port.evaluate import InferenceSettings, LabelCodec, evaluate, find_samples
 from port.evaluate.classes import CLASS_COLORS
 from port.evaluate.datasets import read_list
-from port.evaluate.testing import ConstantNet, write_ade20k, write_cityscapes, write_voc2012
+from port.tests.support.evaluate import ConstantNet, write_ade20k, write_cityscapes, write_voc2012
 
 CROP = 33
 CPU = torch.device("cpu")

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from port.evaluate import InferenceSettings, LabelCodec, evaluate, find_samples
-from port.evaluate.testing import StandInNet, write_ade20k
+from port.tests.support.evaluate import StandInNet, write_ade20k
 
 CROP, CLASSES = 33, 150
 SETTINGS = InferenceSettings(CROP, CLASSES, base_size=40, scales=(0.5, 1.0))

@@ -14,7 +14,7 @@ import torch
 from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import MEAN_RGB, InferenceSettings, predict, predict_probabilities, to_network_input
 from port.evaluate.matlab_resize import resize_image, resize_scores
-from port.evaluate.testing import StandInNet
+from port.tests.support.evaluate import StandInNet
 
 CROP, CLASSES, BASE = 33, 5, 40
 

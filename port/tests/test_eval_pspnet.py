@@ -11,7 +11,7 @@ import port.model
 from port.evaluate.cli import main
 from port.evaluate.metrics import SegmentationStats
 from port.evaluate.report import format_report
-from port.evaluate.testing import write_ade20k
+from port.tests.support.evaluate import write_ade20k
 from port.io import save_weights
 from port.model import PSANet
 from port.variants import DATASETS, VARIANTS

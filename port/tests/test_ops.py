@@ -7,7 +7,7 @@ import torch
 from port.config import COLLECT, DISTRIBUTE
 from port.ops import _extension, psa_aggregate, psa_mask
 from port.ops.reference import psa_aggregate_reference, psa_mask_reference
-from port.ops.testing import inputs, require_extension
+from port.tests.support.ops import inputs, require_extension
 
 pytestmark = pytest.mark.usefixtures("extension")
 

@@ -8,7 +8,7 @@ import torch
 
 from port.ops import batch_norm_train
 from port.ops.reference import batch_norm_relu_reference
-from port.ops.testing import require_extension
+from port.tests.support.ops import require_extension
 
 pytestmark = [pytest.mark.usefixtures("extension"), pytest.mark.cpu_isa]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from port.ops.testing import require_extension
+from port.tests.support.ops import require_extension
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 20
@@ -24,7 +24,7 @@ import torch
 torch.set_num_threads(2)
 from port.ops import psa_aggregate
 from port.ops.reference import psa_aggregate_reference
-from port.ops.testing import inputs
+from port.tests.support.ops import inputs
 x, mask = inputs(2, 16, 30, 30, 59, 59, torch.float32)
 got32 = psa_aggregate(x, mask, 0)
 got64 = psa_aggregate(x.double(), mask.double(), 1)

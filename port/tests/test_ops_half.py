@@ -13,7 +13,7 @@ from port import ops
 from port.config import COLLECT, DISTRIBUTE
 from port.ops import psa_aggregate, psa_mask
 from port.ops.reference import psa_aggregate_reference, psa_mask_reference
-from port.ops.testing import inputs, require_extension
+from port.tests.support.ops import inputs, require_extension
 
 # Half an ulp of the dtype (bits of precision 8 and 11): what rounding a float-accurate result once may cost.
 HALF_ULP = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}

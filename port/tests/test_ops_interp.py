@@ -8,7 +8,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from port import ops
 from port.ops.reference import interp_reference
-from port.ops.testing import require_extension
+from port.tests.support.ops import require_extension
 from port.tests.test_model_layers import _bilinear_np
 
 pytestmark = pytest.mark.usefixtures("extension")

@@ -10,7 +10,7 @@ import torch
 from port.config import zoom_out
 from port.ops import zoom_cross_entropy
 from port.ops.reference import zoom_cross_entropy_reference
-from port.ops.testing import require_extension
+from port.tests.support.ops import require_extension
 
 pytestmark = pytest.mark.usefixtures("extension")
 

@@ -14,7 +14,7 @@ from port.model.psanet import PSANetOutput
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
 from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
-from port.train.testing import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
+from port.tests.support.train import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
 
 NO_AUGMENT = ["--recipe-opt", "scale_range=[1,1]", "--recipe-opt", "rotate_degrees=0", "--recipe-opt", "blur=false", "--recipe-opt", "mirror=false"]
 

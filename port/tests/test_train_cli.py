@@ -13,7 +13,7 @@ import pytest
 
 from port.train.cli import main
 from port.train.table import readme_block, reproduce_table
-from port.train.testing import one_thread, run_train, tiny_train_args, write_voc_shapes
+from port.tests.support.train import one_thread, run_train, tiny_train_args, write_voc_shapes
 from port.variants import VARIANTS
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -10,7 +10,7 @@ from PIL import Image
 from port.evaluate.datasets import BadFile, LabelCodec
 from port.train.augment import AugmentSettings
 from port.train.data import PositionSampler, Schedule, TrainSet, list_training_samples, missing_files
-from port.train.testing import write_voc_shapes
+from port.tests.support.train import write_voc_shapes
 
 
 def _png(path: Path, value: int = 1, mode: str = "L") -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from port.train.testing import max_relative_difference, run_train, tiny_train_args, write_voc_shapes
+from port.tests.support.train import max_relative_difference, run_train, tiny_train_args, write_voc_shapes
 
 TOLERANCE = 1e-8
 

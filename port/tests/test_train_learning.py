@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from port.train.cli import main
-from port.train.testing import one_thread, write_voc_shapes
+from port.tests.support.train import one_thread, write_voc_shapes
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from port.model import load
 from port.train.cli import build_parser, main
 from port.train.loop import RunSettings
 from port.train.recipe import recipe_for
-from port.train.testing import one_thread, write_voc_shapes
+from port.tests.support.train import one_thread, write_voc_shapes
 from port.variants import VARIANTS
 
 

@@ -8,7 +8,7 @@ import torch
 
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
-from port.train.testing import one_thread, tiny_train_args, write_voc_shapes
+from port.tests.support.train import one_thread, tiny_train_args, write_voc_shapes
 
 
 @pytest.fixture(autouse=True)
