@@ -59,7 +59,8 @@ def mm_roof(threads: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     roof = {}
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    for name, dtype in ((name, dtypes[name]) for name in cpu.info().roof_dtypes()):
+    for name in cpu.info().roof_dtypes():
+        dtype = dtypes[name]
         a, b = torch.randn(MM_SIDE, MM_SIDE).to(dtype), torch.randn(MM_SIDE, MM_SIDE).to(dtype)
         roof[name] = 2 * MM_SIDE**3 / median_seconds(lambda: torch.mm(a, b), 1, ROOF_REPS) / 1e9
     return roof

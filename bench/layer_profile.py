@@ -148,9 +148,8 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
         fast(x)
         for hook in hooks:
             hook.remove()
-        # the first eval forward turns keep_freed_memory on at its end (asked for below, as the CLIs ask), so the
-        # second still faults in fresh pages
-        # for its large blocks (the final zoom's 130 MB at 465²: 40 ms instead of 5); time the steady state
+        # the first eval forward turns keep_freed_memory on at its end (asked for above, as the CLIs ask), so the
+        # second still faults in fresh pages for its large blocks (the final zoom's 130 MB at 465²: 40 ms instead of 5); time the steady state
         fast(x)
         totals = []
         with module_times({name: [module] for name, module in timed.items()}) as spent:

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 
 ENV = "PSANET_CPU_CAPABILITY"
+X86_ARCHES = ("x86_64", "amd64")  # platform.machine(), lowered
+ARM_ARCHES = ("aarch64", "arm64")
 LEVELS = ("default", "avx2", "avx512")  # x86 vector levels, lowest first, named as ATen names them
 # The flags each level needs, and the flags that only a level at or above it may report.
 AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
@@ -44,11 +46,11 @@ class CpuInfo:
 
     @property
     def x86(self) -> bool:
-        return self.arch in ("x86_64", "amd64")
+        return self.arch in X86_ARCHES
 
     @property
     def aarch64(self) -> bool:
-        return self.arch in ("aarch64", "arm64")
+        return self.arch in ARM_ARCHES
 
     @property
     def amx(self) -> bool:
@@ -91,7 +93,8 @@ class CpuInfo:
     def describe(self) -> str:
         """One line naming the CPU and what decides the fast paths (benchmarks print it)."""
         shown = ", ".join(f"{flag} {'yes' if flag in self.flags else 'no'}" for flag in REPORTED_FLAGS[self.x86])
-        capped = f"; capped by {', '.join(caps())}" if caps() else ""
+        capped = ", ".join(caps())
+        capped = f"; capped by {capped}" if capped else ""
         return (
             f"ISA: {self.model or 'unknown CPU'} ({self.arch}); level {self.level}{capped}; torch CPU capability "
             f"{torch.backends.cpu.get_cpu_capability()}; native bf16 {'yes' if self.native_bf16 else 'no'}, "
@@ -153,9 +156,8 @@ def _torch_flags() -> frozenset[str]:
 def _detect() -> CpuInfo:
     arch = platform.machine().lower()
     model, flags = _cpuinfo()
-    if not flags and arch in ("x86_64", "amd64"):
-        flags = _torch_flags()
-    if arch in ("x86_64", "amd64"):
+    if arch in X86_ARCHES:
+        flags = flags or _torch_flags()
         hardware = "avx512" if AVX512_CORE <= flags else "avx2" if AVX2_CORE <= flags else "default"
         level = min(hardware, _cap_level(), key=LEVELS.index)
         if level != hardware:  # capped: what the lesser CPU would not have goes (AVX2 CPUs may have avx_vnni)
@@ -163,7 +165,7 @@ def _detect() -> CpuInfo:
             if level == "default":
                 flags = flags - AVX2_CORE
         return CpuInfo(arch, model, flags, level)
-    if arch in ("aarch64", "arm64"):
+    if arch in ARM_ARCHES:
         return CpuInfo(arch, model, flags, "sve" if "sve" in flags else "neon")
     return CpuInfo(arch, model, flags, "default")
 

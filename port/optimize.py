@@ -414,8 +414,7 @@ def for_inference(
     """
     if dtype not in FAST_DTYPES:
         raise ValueError(f"dtype must be one of {FAST_DTYPES}, got {dtype}")
-    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    if dtype == torch.bfloat16 and on_cpu:
+    if dtype == torch.bfloat16 and all(p.device.type == "cpu" for p in model.parameters()):
         faster = " (or port.quantize.quantize_int8, faster here)" if cpu.info().int8 else ""
         cpu.require_bf16("for_inference(dtype=torch.bfloat16)", f"use dtype=torch.float32{faster}")
     net = copy.deepcopy(model).eval().requires_grad_(False)
