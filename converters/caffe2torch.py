@@ -37,7 +37,7 @@ def convert(
     path: str | Path, hints: Hints | None = None, progress: bool = False, allow_nonfinite: bool = False
 ) -> tuple[PSANet, dict[str, str]]:
     """Read a caffemodel, infer its config, load the weights (strict, finite); returns (eval model, source info)."""
-    path = Path(path)
+    path, hints = Path(path), hints or Hints()
     data = path.read_bytes()
     # leave=False: the bar is erased when reading ends, so an error line never follows a half-drawn bar.
     bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="reading", file=sys.stderr, leave=False,
@@ -45,11 +45,14 @@ def convert(
     with bar:
         layers = list(iter_layers(data, lambda done: bar.update(done - bar.n)))
     layers = with_our_aux_names(layers)
-    if hints is not None and hints.prototxt is not None:
+    if hints.prototxt is not None:
         check_against_prototxt(layers, hints.prototxt)
     source = {"file": path.name, "md5": hashlib.md5(data).hexdigest(), "bytes": str(len(data))}
+    dataset = VARIANTS[hints.variant].dataset if hints.variant in VARIANTS else hints.dataset
+    if dataset:  # its class names and palette then come with the model (port.classes.model_classes)
+        source["dataset"] = dataset
     del data
-    cfg = infer_config({layer.name: [b.shape for b in layer.blobs] for layer in layers if layer.blobs}, hints or Hints())
+    cfg = infer_config({layer.name: [b.shape for b in layer.blobs] for layer in layers if layer.blobs}, hints)
     with torch.device("meta"):
         model = PSANet(cfg)
     state = layers_to_state(layers, model)

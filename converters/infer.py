@@ -7,7 +7,7 @@ from typing import Any
 
 from port.config import PSP_BINS, STAGE_BLOCKS, PSANetConfig, feature_size, psp_pooling
 from port.model.context_names import CONTEXT_UNITS
-from port.variants import DATASETS, VARIANTS, dataset_config
+from port.variants import DATASETS, VARIANTS
 from prototxt.emit import Message
 from prototxt.parse import layers, named_layers, value, values
 

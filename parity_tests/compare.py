@@ -9,7 +9,7 @@ import torch
 
 from port.model import blob_modules, logits_blob
 
-TOLERANCE = 1e-4  # max|diff| <= TOLERANCE * max|caffe blob|, for every layer type (see README.md)
+TOLERANCE = 1e-4  # max|diff| <= TOLERANCE * max|caffe blob|, for every layer type (see docs/FIDELITY.md)
 INTERNAL = "_split_"  # Caffe's automatic copies of blobs read by several layers
 
 

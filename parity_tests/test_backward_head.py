@@ -14,7 +14,7 @@ from port.model import PSANet, blob_modules
 from port.variants import VARIANTS
 
 pytestmark = pytest.mark.caffe
-RTOL = 1e-4  # of the largest |value| per compared array; measured worst ~1e-6 (see README.md)
+RTOL = 1e-4  # of the largest |value| per compared array; measured worst ~1e-6 (see docs/FIDELITY.md)
 HEADS = ["psanet50_ade20k_465", "psanet50_voc2012_465", "psanet50_cityscapes_705_collect_compact",
          "psanet50_ade20k_465_global_pool", "psanet50_ade20k_465_aspp"]
 CROP = {"psanet50_ade20k_465_aspp": 129}  # conv5_3 17x17: the rate-12 taps reach inside (at 9x9 only the centre does)

@@ -14,7 +14,7 @@ from port.config import PSA_TYPES
 from port.model.layers import CaffeBN, Interp
 
 pytestmark = pytest.mark.caffe
-RTOL = 1e-5  # of the largest |value| of each compared array; measured worst ~1e-7 (see README.md)
+RTOL = 1e-5  # of the largest |value| of each compared array; measured worst ~1e-7 (see docs/FIDELITY.md)
 
 
 def close(ours: torch.Tensor, caffe: np.ndarray, name: str) -> None:

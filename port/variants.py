@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from port.config import PSANetConfig
 
@@ -22,6 +23,16 @@ DATASETS = {
     "voc2012": Dataset("voc2012", 21, 465, 1, 512),
     "cityscapes": Dataset("cityscapes", 19, 705, 2, 2048),
 }
+DEFAULT_BASE_SIZE = 512  # test long side for a user's own dataset (ADE20K's and VOC's)
+
+
+def eval_base_size(dataset: str | None, source: Mapping[str, Any]) -> int:
+    """The test long side at scale 1: the dataset's, else the one a weights file records (port.train), else 512."""
+    if dataset in DATASETS:
+        return DATASETS[dataset].base_size
+    return int(source.get("base_size", DEFAULT_BASE_SIZE))
+
+
 # The paper's val-set table of each dataset.
 PAPER_TABLES = {"ade20k": 1, "voc2012": 4, "cityscapes": 5}
 

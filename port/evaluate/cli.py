@@ -11,19 +11,21 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
 
+from port.classes import model_classes
 from port.evaluate.crf import CRFParams
-from port.evaluate.datasets import DATASET_NAMES, LabelCodec, find_samples
-from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
+from port.evaluate.datasets import CUSTOM, DATASET_NAMES, LabelCodec, find_samples
+from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, parse_scales
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
+from port.cli import OneLineParser, UsageError, require_device, require_positive
 from port.errors import first_line
 from port.io import WeightsFileError
-from port.variants import DATASETS, TABLE1, Variant
+from port.variants import DATASETS, TABLE1, Variant, eval_base_size
 
 
 PROG = "port.evaluate"
@@ -31,40 +33,19 @@ PROG = "port.evaluate"
 _LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported as one line, exit code 2."""
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with its errors as one `port.evaluate: error: ...` line (no usage block)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{PROG}: error: {message}\n")
-
-
-def parse_scales(text: str) -> tuple[float, ...]:
-    """'ss' → (1,), 'ms' → the authors' six scales, else a comma-separated list of positive floats."""
-    if text == "ss":
-        return SINGLE_SCALE
-    if text == "ms":
-        return MULTI_SCALE
-    try:
-        scales = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--scales must be ss, ms or numbers like 0.5,1,1.5; got {text!r}") from None
-    if not all(s > 0 for s in scales):
-        raise UsageError(f"--scales must be positive, got {text!r}")
-    return scales
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    parser = _Parser(prog=f"python -m {PROG}", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    parser = OneLineParser(PROG, __doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=(*DATASET_NAMES, CUSTOM),
+                        help=f"{CUSTOM}: your own classes (needs --list; labels store class indices, 255 = ignored)")
     parser.add_argument("--data-root", required=True, type=Path)
     parser.add_argument("--weights", required=True, type=Path, help="converted .safetensors/.pth file")
     parser.add_argument("--scales", default="ss", help="ss (default), ms, or e.g. 0.5,0.75,1")
     parser.add_argument("--no-flip", action="store_true", help="skip the left-right flipped pass")
+    parser.add_argument("--base-size", type=int, help="long side at scale 1 (default: the dataset's 512 or 2048)")
     parser.add_argument("--list", type=Path, help="authors' list file: 'image [label]' relative to --data-root")
     parser.add_argument("--out", type=Path, help="prediction folder (default results/<dataset>_<weights>_<scales>)")
     parser.add_argument("--batch-size", type=int, default=2, help="network inputs per forward (crops and flips)")
@@ -107,18 +88,24 @@ def _check(args: argparse.Namespace) -> tuple[float, ...]:
         raise UsageError(f"weights file {args.weights} does not exist")
     if args.list is not None and not args.list.is_file():
         raise UsageError(f"list file {args.list} does not exist")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but CUDA is not available")
-    scales = parse_scales(args.scales)
-    base_size = DATASETS[args.dataset].base_size
+    if args.dataset == CUSTOM and args.list is None:
+        raise UsageError(f"--dataset {CUSTOM} needs --list (lines 'image label' relative to --data-root)")
+    require_positive(args, "base_size", "batch_size", "limit")
+    require_device(args.device)
+    try:
+        scales = parse_scales(args.scales)
+    except ValueError as exc:
+        raise UsageError(f"--scales {exc}") from None
+    base_size = _base_size(args, {})
     for scale in scales:
         if base_size * scale != int(base_size * scale):
             raise UsageError(f"scale {scale} gives a fractional long side for base size {base_size}")
     return scales
+
+
+def _base_size(args: argparse.Namespace, source: dict) -> int:
+    """--base-size, else `port.variants.eval_base_size`."""
+    return args.base_size if args.base_size is not None else eval_base_size(args.dataset, source)
 
 
 def _scale_tag(scales: tuple[float, ...], flip: bool) -> str | None:
@@ -147,9 +134,12 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
         raise UsageError(f"cannot load weights {args.weights}: {first_line(exc)}") from exc
     try:
         config = net.cfg
-        dataset = DATASETS[args.dataset]
-        if config.num_classes != dataset.num_classes:
-            raise UsageError(f"{args.weights} predicts {config.num_classes} classes, {args.dataset} has {dataset.num_classes}")
+        known = DATASETS.get(args.dataset)
+        if known is not None and config.num_classes != known.num_classes:
+            raise UsageError(
+                f"{args.weights} predicts {config.num_classes} classes, {args.dataset} has {known.num_classes}"
+            )
+        classes = model_classes(config.num_classes, getattr(net, "source", {}), args.dataset)
         samples = find_samples(args.dataset, args.data_root, args.list)
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(first_line(exc)) from exc
@@ -161,19 +151,22 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
         from port.memory import keep_freed_memory_after_first_forward
 
         keep_freed_memory_after_first_forward(net)
-    settings = InferenceSettings(config.crop, config.num_classes, dataset.base_size, scales, not args.no_flip, args.batch_size, crf)
+    base_size = _base_size(args, getattr(net, "source", {}))
+    flip = not args.no_flip
+    settings = InferenceSettings(config.crop, config.num_classes, base_size, scales, flip, args.batch_size, crf)
     tag = _scale_tag(scales, settings.flip)
     suffix = ("" if settings.flip else "_noflip") + ("" if crf is None else "_crf")
     out = args.out or Path("results") / f"{args.dataset}_{args.weights.stem}_{tag or args.scales}{suffix}"
     _check_writable(out)
     try:
-        result = evaluate(net, samples[: args.limit], LabelCodec(args.dataset, config.num_classes), settings, device, out)
+        codec = LabelCodec(args.dataset, config.num_classes)
+        result = evaluate(net, samples[: args.limit], codec, settings, device, out, classes)
     except OSError as exc:  # unreadable inputs are BadFile; what is left is writing predictions (disk full...)
         raise UsageError(f"cannot write predictions under {out}: {first_line(exc)}") from exc
     if not dist.is_initialized() or dist.get_rank() == 0:
         variant = net.variant if net.variant is not None and net.variant.dataset == args.dataset else None
         variant = variant if crf is None else _crf_published(variant)
-        _print_summary(result, args.dataset, variant, tag, out)
+        _print_summary(result, classes.names, variant, tag, out)
     return 2 if result.bad_files else 0
 
 
@@ -187,9 +180,11 @@ def _check_writable(out: Path) -> None:
         raise UsageError(f"cannot write to the prediction folder {out}")
 
 
-def _print_summary(result: EvaluationResult, dataset: str, variant: Variant | None, tag: str | None, out: Path) -> None:
+def _print_summary(
+    result: EvaluationResult, names: Sequence[str], variant: Variant | None, tag: str | None, out: Path
+) -> None:
     """Rank 0's report on stdout; the files that could not be evaluated on stderr."""
-    print(format_report(result.stats, dataset, variant, tag))
+    print(format_report(result.stats, names, variant, tag))
     print(f"predicted {result.predicted} image(s), resumed {result.resumed} from {out}")
     if result.bad_files:
         print(f"{len(result.bad_files)} file(s) could not be evaluated (not counted above):", file=sys.stderr)

@@ -10,6 +10,7 @@ from port.evaluate.decoding import BadFile, read_image, read_label_png  # noqa: 
 from port.evaluate.metrics import IGNORE
 
 DATASET_NAMES = ("ade20k", "voc2012", "cityscapes")
+CUSTOM = "custom"  # a user's own classes: list files only, labels store class indices (255 = ignored)
 SPLITS = ("val", "train")
 
 
@@ -76,6 +77,8 @@ def find_samples(dataset: str, root: Path, list_file: Path | None = None, split:
     """The `split` ("val" or "train") samples of `dataset` under `root`, or those named by `list_file`."""
     if list_file is not None:
         return read_list(root, list_file)
+    if dataset == CUSTOM:
+        raise ValueError(f"a {CUSTOM} dataset is read from list files ('image label' per line)")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return {"ade20k": _ade20k, "voc2012": _voc2012, "cityscapes": _cityscapes}[dataset](root, split)

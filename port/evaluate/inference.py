@@ -18,6 +18,21 @@ SINGLE_SCALE = (1.0,)
 MULTI_SCALE = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
+def parse_scales(text: str) -> tuple[float, ...]:
+    """'ss' → (1,), 'ms' → the authors' six scales, else a comma-separated list of positive floats (ValueError)."""
+    if text == "ss":
+        return SINGLE_SCALE
+    if text == "ms":
+        return MULTI_SCALE
+    try:
+        scales = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"must be ss, ms or numbers like 0.5,1,1.5; got {text!r}") from None
+    if not all(s > 0 for s in scales):
+        raise ValueError(f"must be positive, got {text!r}")
+    return scales
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """Everything the procedure needs besides the network and the image."""

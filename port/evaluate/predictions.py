@@ -1,4 +1,4 @@
-"""Saved predictions: gray PNG with the dataset's stored ids, colour (palette) PNG, atomic writes."""
+"""Saved predictions: gray PNG with the dataset's stored ids, colour (palette) PNG of the model's classes; atomic."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 from port.atomic import atomic_output
-from port.evaluate.classes import CLASS_COLORS
+from port.drawing import label_image
+from port.classes import ClassTable
 from port.evaluate.datasets import LabelCodec
 from port.evaluate.decoding import BadFile, read_label_png
 
@@ -19,23 +20,14 @@ def save_png_atomic(image: Image.Image, path: Path) -> None:
         image.save(tmp, format="PNG")
 
 
-def palette_image(classes: np.ndarray, dataset: str) -> Image.Image:
-    """Indexed image of class indices with the dataset's colour table as its palette."""
-    image = Image.fromarray(classes.astype(np.uint8))  # putpalette turns this L image into P
-    colours = np.zeros((256, 3), dtype=np.uint8)
-    table = np.asarray(CLASS_COLORS[dataset], dtype=np.uint8)
-    colours[: len(table)] = table
-    image.putpalette(colours.ravel().tolist())
-    return image
-
-
 class PredictionStore:
     """`<out>/gray/<name>.png` (stored ids) and `<out>/color/<name>.png` (palette) of each image."""
 
-    def __init__(self, out_dir: Path, codec: LabelCodec) -> None:
+    def __init__(self, out_dir: Path, codec: LabelCodec, classes: ClassTable) -> None:
         self.gray = out_dir / "gray"
         self.color = out_dir / "color"
         self.codec = codec
+        self.classes = classes
 
     def remove_stale_temp_files(self) -> int:
         """Delete the temp files an interrupted run left (`.<name>.png.*.tmp`); returns how many."""
@@ -51,7 +43,7 @@ class PredictionStore:
 
     def save_color(self, name: str, classes: np.ndarray) -> None:
         """Write the colour PNG alone (also used to restore one missing beside a resumed gray PNG)."""
-        save_png_atomic(palette_image(classes, self.codec.dataset), self.color / f"{name}.png")
+        save_png_atomic(label_image(classes, self.classes), self.color / f"{name}.png")
 
     def has_color(self, name: str) -> bool:
         """Whether the colour PNG of `name` exists."""

@@ -1,14 +1,14 @@
 """Text summary: per-class IoU with class names, mIoU and pixel accuracy beside the published numbers."""
 from __future__ import annotations
 
-from port.evaluate.classes import CLASS_NAMES
+from typing import Sequence
+
 from port.evaluate.metrics import SegmentationStats
 from port.variants import Variant
 
 
-def format_report(stats: SegmentationStats, dataset: str, variant: Variant | None, tag: str | None) -> str:
-    """Class table, mean IoU and pixel accuracy, beside the published `tag` ("ss"/"ms") numbers if any."""
-    names = CLASS_NAMES[dataset]
+def format_report(stats: SegmentationStats, names: Sequence[str], variant: Variant | None, tag: str | None) -> str:
+    """Class table (`names`), mean IoU and pixel accuracy, beside the published `tag` ("ss"/"ms") numbers if any."""
     lines = ["==== per-class IoU ===="]
     lines += [f"{i + 1:3d} {name:>20s}: {iou:.4f}" for i, (name, iou) in enumerate(zip(names, stats.iou))]
     lines.append(f"images evaluated: {stats.images}")

@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from port.classes import ClassTable, model_classes
 from port.evaluate.datasets import LabelCodec, Sample
 from port.evaluate.decoding import BadFile, read_image, read_label_png
 from port.evaluate.inference import InferenceSettings, predict
@@ -76,10 +77,16 @@ def evaluate(
     settings: InferenceSettings,
     device: torch.device,
     out_dir: Path | None = None,
+    classes: ClassTable | None = None,
 ) -> EvaluationResult:
-    """Evaluate `samples` (this rank's share of them when torch.distributed is initialised)."""
+    """Evaluate `samples` (this rank's share of them when torch.distributed is initialised).
+
+    Predictions go to `out_dir` when given, their colour PNGs in `classes`' colours (default: the dataset's).
+    """
     rank, world = _world()
-    store = PredictionStore(out_dir, codec) if out_dir is not None else None
+    store = None
+    if out_dir is not None:
+        store = PredictionStore(out_dir, codec, classes or model_classes(codec.num_classes, {}, codec.dataset))
     if store is not None:
         store.remove_stale_temp_files()
         if world > 1:

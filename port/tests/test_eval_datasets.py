@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from port.evaluate import InferenceSettings, LabelCodec, evaluate, find_samples
-from port.evaluate.classes import CLASS_COLORS
+from port.classes import CLASS_COLORS
 from port.evaluate.datasets import read_list
 from port.tests.support.evaluate import ConstantNet, write_ade20k, write_cityscapes, write_voc2012
 

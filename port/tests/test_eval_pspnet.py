@@ -10,6 +10,7 @@ import torch
 import port.model
 from port.evaluate.cli import main
 from port.evaluate.metrics import SegmentationStats
+from port.classes import CLASS_NAMES
 from port.evaluate.report import format_report
 from port.tests.support.evaluate import write_ade20k
 from port.io import save_weights
@@ -43,9 +44,9 @@ def test_pspnet_is_fed_crops_of_its_config(tmp_path: Path, monkeypatch: pytest.M
 def test_published_pspnet_numbers_in_the_report() -> None:
     stats = SegmentationStats(150)
     stats.add(np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64))
-    text = format_report(stats, "ade20k", VARIANTS["pspnet50_ade20k_473"], "ms")
+    text = format_report(stats, CLASS_NAMES["ade20k"], VARIANTS["pspnet50_ade20k_473"], "ms")
     assert "published 42.78%, pspnet50_ade20k_473 ms" in text and "published 80.76%" in text
     voc = SegmentationStats(21)
     voc.add(np.zeros((2, 2), np.int64), np.zeros((2, 2), np.int64))
     # the VOC release was scored on the test server: a val run has nothing to compare with
-    assert "no published number" in format_report(voc, "voc2012", VARIANTS["pspnet101_voc2012_473"], "ms")
+    assert "no published number" in format_report(voc, CLASS_NAMES["voc2012"], VARIANTS["pspnet101_voc2012_473"], "ms")

@@ -16,15 +16,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from port.classes import ClassTable, read_class_names, read_palette
 from port.config import PSANetConfig
 from port.cpu import CpuFeatureError
 from port.errors import first_line
-from port.evaluate.datasets import BadFile, Sample, find_samples
+from port.evaluate.datasets import CUSTOM, BadFile, Sample, find_samples
+from port.evaluate.metrics import IGNORE
+from port.model.builders import match_variant
 from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
 from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
+from port.train.finetune import Start, read_start
 from port.train.recipe import LOSS_SCALES, PRESETS, Recipe, recipe_for
 from port.train.table import format_variant_list
-from port.variants import VARIANTS
+from port.variants import VARIANTS, Variant
 
 PROG = "port.train"
 
@@ -49,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss-scale", choices=LOSS_SCALES, help="full (default) or eighth (conv6 vs 1/8 labels)")
     p.add_argument("--recipe-opt", action="append", default=[], metavar="KEY=VALUE", help="any Recipe field (JSON value)")
     p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="any PSANetConfig field, e.g. crop=65")
-    p.add_argument("--init", type=Path, help="ImageNet weights of the deep-stem trunk (semseg resnet*_v2 or timm resnet*s)")
+    p.add_argument("--init", type=Path, help="start: a converted release or a file of ours (fine-tuning: tensors "
+                   "that fit are kept), or ImageNet weights of the trunk (semseg resnet*_v2 or timm resnet*s)")
+    own = p.add_argument_group("your own dataset (list files; labels hold class indices 0..K-1, 255 = ignored)")
+    own.add_argument("--num-classes", type=int, metavar="K", help="class count (conv6, conv6_aux re-initialised)")
+    own.add_argument("--class-names", type=Path, help="one class name per line; stored in final.safetensors")
+    own.add_argument("--palette", type=Path, help="one colour per line, 'R G B' or '#rrggbb' (first K used); stored")
     p.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="none")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="float64 for parity checks")
@@ -108,9 +117,64 @@ def _config(args: argparse.Namespace, base: PSANetConfig, recipe: Recipe) -> PSA
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad model option: {exc}") from None
-    if (config.crop - 1) % 8:
-        raise UsageError(f"crop {config.crop} is not 8k+1 (the x8 zoom and the 1/8 labels need it; e.g. 465, 705)")
     return config
+
+
+def _check_crop(args: argparse.Namespace, variant: Variant) -> None:
+    """A crop that is not 8k+1, refused before any data is read, naming the valid crops around it."""
+    crop = _options(args.model_opt, "--model-opt").get("crop", variant.config.crop)
+    if isinstance(crop, int) and crop > 1 and (crop - 1) % 8:
+        below = crop - (crop - 1) % 8
+        raise UsageError(f"crop {crop} is not 8k+1 (the x8 zoom and the 1/8 labels need it): "
+                         f"nearest valid crops {below} and {below + 8}")
+
+
+def _start(args: argparse.Namespace) -> Start | None:
+    """The fine-tuning start --init names, None without --init or for an ImageNet trunk file."""
+    if args.init is None:
+        return None
+    if not args.init.is_file():
+        raise UsageError(f"--init file {args.init} does not exist")
+    try:
+        return read_start(args.init)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"--init {first_line(exc)}") from None
+
+
+def _target(args: argparse.Namespace, start: Start | None) -> tuple[Variant, ClassTable | None]:
+    """The variant to train and, for the user's own dataset, its class table.
+
+    Any of --num-classes, --class-names, --palette (or a start that is no registered variant) means the user's
+    own dataset: its architecture is --variant's or the start's, with K classes.
+    """
+    if args.variant is not None:
+        base = VARIANTS[args.variant]
+    elif start is not None:
+        base = match_variant(start.config)
+    else:
+        raise UsageError("--variant is required (or --init with a converted or trained file; --list shows variants)")
+    own = args.num_classes is not None or args.class_names is not None or args.palette is not None or base is None
+    if not own:
+        return base, None
+    config = base.config if base is not None else start.config.with_(aux=False)
+    try:
+        names = read_class_names(args.class_names) if args.class_names is not None else None
+        count = args.num_classes or (len(names) if names else config.num_classes)
+        if not 1 <= count < IGNORE:
+            raise ValueError(f"--num-classes must lie in 1..{IGNORE - 1} ({IGNORE} marks ignored pixels), got {count}")
+        if names is not None and len(names) != count:
+            raise ValueError(f"{args.class_names} names {len(names)} classes, --num-classes is {count}")
+        colors = ClassTable.generic(count).colors
+        if args.palette is not None:
+            colors = read_palette(args.palette)
+            if len(colors) < count:
+                raise ValueError(f"{args.palette} has {len(colors)} colours for {count} classes")
+        classes = ClassTable(names or ClassTable.generic(count).names, colors[:count])
+    except ValueError as exc:
+        raise UsageError(first_line(exc)) from None
+    if args.train_list is None:
+        raise UsageError("your own dataset is read from --train-list (and --val-list): lines 'image label'")
+    return Variant(f"custom{count}", CUSTOM, config.with_(num_classes=count), released=False), classes
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -150,7 +214,9 @@ def _samples(args: argparse.Namespace, dataset: str, out_skipped: list[str]) -> 
         if not train:
             raise UsageError("every training sample has a missing file")
     val: list[Sample] = []
-    if not args.no_val:
+    if dataset == CUSTOM and args.val_list is None and not args.no_val:
+        print(f"{PROG}: no --val-list, no validation", flush=True)
+    elif not args.no_val:
         try:
             val = find_samples(dataset, args.data_root, args.val_list, split="val")
         except (OSError, ValueError) as exc:
@@ -169,18 +235,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.list:
         print(format_variant_list())
         return 0
-    for flag in ("variant", "data_root", "out"):
+    for flag in ("data_root", "out"):
         if getattr(args, flag) is None:
             raise UsageError(f"--{flag.replace('_', '-')} is required (or --list)")
-    if args.init is not None and not args.init.is_file():
-        raise UsageError(f"--init file {args.init} does not exist")
     for flag in ("batch_per_proc", "save_every", "log_every", "workers", "val_limit", "val_base_size", "stop_after", "keep_every", "val_every"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag in ("workers", "keep_every", "val_every") else 1):
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but CUDA is not available")
-    variant = VARIANTS[args.variant]
+    start = _start(args)
+    variant, classes = _target(args, start)
+    _check_crop(args, variant)
     skipped: list[str] = []
     train, val = _samples(args, variant.dataset, skipped)
     recipe = _recipe(args, variant.dataset, len(train))
@@ -191,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
         channels_last=args.channels_last, workers=args.workers, bad_samples=args.bad_samples, save_every=args.save_every,
         keep_every=args.keep_every, val_every=args.val_every, val_limit=args.val_limit, val_base_size=args.val_base_size,
         log_every=args.log_every, stop_after=args.stop_after, tensorboard=not args.no_tensorboard, plot=not args.no_plot,
-        init=args.init,
+        init=args.init if start is None else None, start=start, classes=classes,
     )
     from port.train.distributed import init_world
 
@@ -202,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--init needs port.train.init ({exc})") from None
     except (ValueError, OSError, CpuFeatureError) as exc:
         raise UsageError(first_line(exc)) from None
+    if world.is_main and trainer.init_report is not None:
+        print(trainer.init_report.summary(args.init), flush=True)
     trainer.state.skipped.extend(skipped)
     if args.resume:
         try:

@@ -14,8 +14,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from port import cpu
+from port.classes import ClassTable
 from port.config import PSANetConfig
-from port.evaluate.datasets import LabelCodec, Sample
+from port.evaluate.datasets import CUSTOM, LabelCodec, Sample
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
 from port.evaluate.runner import evaluate
 from port.model.psanet import PSANet
@@ -24,11 +25,12 @@ from port.train.augment import AugmentSettings
 from port.train.data import PositionSampler, Schedule, TrainSet, collate
 from port.train.distributed import World, convert_sync_bn
 from port.train.fillers import apply_fillers
+from port.train.finetune import Start, load_start
 from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
 from port.train.optim import build_optimizer
 from port.train.progress import Progress, Scalars, plot_history, write_history
 from port.train.recipe import Recipe
-from port.variants import DATASETS, Variant
+from port.variants import Variant, eval_base_size
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: parity tests (solver, distributed)
@@ -69,7 +71,9 @@ class RunSettings:
     stop_after: int | None = None  # leave after this many iterations (a planned interruption)
     tensorboard: bool = True
     plot: bool = True
-    init: Path | None = None
+    init: Path | None = None  # ImageNet trunk weights (port.train.init)
+    start: Start | None = None  # or a converted release / file of ours to fine-tune (port.train.finetune)
+    classes: ClassTable | None = None  # the user's own classes, stored in final.safetensors
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -111,7 +115,8 @@ class Trainer:
     def _build_model(self) -> PSANet:
         model = PSANet(self.s.config)
         model.variant = self.s.variant
-        apply_fillers(model)  # the trunk is then overwritten by --init
+        apply_fillers(model)  # the trunk (or all that fits a fine-tuning start) is then overwritten by --init
+        self.init_report = load_start(model, self.s.start) if self.s.start is not None else None
         if self.s.init is not None:
             from port.train.init import load_imagenet_init
 
@@ -229,7 +234,7 @@ class Trainer:
         if not self.val:
             return None
         cfg = self.s.config
-        base_size = self.s.val_base_size or DATASETS[self.s.variant.dataset].base_size
+        base_size = self.s.val_base_size or eval_base_size(self.s.variant.dataset, {})
         settings = InferenceSettings(cfg.crop, cfg.num_classes, base_size, SINGLE_SCALE, True)
         self.model.eval()
         try:
@@ -289,7 +294,10 @@ class Trainer:
         from port.io import save_weights
 
         state = {k: v for k, v in self.model.state_dict().items() if "_aux" not in k}
-        save_weights(self.s.out / "final.safetensors", state, self.s.config.with_(aux=False), {"trained_by": "port.train", "variant": self.s.variant.name})
+        source = {"trained_by": "port.train", "variant": self.s.variant.name, "dataset": self.s.variant.dataset}
+        if self.s.classes is not None:
+            source.update(self.s.classes.to_source(), base_size=self.s.val_base_size or eval_base_size(CUSTOM, {}))
+        save_weights(self.s.out / "final.safetensors", state, self.s.config.with_(aux=False), source)
         write_history(self.state.history, self.s.out / "history.json")
         if self.s.plot:
             plot_history(self.state.history, self.s.out / "curves.png")

@@ -10,9 +10,10 @@ from typing import Any
 
 # Paper section 4.1: iterations per dataset (Caffe) and hszhao/semseg's epochs.
 ITERATIONS = {"ade20k": 150_000, "voc2012": 30_000, "cityscapes": 90_000}
-EPOCHS = {"ade20k": 100, "voc2012": 50, "cityscapes": 200}
+# A user's own dataset ("custom") counts epochs under both presets: its size is only known at run time.
+EPOCHS = {"ade20k": 100, "voc2012": 50, "cityscapes": 200, "custom": 50}
 # The paper rotates and blurs ADE20K and VOC only.
-ROTATE_BLUR = {"ade20k": True, "voc2012": True, "cityscapes": False}
+ROTATE_BLUR = {"ade20k": True, "voc2012": True, "cityscapes": False, "custom": True}
 LOSS_SCALES = ("full", "eighth")
 OPTIMIZERS = ("caffe_sgd", "torch_sgd")
 
@@ -69,7 +70,11 @@ class Recipe:
 def caffe_recipe(dataset: str) -> Recipe:
     """The paper's recipe with what the released deploys say (lr_mult 1/10/20, decay_mult 0 on BN, BN momentum 0.95)."""
     aug = ROTATE_BLUR[dataset]
-    return Recipe("caffe", "caffe_sgd", ITERATIONS[dataset], rotate_degrees=10.0 if aug else 0.0, blur=aug)
+    if dataset in ITERATIONS:
+        length = {"iterations": ITERATIONS[dataset]}
+    else:
+        length = {"iterations": 1, "epochs": EPOCHS[dataset]}
+    return Recipe("caffe", "caffe_sgd", **length, rotate_degrees=10.0 if aug else 0.0, blur=aug)
 
 
 def semseg_recipe(dataset: str) -> Recipe:

@@ -1,5 +1,10 @@
-"""Class names and colour palettes of the evaluated datasets (data from the authors' visualisation tables)."""
+"""Class names and colour palettes: the evaluated datasets' (data from the authors' visualisation tables), a user's
+own (files of names and colours, carried in a weights file's source information), and a generic one for the rest."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 _ADE20K_NAMES = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass", "cabinet",
@@ -69,3 +74,114 @@ CLASS_COLORS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "voc2012": _VOC2012_COLORS,
     "cityscapes": _CITYSCAPES_COLORS,
 }
+
+Color = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Names and RGB colours of a model's classes, index for index."""
+
+    names: tuple[str, ...]
+    colors: tuple[Color, ...]
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ValueError("a class table needs at least one class")
+        if len(self.names) != len(self.colors):
+            raise ValueError(f"{len(self.names)} class names but {len(self.colors)} colours")
+        if any(len(c) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in self.colors):
+            raise ValueError("colours must be three integers 0..255 each")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def for_dataset(cls, dataset: str) -> "ClassTable":
+        """The table of one of the evaluated datasets (ade20k, voc2012, cityscapes)."""
+        return cls(CLASS_NAMES[dataset], CLASS_COLORS[dataset])
+
+    @classmethod
+    def generic(cls, num_classes: int) -> "ClassTable":
+        """'class 0'.. with the PASCAL VOC colour map (distinct for up to 256 classes) for models without a table."""
+        return cls(tuple(f"class {i}" for i in range(num_classes)), _voc_colors(num_classes))
+
+    def to_source(self) -> dict[str, Any]:
+        """The entries a weights file's source information carries (`port.io.save_weights(source=...)`)."""
+        return {"class_names": list(self.names), "palette": [list(c) for c in self.colors]}
+
+    @classmethod
+    def from_source(cls, source: Mapping[str, Any], num_classes: int) -> "ClassTable | None":
+        """The table stored by `to_source`, None where the file has none; ValueError if it does not fit the model."""
+        if "class_names" not in source:
+            return None
+        names, palette = source["class_names"], source.get("palette")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) != num_classes:
+            raise ValueError(f"the file's class_names are not {num_classes} strings")
+        colors = _voc_colors(num_classes) if palette is None else tuple(tuple(c) for c in palette)
+        return cls(tuple(names), colors)  # type: ignore[arg-type]
+
+
+def model_classes(num_classes: int, source: Mapping[str, Any], dataset: str | None) -> ClassTable:
+    """A model's table: the one its weights file carries, else its dataset's, else `ClassTable.generic`."""
+    stored = ClassTable.from_source(source, num_classes)
+    if stored is not None:
+        return stored
+    if dataset in CLASS_NAMES and len(CLASS_NAMES[dataset]) == num_classes:
+        return ClassTable.for_dataset(dataset)
+    return ClassTable.generic(num_classes)
+
+
+def _voc_color(index: int) -> Color:
+    """Colour `index` of the PASCAL VOC colour map (bits of the index spread over the channels' high bits)."""
+    rgb = [0, 0, 0]
+    for shift in range(7, -1, -1):
+        for channel in range(3):
+            rgb[channel] |= ((index >> channel) & 1) << shift
+        index >>= 3
+    return rgb[0], rgb[1], rgb[2]
+
+
+def _voc_colors(count: int) -> tuple[Color, ...]:
+    return tuple(_voc_color(i) for i in range(count))
+
+
+def read_class_names(path: Path) -> tuple[str, ...]:
+    """One class name per non-empty line (surrounding spaces dropped); ValueError for an unreadable or empty file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read class names {path}: {exc}") from None
+    names = tuple(line.strip() for line in lines if line.strip())
+    if not names:
+        raise ValueError(f"class names file {path} is empty")
+    return names
+
+
+def read_palette(path: Path) -> tuple[Color, ...]:
+    """One colour per non-empty line: 'R G B' or 'R,G,B' (0..255) or '#rrggbb'; ValueError naming the bad line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read palette {path}: {exc}") from None
+    colors = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if text:
+            colors.append(_parse_color(text, f"{path}:{number}"))
+    if not colors:
+        raise ValueError(f"palette file {path} is empty")
+    return tuple(colors)
+
+
+def _parse_color(text: str, where: str) -> Color:
+    try:
+        if text.startswith("#") and len(text) == 7:
+            values: Sequence[int] = [int(text[i : i + 2], 16) for i in (1, 3, 5)]
+        else:
+            values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(0 <= v <= 255 for v in values):
+        raise ValueError(f"{where}: expected 'R G B' (0..255) or '#rrggbb', got {text!r}")
+    return values[0], values[1], values[2]

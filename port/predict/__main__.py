@@ -1,0 +1,3 @@
+from port.predict.cli import console
+
+console()
