@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import signal
+import sys
+from typing import Callable, NoReturn
 
 import torch
 
@@ -34,3 +36,44 @@ def require_device(device: str) -> None:
     """A CUDA device only where CUDA is available."""
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but CUDA is not available")
+
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+class Stopped(BaseException):
+    """A stop signal raised where the program is, so that unfinished outputs are removed on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+def raise_on_stop_signals() -> None:
+    """SIGINT / SIGTERM / SIGHUP raise `Stopped` (process entries only: it changes the process's handlers)."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, _raise_stopped)
+
+
+def stop_status(exc: BaseException) -> tuple[int, str]:
+    """(exit code 128 + N, signal name) of a `Stopped` or KeyboardInterrupt."""
+    signum = exc.signum if isinstance(exc, Stopped) else int(signal.SIGINT)
+    return 128 + signum, signal.Signals(signum).name
+
+
+def run(prog: str, body: Callable[[], int], on_stop: str) -> int:
+    """`body()`'s exit code; a UsageError printed as `PROG: error: ...` (2); a stop signal as one line that says
+    `on_stop` (what the tool leaves behind), 128 + N."""
+    try:
+        return body()
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Stopped) as exc:
+        code, name = stop_status(exc)
+        print(f"{prog}: error: stopped by {name}; {on_stop}", file=sys.stderr)
+        return code

@@ -14,12 +14,14 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from port.drawing import label_image, overlay, present, with_legend
 from port.classes import ClassTable, model_classes
 from port.evaluate.decoding import BadFile, read_image
 from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import InferenceSettings, parse_scales, predict_probabilities
+from port.model.psanet import PSANet
 from port.variants import eval_base_size
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
@@ -46,6 +48,20 @@ class Segmentation:
     def present(self) -> list[str]:
         """Names of the classes in the label map, most pixels first."""
         return [self.classes.names[i] for i in present(self.labels, len(self.classes))]
+
+
+def _network(weights: str | Path, backend: str | None) -> nn.Module:
+    """The PSANet of a weights file, or the runtime of an exported graph (with the attributes a PSANet has)."""
+    from port.export.runtime import RuntimeNet, is_deployed
+    from port.model.builders import load, match_variant
+
+    if not is_deployed(weights):
+        return load(weights)
+    net = RuntimeNet(weights, backend)
+    if (net.contract.input, net.contract.output) != ("caffe", "logits"):
+        raise ValueError(f"{weights}: the Segmenter runs exports with --input caffe --output logits")
+    net.variant = match_variant(net.cfg)
+    return net
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:
@@ -75,6 +91,7 @@ class Segmenter:
     cuda when available). scales: "ss" (default), "ms" (the authors' six) or a sequence of scales. flip: add
     the mirrored pass (the authors' default). base_size: the long side at scale 1 (default: the model's dataset's,
     512 or 2048). fast: use `port.optimize.for_inference` (BN folded, fused kernels; equal within 1e-5).
+    An exported graph (`port.export`: .onnx, OpenVINO .xml; Caffe input, logits) runs in `backend`, on the CPU.
     """
 
     def __init__(
@@ -87,10 +104,9 @@ class Segmenter:
         base_size: int | None = None,
         batch_size: int = 1,
         fast: bool = True,
+        backend: str | None = None,
     ) -> None:
-        from port.model import load
-
-        model = load(weights)
+        model = _network(weights, backend)
         dataset = model.variant.dataset if model.variant is not None else model.source.get("dataset")
         self.classes = model_classes(model.cfg.num_classes, model.source, dataset)
         base_size = eval_base_size(dataset, model.source) if base_size is None else base_size
@@ -99,11 +115,14 @@ class Segmenter:
             scaled_size(1, 1, base_size, scale)  # ValueError for a scale giving a fractional long side
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        default = "cuda" if torch.cuda.is_available() and isinstance(model, PSANet) else "cpu"
+        self.device = torch.device(device or default)
+        if not isinstance(model, PSANet) and self.device.type != "cpu":
+            raise ValueError(f"{weights} is an exported graph: it runs on the CPU (device='cpu')")
         self.model = model
         cfg = model.cfg
         self.settings = InferenceSettings(cfg.crop, cfg.num_classes, int(base_size), chosen, flip, batch_size)
-        if fast:
+        if fast and isinstance(model, PSANet):
             from port.optimize import for_inference
 
             model = for_inference(model.to(self.device))

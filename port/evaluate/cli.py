@@ -22,6 +22,8 @@ from port.evaluate.datasets import CUSTOM, DATASET_NAMES, LabelCodec, find_sampl
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, parse_scales
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
+from port.export.graph import ExportError
+from port.export.runtime import BACKENDS, RuntimeNet, is_deployed
 from port.cli import OneLineParser, UsageError, require_device, require_positive
 from port.errors import first_line
 from port.io import WeightsFileError
@@ -42,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", required=True, choices=(*DATASET_NAMES, CUSTOM),
                         help=f"{CUSTOM}: your own classes (needs --list; labels store class indices, 255 = ignored)")
     parser.add_argument("--data-root", required=True, type=Path)
-    parser.add_argument("--weights", required=True, type=Path, help="converted .safetensors/.pth file")
+    parser.add_argument("--weights", required=True, type=Path,
+                        help="converted .safetensors/.pth file, or a port.export graph (.onnx, OpenVINO .xml)")
+    parser.add_argument("--backend", choices=BACKENDS, help="runtime of an exported graph (default: by its suffix)")
     parser.add_argument("--scales", default="ss", help="ss (default), ms, or e.g. 0.5,0.75,1")
     parser.add_argument("--no-flip", action="store_true", help="skip the left-right flipped pass")
     parser.add_argument("--base-size", type=int, help="long side at scale 1 (default: the dataset's 512 or 2048)")
@@ -82,6 +86,8 @@ def _crf_published(variant: Variant | None) -> Variant | None:
 def _check(args: argparse.Namespace) -> tuple[float, ...]:
     if not args.data_root.is_dir():
         raise UsageError(f"data root {args.data_root} is not a directory")
+    if args.backend is not None and not is_deployed(args.weights):
+        raise UsageError("--backend is for exported graphs (.onnx, .xml); PyTorch weights run in PyTorch")
     if args.weights.is_dir():
         raise UsageError(f"weights {args.weights} is a directory, not a weights file")
     if not args.weights.is_file():
@@ -127,7 +133,7 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
     from port.model import load  # imported late: the model package is only needed past argument checks
 
     try:
-        net = load(args.weights)
+        net = _deployed(args) if is_deployed(args.weights) else load(args.weights)
     except WeightsFileError as exc:  # its message names the file
         raise UsageError(first_line(exc)) from exc
     except _LOAD_ERRORS as exc:
@@ -168,6 +174,23 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
         variant = variant if crf is None else _crf_published(variant)
         _print_summary(result, classes.names, variant, tag, out)
     return 2 if result.bad_files else 0
+
+
+def _deployed(args: argparse.Namespace) -> RuntimeNet:
+    """An exported graph as the network: CPU only, and the contract the procedure needs (Caffe input, logits)."""
+    if args.device != "cpu":
+        raise UsageError("exported graphs run on the CPU here (ONNX Runtime, OpenVINO): pass --device cpu")
+    try:
+        net = RuntimeNet(args.weights, args.backend)
+    except ExportError as exc:
+        raise UsageError(first_line(exc)) from None
+    if (net.contract.input, net.contract.output) != ("caffe", "logits"):
+        raise UsageError(f"{args.weights} takes {net.contract.input} input and gives {net.contract.output}: the "
+                         "evaluation needs an export with --input caffe --output logits")
+    from port.model.builders import match_variant
+
+    net.variant = match_variant(net.cfg)
+    return net
 
 
 def _check_writable(out: Path) -> None:

@@ -9,30 +9,21 @@ unreadable listed at the end); 128 + N stopped by signal N (finished outputs kep
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from port.cli import OneLineParser, UsageError, require_device, require_positive
+from port.cli import OneLineParser, UsageError, raise_on_stop_signals, require_device, require_positive, run
 from port.errors import first_line
 from port.evaluate.decoding import BadFile
 from port.predict.inputs import Job, collect
 
 PROG = "port.predict"
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
 
-class Stopped(BaseException):
-    """A stop signal, raised where the program is so that the unfinished output is removed on the way out."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 
@@ -41,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = OneLineParser(PROG, __doc__.splitlines()[0])
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image, video or folder")
-    p.add_argument("--weights", required=True, type=Path, help="a .safetensors/.pth of caffe2torch or port.train")
+    p.add_argument("--weights", required=True, type=Path,
+                   help="a .safetensors/.pth of caffe2torch or port.train, or a port.export graph (.onnx, .xml)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     p.add_argument("--scales", default="ss", help="ss (default), ms (the authors' six) or e.g. 0.75,1,1.25")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored pass (about 2x faster)")
@@ -50,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--legend", action="store_true", help="add the names and colours of the classes present (images)")
     p.add_argument("--probabilities", action="store_true", help="also write STEM_probs.npy, C×H×W float16 (images)")
     p.add_argument("--batch-size", type=int, default=1, help="network inputs per forward (crops and flips)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda where available (exported graphs: cpu)")
     p.add_argument("--eager", action="store_true", help="run the model as built, without the fused inference path")
     return p
 
@@ -66,13 +58,14 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _segmenter(args: argparse.Namespace, keep_memory: bool):
+    from port.export.graph import ExportError
     from port.io import WeightsFileError
     from port.segmenter import Segmenter
 
     try:
         seg = Segmenter(args.weights, device=args.device, scales=args.scales, flip=not args.no_flip,
                         base_size=args.base_size, batch_size=args.batch_size, fast=not args.eager)
-    except WeightsFileError as exc:
+    except (WeightsFileError, ExportError) as exc:
         raise UsageError(first_line(exc)) from None
     except ValueError as exc:
         raise UsageError(f"--scales/--base-size: {first_line(exc)}") from None
@@ -150,24 +143,11 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
 def main(argv: list[str] | None = None, keep_memory: bool = False) -> int:
     """Entry point; returns the exit code. keep_memory: as `port.evaluate.cli.main` (process entries only)."""
     args = build_parser().parse_args(argv)
-    try:
-        return _run(args, keep_memory)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Stopped) as exc:
-        signum = exc.signum if isinstance(exc, Stopped) else int(signal.SIGINT)
-        print(f"{PROG}: error: stopped by {signal.Signals(signum).name}; finished outputs kept", file=sys.stderr)
-        return 128 + signum
-
-
-def _raise_stopped(signum: int, _frame: object) -> None:
-    raise Stopped(signum)
+    return run(PROG, lambda: _run(args, keep_memory), "finished outputs kept, the unfinished one removed")
 
 
 def console() -> None:
     """Process entry (`psanet-predict`, `python -m port.predict`): stop signals unwind (removing the unfinished
     output) and freed memory is kept after the first forward; both process-wide, hence here and not in `main`."""
-    for s in STOP_SIGNALS:
-        signal.signal(s, _raise_stopped)
+    raise_on_stop_signals()
     raise SystemExit(main(keep_memory=True))

@@ -23,11 +23,12 @@ README = (ROOT / "README.md").read_text()
 def _parsers() -> dict[str, Callable]:
     from converters.caffe2torch import _parser as caffe2torch
     from port.evaluate.cli import build_parser as evaluate
+    from port.export.cli import build_parser as export
     from port.predict.cli import build_parser as predict
     from port.train.cli import build_parser as train
 
     return {"caffe2torch": caffe2torch, "port.evaluate": evaluate, "port.predict": predict, "psanet-predict": predict,
-            "port.train": train, "psanet-train": train}
+            "port.train": train, "psanet-train": train, "port.export": export, "psanet-export": export}
 
 
 RUN_AS_IS = {"parity_tests.report": ["--help"]}  # tools without a parser factory: started, their --help read

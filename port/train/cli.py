@@ -19,6 +19,7 @@ import torch.distributed as dist
 from port.classes import ClassTable, read_class_names, read_palette
 from port.config import PSANetConfig
 from port.cpu import CpuFeatureError
+from port.cli import UsageError
 from port.errors import first_line
 from port.evaluate.datasets import CUSTOM, BadFile, Sample, find_samples
 from port.evaluate.metrics import IGNORE
@@ -32,9 +33,6 @@ from port.variants import VARIANTS, Variant
 
 PROG = "port.train"
 
-
-class UsageError(Exception):
-    """Bad input: reported as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,169 @@
+"""Deployment runtimes side by side: ONNX Runtime fp32, OpenVINO fp32 and int8 (NNCF) against the port's fast fp32
+path and its int8 path, on one BN-calibrated random-weight PSANet, each mode in its own process (peak memory: its
+VmHWM), with each output's agreement with the fast path.
+
+    python bench/deploy.py --depth 101 --sizes 465 705 --rounds 3  # the docs/PERFORMANCE.md table (~45 min, 2 cores)
+    python bench/deploy.py --depth 50 --sizes 465 --width-divisor 8 --reps 1   # a smoke test (~3 min)
+    python bench/deploy.py ... --profile                           # also each runtime's own per-node profile
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.capability import isa_line, missing_feature  # noqa: E402
+from bench.e2e_worker import peak_rss_bytes  # noqa: E402
+from bench.end_to_end import Parser  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
+
+MODES = ("fast", "int8", "onnxruntime", "openvino", "openvino_int8")
+CALIBRATION_IMAGES = 4
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = Parser(prog="deploy", description=__doc__.splitlines()[0])
+    p.add_argument("--depth", type=int, choices=(50, 101), default=101)
+    p.add_argument("--sizes", type=int, nargs="+", default=[465, 705], help="input sides (8k+1), batch 1")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="take the modes in turn this many times (fresh processes); times: median of the rounds")
+    p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test")
+    p.add_argument("--profile", action="store_true", help="print the runtimes' per-node-type time (their profilers)")
+    p.add_argument("--worker", nargs=4, metavar=("MODE", "FOLDER", "SIZE", "REPS"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _images(count: int, size: int, seed: int) -> torch.Tensor:
+    """Smooth random images in the network's input contract (BGR minus mean), for calibration and timing."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, 3, 8, 8, generator=gen) * 255
+    images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
+    mean = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    return images + torch.randn(images.shape, generator=gen) * 8 - mean
+
+
+def prepare(args: argparse.Namespace, folder: Path) -> None:
+    """The BN-calibrated model's weights, its ONNX export (dynamic sizes) and OpenVINO fp32 and int8 models."""
+    from port.calibrate import calibrate_bn
+    from port.export.graph import Contract, export_onnx, graph_info, side_step
+    from port.export.openvino import save_openvino
+    from port.io import save_weights
+    from port.model import create_model
+
+    torch.manual_seed(0)
+    model = create_model(f"psanet{args.depth}_ade20k_465", width_divisor=args.width_divisor).eval()
+    calibrate_bn(model, _images(2, 465, 1))
+    save_weights(folder / "model.safetensors", model.state_dict(), model.cfg)
+    contract = Contract(step=side_step(model.cfg))
+    if {"onnxruntime", "openvino", "openvino_int8"} & set(args.modes):
+        export_onnx(model, folder / "model.onnx", contract, {})
+    info = graph_info(model, contract, {})
+    if "openvino" in args.modes:
+        save_openvino(folder / "model.onnx", folder / "model.xml", info)
+    if "openvino_int8" in args.modes:
+        calibration = [image[None].numpy() for image in _images(CALIBRATION_IMAGES, 465, 2)]
+        save_openvino(folder / "model.onnx", folder / "model_int8.xml", info, calibration)
+
+
+def _runner(mode: str, folder: Path, size: int):
+    """A callable of one input batch for `mode` (compiled / quantised / loaded here, in the worker)."""
+    import port
+    from port.export.runtime import RuntimeNet
+
+    if mode in ("fast", "int8"):
+        model = port.load(folder / "model.safetensors")
+        if mode == "fast":
+            from port.optimize import for_inference
+
+            net = for_inference(model)
+        else:
+            from port.quantize import quantize_int8
+
+            net = quantize_int8(model, _images(CALIBRATION_IMAGES, size, 2))
+        return lambda x: net(x)
+    file = {"onnxruntime": "model.onnx", "openvino": "model.xml", "openvino_int8": "model_int8.xml"}[mode]
+    return RuntimeNet(folder / file, "onnxruntime" if mode == "onnxruntime" else "openvino")
+
+
+def worker(mode: str, folder: Path, size: int, reps: int, warmup: int) -> dict:
+    """Time `mode` at `size` and save its logits beside the models. The process keeps freed memory (port.memory),
+    as the project's CLIs and other benchmarks do, for every mode alike."""
+    from port.memory import keep_freed_memory
+
+    keep_freed_memory()
+    x = _images(1, size, 3)
+    run = _runner(mode, folder, size)
+    with torch.inference_mode():
+        out = run(x)
+        seconds = median_seconds(lambda: run(x), warmup, reps)
+    np.save(folder / f"{mode}_{size}.npy", out.float().numpy())
+    return {"seconds": seconds, "peak_gib": peak_rss_bytes() / 2**30}
+
+
+def _agreement(folder: Path, mode: str, size: int) -> str:
+    ref, out = (np.load(folder / f"{m}_{size}.npy") for m in ("fast", mode))
+    rel = np.abs(out - ref).max() / np.abs(ref).max()
+    return f"{100 * (out.argmax(1) == ref.argmax(1)).mean():.2f}% / {rel:.1e}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)  # a benchmark: its own process, opting in
+    if args.worker:
+        mode, folder, size, reps = args.worker
+        print(json.dumps(worker(mode, Path(folder), int(size), int(reps), args.warmup)))
+        return 0
+    modes = [m for m in args.modes if not (m == "int8" and missing_feature("int8"))]
+    print(isa_line())
+    print(f"PSANet-{args.depth} ADE20K config (width / {args.width_divisor}), BN-calibrated random weights, batch 1, "
+          f"{args.threads} threads, median of {args.reps} after {args.warmup} warm-up; each mode in its own process")
+    with tempfile.TemporaryDirectory(prefix="psanet-deploy-") as tmp:
+        folder = Path(tmp)
+        prepare(args, folder)
+        rows = []
+        for size in args.sizes:
+            runs: dict[str, list[dict]] = {}
+            for _ in range(args.rounds):
+                for mode in (["fast"] if "fast" not in modes else []) + modes:
+                    cmd = [sys.executable, __file__, "--worker", mode, str(folder), str(size), str(args.reps),
+                           "--threads", str(args.threads), "--warmup", str(args.warmup)]
+                    done = subprocess.run(cmd, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        print(f"{mode} at {size}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                        continue
+                    runs.setdefault(mode, []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results = {mode: {"seconds": float(np.median([r["seconds"] for r in rs])),
+                              "peak_gib": max(r["peak_gib"] for r in rs),
+                              "rounds": " / ".join(f"{r['seconds']:.2f}" for r in rs)} for mode, rs in runs.items()}
+            base = results.get("fast", {}).get("seconds")
+            for mode, r in results.items():
+                ratio = f"{base / r['seconds']:.2f}×" if base else "–"
+                agree = _agreement(folder, mode, size) if mode != "fast" and "fast" in results else "–"
+                rows.append(f"| {size}² | {mode} | {r['seconds']:.2f} ({r['rounds']}) | {ratio} | {r['peak_gib']:.2f} "
+                            f"| {agree} |")
+        print("| input | mode | s/image (rounds) | vs fast fp32 | peak RSS GiB | argmax agreement / max rel. diff vs fast |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        if args.profile:
+            from bench.deploy_profile import profile
+
+            for size in args.sizes:
+                print(profile(folder, size, args.threads))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

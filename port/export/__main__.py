@@ -1,0 +1,3 @@
+from port.export.cli import console
+
+console()

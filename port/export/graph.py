@@ -1,0 +1,156 @@
+"""The graph a deployment runs: the network with its input contract and output, exported to ONNX.
+
+Input contracts: "caffe" (the network's own: float32 N×3×H×W, BGR, mean subtracted) or "rgb" (uint8 N×H×W×3 RGB,
+as images are stored; the BGR flip and the mean are in the graph). Outputs: "logits" (float32 N×C×H×W) or
+"labels" (int64 N×H×W, the argmax in the graph). Sides are step·k+1 (step 8, or 16 where the PSA branches shrink
+conv5 by 2 and zoom back, which needs an odd map), at least 33: dynamic unless a size is fixed.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from port.atomic import atomic_output
+from port.config import PSANetConfig
+from port.evaluate.inference import MEAN_RGB
+
+CONTRACTS = ("caffe", "rgb")
+OUTPUTS = ("logits", "labels")
+OPSET = 18
+MIN_SIDE = 33  # below that, conv5's maps are too small for the heads
+MAX_SIDE = 8193
+METADATA_KEY = "psanet"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked: one line naming why."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a deployed graph takes and gives; stored in the file's metadata (`METADATA_KEY`)."""
+
+    input: str = "caffe"
+    output: str = "logits"
+    size: tuple[int, int] | None = None  # fixed (H, W), else dynamic sides of step·k+1
+    step: int = 8  # `side_step` of the model
+
+    def __post_init__(self) -> None:
+        if self.input not in CONTRACTS:
+            raise ExportError(f"input contract must be one of {CONTRACTS}, got {self.input!r}")
+        if self.output not in OUTPUTS:
+            raise ExportError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.size is not None:
+            object.__setattr__(self, "size", tuple(self.size))
+            for side in self.size:
+                check_side(side, self.step)
+
+    def describe(self) -> str:
+        """The graph's doc string: what to feed and what comes back."""
+        sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"H and W of {self.step}k+1, at least {MIN_SIDE}"
+        given = {"caffe": "float32 N x 3 x H x W, BGR, minus the mean (B 103.939, G 116.779, R 123.68)",
+                 "rgb": "uint8 N x H x W x 3, RGB"}[self.input]
+        out = {"logits": "float32 N x C x H x W class scores", "labels": "int64 N x H x W class indices"}[self.output]
+        return f"PSANet. Input 'image': {given}; {sides}; other sides are refused. Output '{self.output}': {out}."
+
+
+def side_step(cfg: PSANetConfig) -> int:
+    """Input sides are step·k+1: 8 (output stride), 16 where PSA branches shrink conv5 by 2 and zoom back (odd map)."""
+    shrinks = cfg.head == "psa" and bool(cfg.branches) and cfg.shrink_factor > 1
+    return 8 * (cfg.shrink_factor if shrinks else 1)
+
+
+def check_side(side: int, step: int) -> None:
+    """A side the network takes (step·k+1, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
+    if MIN_SIDE <= side <= MAX_SIDE and (side - 1) % step == 0:
+        return
+    below = side - (side - 1) % step
+    nearest = [s for s in (below, below + step) if MIN_SIDE <= s <= MAX_SIDE] or [MIN_SIDE + (-(MIN_SIDE - 1)) % step]
+    raise ExportError(f"side {side} is not {step}k+1 in {MIN_SIDE}..{MAX_SIDE}: nearest {' and '.join(map(str, nearest))}")
+
+
+class DeployNet(nn.Module):
+    """The network behind a contract: input conversion, the eval-mode PSANet, logits or their argmax."""
+
+    def __init__(self, net: nn.Module, contract: Contract) -> None:
+        super().__init__()
+        self.net = net
+        self.contract = contract
+        self.register_buffer("mean_bgr", torch.tensor(MEAN_RGB[::-1]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.contract.input == "rgb":
+            image = image.permute(0, 3, 1, 2).flip(1).float().contiguous() - self.mean_bgr
+        logits = self.net(image)
+        return logits.argmax(dim=1) if self.contract.output == "labels" else logits
+
+
+def example_input(contract: Contract, crop: int) -> torch.Tensor:
+    """An input of the contract's dtype and layout at the fixed size, else at the model's crop; a batch of 2
+    (torch.export specialises dimensions of size 1)."""
+    rows, cols = contract.size or (crop, crop)
+    if contract.input == "rgb":
+        return torch.zeros(2, rows, cols, 3, dtype=torch.uint8)
+    return torch.zeros(2, 3, rows, cols)
+
+
+def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=1024)}
+    if contract.size is None:
+        step = contract.step
+        low, high = -(-(MIN_SIDE - 1) // step), (MAX_SIDE - 1) // step
+        rows, cols = (torch.export.Dim(f"{n}_blocks", min=low, max=high) for n in ("rows", "cols"))
+        spatial = (2, 3) if contract.input == "caffe" else (1, 2)
+        dims.update({spatial[0]: step * rows + 1, spatial[1]: step * cols + 1})
+    return {"image": dims}
+
+
+def export_onnx(model: nn.Module, path: Path, contract: Contract, metadata: dict[str, Any]) -> Path:
+    """Export `model` (a PSANet in eval mode) behind `contract` to `path` (atomically), opset `OPSET`, with the
+    contract, the model's config and `metadata` stored under `METADATA_KEY`; checked by onnx's full checker."""
+    import onnx
+
+    if contract.step != side_step(model.cfg):
+        raise ExportError(f"this model takes sides of {side_step(model.cfg)}k+1, the contract says {contract.step}k+1")
+    deploy = DeployNet(model.eval(), contract).eval()
+    example = example_input(contract, model.cfg.crop)
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(deploy, (example,), dynamo=True, opset_version=OPSET, input_names=["image"],
+                                        output_names=[contract.output], dynamic_shapes=_dynamic_shapes(contract),
+                                        verbose=False)
+    except Exception as exc:  # noqa: BLE001 - torch.export / onnxscript raise many types; one line names the cause
+        raise ExportError(f"the exporter failed: {_cause(exc)}") from None
+    proto = program.model_proto
+    proto.doc_string = contract.describe()
+    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(graph_info(model, contract, metadata)))
+    onnx.checker.check_model(proto, full_check=True)
+    with atomic_output(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return path
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost exception's first line, without terminal colour codes (torch.onnx wraps torch.export's)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def graph_info(model: nn.Module, contract: Contract, metadata: dict[str, Any]) -> dict[str, Any]:
+    """What a deployed file records: its contract, the model's config, and `metadata` (source, weights name)."""
+    return {"contract": asdict(contract), "config": model.cfg.to_dict(), **metadata}
+
+
+def read_metadata(props: dict[str, str], path: Path) -> dict[str, Any]:
+    """The `METADATA_KEY` entry of a deployed file's metadata; ExportError for a file not written here."""
+    if METADATA_KEY not in props:
+        raise ExportError(f"{path} was not written by port.export (no {METADATA_KEY} metadata)")
+    return json.loads(props[METADATA_KEY])
