@@ -217,7 +217,7 @@ def run_gpu(job: dict[str, Any]) -> dict[str, Any]:
         fast = for_inference(model, dtype=dtype).cuda()
         x = torch.randn(job["batches"][0], 3, cfg.crop, cfg.crop, device="cuda")
         with torch.inference_mode():
-            seconds = median_seconds(lambda: fast(x), job["warmup"], job["reps"], torch.cuda.synchronize)
+            seconds = median_seconds(lambda net=fast: net(x), job["warmup"], job["reps"], torch.cuda.synchronize)
         rates[name] = x.shape[0] / seconds
         del fast
     return {"gpu": {"device": torch.cuda.get_device_name(), "images_per_s": rates, "mmseg_v100_ms": MMSEG_V100_MS}}

@@ -13,7 +13,6 @@ forwards, and how far their logits differ. One process, side by side.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
 import sys

@@ -8,7 +8,6 @@ from prototxt.builder import NetBuilder
 from prototxt.context import CAFFE_HEADS, has_definition
 from prototxt.emit import Message, render
 from prototxt.head import aux_branch, classifier, losses, psa_head
-from prototxt.psp import psp_head
 
 TRAIN_BATCH = 16  # the paper's batch; its BN statistics were synchronised over all 16 images
 

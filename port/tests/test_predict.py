@@ -175,3 +175,15 @@ def test_console_script_runs_as_a_process(weights: Path, photo: np.ndarray, tmp_
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o" / "p_labels.png").is_file()
+
+
+def test_a_broken_video_is_listed_and_leaves_no_file(weights: Path, tmp_path: Path, capsys) -> None:
+    _video(tmp_path / "clip.mp4", 6, (30, 42))
+    data = (tmp_path / "clip.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: unreadable
+    (tmp_path / "noise.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    out = tmp_path / "out"
+    code, _, stderr = _run([str(tmp_path / "cut.mp4"), str(tmp_path / "noise.mp4"), "--weights", str(weights), "-o",
+                            str(out), "--base-size", str(BASE), "--device", "cpu"], capsys)
+    assert code == 2 and "cut.mp4" in stderr and "noise.mp4" in stderr
+    assert not [p for p in out.rglob("*") if p.is_file()]

@@ -25,16 +25,6 @@ ABLATIONS = [n for n, v in VARIANTS.items() if not v.released and has_definition
 COMPACT = [n for n in ABLATIONS if tied_to_crop(VARIANTS[n].config) and (HEAVY or n == "psanet50_ade20k_465_collect_compact")]
 
 
-@pytest.fixture(scope="module")
-def caffe() -> Any:
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    import caffe as module
-
-    module.set_mode_cpu()
-    module.set_random_seed(0)
-    return module
-
-
 def resized(net: Message, batch: int, size: int) -> Message:
     """The same network with every input blob's batch and spatial size replaced."""
     out: Message = []

@@ -11,7 +11,7 @@ from port.variants import PSPNET_RELEASED, VARIANTS
 from prototxt.network import train_text
 from prototxt.parse import parse
 from prototxt.tests.shapes import infer
-from prototxt.tests.test_caffe import HEAVY, assert_shapes_match, caffe, load, resized, run_deploy  # noqa: F401
+from prototxt.tests.test_caffe import HEAVY, assert_shapes_match, load, resized, run_deploy
 
 pytestmark = pytest.mark.caffe
 SMALL = 97  # conv5_3 13x13: the derived pooling kernels 13/7/5/3 at strides 13/6/4/2
