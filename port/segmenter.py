@@ -52,6 +52,7 @@ class Segmentation:
 
 def _network(weights: str | Path, backend: str | None) -> nn.Module:
     """The PSANet of a weights file, or the runtime of an exported graph (with the attributes a PSANet has)."""
+    from port.export.graph import ExportError
     from port.export.runtime import RuntimeNet, is_deployed
     from port.model.builders import load, match_variant
 
@@ -59,7 +60,7 @@ def _network(weights: str | Path, backend: str | None) -> nn.Module:
         return load(weights)
     net = RuntimeNet(weights, backend)
     if (net.contract.input, net.contract.output) != ("caffe", "logits"):
-        raise ValueError(f"{weights}: the Segmenter runs exports with --input caffe --output logits")
+        raise ExportError(f"{weights}: the Segmenter runs exports with --input caffe --output logits")
     net.variant = match_variant(net.cfg)
     return net
 

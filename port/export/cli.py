@@ -5,6 +5,7 @@ Exit codes: 0 written; 2 bad input (one line `port.export: error: ...`, nothing 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,9 @@ def _run(args: argparse.Namespace) -> str:
     from port.export.graph import export_onnx
 
     extra = {"source": dict(model.source), "weights": args.weights.name}
+    steps = "export, then OpenVINO conversion" + (" and NNCF int8 calibration" if args.int8 else "")
+    print(f"{PROG}: {steps if args.format == 'openvino' else 'export'} of {args.weights.name} (about a minute at "
+          "full size on 2 cores)", file=sys.stderr, flush=True)
     try:
         if args.format == "onnx":
             export_onnx(model, args.out, contract, extra)
@@ -125,6 +129,10 @@ def _run(args: argparse.Namespace) -> str:
                 save_openvino(onnx_path, args.out, graph_info(model, contract, extra), calibration)
     except ExportError as exc:
         raise UsageError(first_line(exc)) from None
+    except ImportError as exc:
+        raise UsageError(f"--format {args.format} needs the {exc.name} package (pip install {exc.name})") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     return f"wrote {args.out}{note}: {contract.describe()}"
 
 

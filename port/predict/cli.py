@@ -18,14 +18,10 @@ from tqdm import tqdm
 from port.cli import OneLineParser, UsageError, raise_on_stop_signals, require_device, require_positive, run
 from port.errors import first_line
 from port.evaluate.decoding import BadFile
+from port.evaluate.inference import parse_scales
 from port.predict.inputs import Job, collect
 
 PROG = "port.predict"
-
-
-
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,23 +48,23 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--opacity must lie in [0, 1], got {args.opacity}")
     require_positive(args, "batch_size", "base_size")
     require_device(args.device)
+    try:
+        parse_scales(args.scales)
+    except ValueError as exc:
+        raise UsageError(f"--scales {exc}") from None
     if not args.weights.is_file():
         what = "is a directory" if args.weights.is_dir() else "does not exist"
         raise UsageError(f"weights file {args.weights} {what}")
 
 
 def _segmenter(args: argparse.Namespace, keep_memory: bool):
-    from port.export.graph import ExportError
-    from port.io import WeightsFileError
     from port.segmenter import Segmenter
 
     try:
         seg = Segmenter(args.weights, device=args.device, scales=args.scales, flip=not args.no_flip,
                         base_size=args.base_size, batch_size=args.batch_size, fast=not args.eager)
-    except (WeightsFileError, ExportError) as exc:
+    except ValueError as exc:  # WeightsFileError, ExportError, a scale or device the model cannot take
         raise UsageError(first_line(exc)) from None
-    except ValueError as exc:
-        raise UsageError(f"--scales/--base-size: {first_line(exc)}") from None
     if keep_memory:
         from port.memory import keep_freed_memory_after_first_forward
 
