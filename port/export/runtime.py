@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from port.config import PSANetConfig
-from port.export.graph import Contract, ExportError, check_side, read_metadata
+from port.export.graph import METADATA_KEY, Contract, ExportError, check_side, read_metadata
 
 BACKENDS = ("onnxruntime", "openvino")
 SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
@@ -43,7 +43,7 @@ class _OpenVINO:
 
         core = ov.Core()
         model = core.read_model(str(path))
-        self.props = {key: model.get_rt_info([key]).astype(str) for key in ("psanet",) if model.has_rt_info([key])}
+        self.props = {key: model.get_rt_info([key]).astype(str) for key in (METADATA_KEY,) if model.has_rt_info([key])}
         if not self.props:  # an ONNX file given to OpenVINO: its metadata is the file's own
             self.props = _onnx_props(path)
         # NOTE: f32 asked for explicitly: on CPUs with native bf16 (AMX, avx512_bf16) OpenVINO's default is bf16.
