@@ -7,7 +7,7 @@ import torch
 from port.config import COLLECT, DISTRIBUTE
 from port.ops import _extension, psa_aggregate, psa_mask
 from port.ops.reference import psa_aggregate_reference, psa_mask_reference
-from port.tests.support.ops import inputs, require_extension
+from port.tests.support.ops import inputs
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -23,11 +23,6 @@ SHAPES = [  # (n, c, h, w, mask_h, mask_w, compact)
     (1, 3, 24, 21, 47, 41, False),  # several target blocks, full mask
 ]
 TOL = {torch.float32: dict(rtol=1e-4, atol=5e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
-
-
-@pytest.fixture(scope="module")
-def extension() -> None:
-    require_extension()
 
 
 def test_cuda_kernels_are_built_where_a_gpu_is() -> None:

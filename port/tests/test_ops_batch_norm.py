@@ -8,7 +8,6 @@ import torch
 
 from port.ops import batch_norm_train
 from port.ops.reference import batch_norm_relu_reference
-from port.tests.support.ops import require_extension
 
 pytestmark = [pytest.mark.usefixtures("extension"), pytest.mark.cpu_isa]
 
@@ -24,11 +23,6 @@ CASES = [  # (n, c, h, w, mean, std): row counts below, at and above one 64-row 
 ]
 # float32: the statistics and output within rounding; bfloat16: its output rounded once (2**-8 relative)
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.bfloat16: dict(rtol=1e-2, atol=1e-2)}
-
-
-@pytest.fixture(scope="module")
-def extension() -> None:
-    require_extension()
 
 
 def case_inputs(n: int, c: int, h: int, w: int, mean: float, std: float, dtype: torch.dtype, seed: int = 0):

@@ -13,7 +13,7 @@ from port import ops
 from port.config import COLLECT, DISTRIBUTE
 from port.ops import psa_aggregate, psa_mask
 from port.ops.reference import psa_aggregate_reference, psa_mask_reference
-from port.tests.support.ops import inputs, require_extension
+from port.tests.support.ops import inputs
 
 # Half an ulp of the dtype (bits of precision 8 and 11): what rounding a float-accurate result once may cost.
 HALF_ULP = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
@@ -28,10 +28,7 @@ SHAPES = [  # (n, c, h, w, mask_h, mask_w, compact)
     (2, 16, 6, 7, 6, 7, True),  # compact
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def extension() -> None:
-    require_extension()
+pytestmark = pytest.mark.usefixtures("extension")
 
 
 def _reference(x: torch.Tensor, mask: torch.Tensor, *args: object) -> torch.Tensor:

@@ -8,7 +8,6 @@ from torch.profiler import ProfilerActivity, profile
 
 from port import ops
 from port.ops.reference import interp_reference
-from port.tests.support.ops import require_extension
 from port.tests.test_model_layers import _bilinear_np
 
 pytestmark = pytest.mark.usefixtures("extension")
@@ -24,11 +23,6 @@ CASES = [  # (n, c, h, w, out_h, out_w)
 ]
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-12, atol=1e-12)}
-
-
-@pytest.fixture(scope="module")
-def extension() -> None:
-    require_extension()
 
 
 def case_input(n: int, c: int, h: int, w: int, dtype: torch.dtype, layout: torch.memory_format) -> torch.Tensor:

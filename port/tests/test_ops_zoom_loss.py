@@ -10,7 +10,6 @@ import torch
 from port.config import zoom_out
 from port.ops import zoom_cross_entropy
 from port.ops.reference import zoom_cross_entropy_reference
-from port.tests.support.ops import require_extension
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -24,11 +23,6 @@ CASES = [  # (n, classes, h, w, zoom)
     (2, 150, 8, 7, 8),  # ADE's class count: several vector widths and a tail
 ]
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-12, atol=1e-13)}
-
-
-@pytest.fixture(scope="module")
-def extension() -> None:
-    require_extension()
 
 
 def case_inputs(
