@@ -11,8 +11,7 @@ import torch
 
 from parity_tests.conversion import load_converted
 from parity_tests.fixtures import FIXTURES, Fixture, recorded
-from port.export.cli import fixed_by_architecture
-from port.export.graph import Contract, export_onnx, graph_info, side_step
+from port.export.graph import Contract, export_onnx, fixed_by_architecture, graph_info, side_step
 from port.export.openvino import save_openvino
 from port.export.runtime import RuntimeNet
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 from typing import Callable, NoReturn
 
 import torch
@@ -30,6 +31,14 @@ def require_positive(args: argparse.Namespace, *names: str) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def require_weights_file(path: Path) -> None:
+    """--weights names an existing file."""
+    if path.is_dir():
+        raise UsageError(f"weights {path} is a directory, not a weights file")
+    if not path.is_file():
+        raise UsageError(f"weights file {path} does not exist")
 
 
 def require_device(device: str) -> None:

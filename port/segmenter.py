@@ -52,17 +52,10 @@ class Segmentation:
 
 def _network(weights: str | Path, backend: str | None) -> nn.Module:
     """The PSANet of a weights file, or the runtime of an exported graph (with the attributes a PSANet has)."""
-    from port.export.graph import ExportError
-    from port.export.runtime import RuntimeNet, is_deployed
-    from port.model.builders import load, match_variant
+    from port.export.runtime import is_deployed, procedure_net
+    from port.model.builders import load
 
-    if not is_deployed(weights):
-        return load(weights)
-    net = RuntimeNet(weights, backend)
-    if (net.contract.input, net.contract.output) != ("caffe", "logits"):
-        raise ExportError(f"{weights}: the Segmenter runs exports with --input caffe --output logits")
-    net.variant = match_variant(net.cfg)
-    return net
+    return procedure_net(weights, backend) if is_deployed(weights) else load(weights)
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:

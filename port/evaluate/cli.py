@@ -23,8 +23,8 @@ from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings
 from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
 from port.export.graph import ExportError
-from port.export.runtime import BACKENDS, RuntimeNet, is_deployed
-from port.cli import OneLineParser, UsageError, require_device, require_positive
+from port.export.runtime import BACKENDS, RuntimeNet, is_deployed, procedure_net
+from port.cli import OneLineParser, UsageError, require_device, require_positive, require_weights_file
 from port.errors import first_line
 from port.io import WeightsFileError
 from port.variants import DATASETS, TABLE1, Variant, eval_base_size
@@ -33,9 +33,6 @@ from port.variants import DATASETS, TABLE1, Variant, eval_base_size
 PROG = "port.evaluate"
 # What loading a weights file may raise besides port.io.WeightsFileError (a ValueError) for a file it cannot use.
 _LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError)
-
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,10 +85,7 @@ def _check(args: argparse.Namespace) -> tuple[float, ...]:
         raise UsageError(f"data root {args.data_root} is not a directory")
     if args.backend is not None and not is_deployed(args.weights):
         raise UsageError("--backend is for exported graphs (.onnx, .xml); PyTorch weights run in PyTorch")
-    if args.weights.is_dir():
-        raise UsageError(f"weights {args.weights} is a directory, not a weights file")
-    if not args.weights.is_file():
-        raise UsageError(f"weights file {args.weights} does not exist")
+    require_weights_file(args.weights)
     if args.list is not None and not args.list.is_file():
         raise UsageError(f"list file {args.list} does not exist")
     if args.dataset == CUSTOM and args.list is None:
@@ -181,16 +175,9 @@ def _deployed(args: argparse.Namespace) -> RuntimeNet:
     if args.device != "cpu":
         raise UsageError("exported graphs run on the CPU here (ONNX Runtime, OpenVINO): pass --device cpu")
     try:
-        net = RuntimeNet(args.weights, args.backend)
+        return procedure_net(args.weights, args.backend)
     except ExportError as exc:
         raise UsageError(first_line(exc)) from None
-    if (net.contract.input, net.contract.output) != ("caffe", "logits"):
-        raise UsageError(f"{args.weights} takes {net.contract.input} input and gives {net.contract.output}: the "
-                         "evaluation needs an export with --input caffe --output logits")
-    from port.model.builders import match_variant
-
-    net.variant = match_variant(net.cfg)
-    return net
 
 
 def _check_writable(out: Path) -> None:

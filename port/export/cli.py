@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from port.cli import OneLineParser, UsageError, raise_on_stop_signals, run
+from port.cli import OneLineParser, UsageError, raise_on_stop_signals, require_weights_file, run
 from port.errors import first_line
-from port.export.graph import CONTRACTS, OUTPUTS, Contract, ExportError, side_step
+from port.export.graph import CONTRACTS, OUTPUTS, Contract, ExportError, fixed_by_architecture, side_step
 
 PROG = "port.export"
 FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
@@ -35,22 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def fixed_by_architecture(cfg) -> str | None:
-    """Why a model exports only at fixed sizes, or None: PSP's pooling windows and a compact mask follow the size."""
-    if cfg.head == "psp":
-        return "the PSP head's pooling windows depend on the input size"
-    if cfg.compact:
-        return "a compact mask is as large as the feature map of the crop"
-    return None
-
 
 def _check(args: argparse.Namespace) -> None:
     if args.out.suffix != FORMATS[args.format]:
         raise UsageError(f"--format {args.format} writes a {FORMATS[args.format]} file, got -o {args.out}")
     if not args.out.parent.is_dir():
         raise UsageError(f"output folder {args.out.parent} does not exist")
-    if not args.weights.is_file():
-        raise UsageError(f"weights file {args.weights} " + ("is a directory" if args.weights.is_dir() else "does not exist"))
+    require_weights_file(args.weights)
     if args.int8 and args.format != "openvino":
         raise UsageError("--int8 quantises OpenVINO models (NNCF): use it with --format openvino")
     if args.int8 and not args.calibration:

@@ -66,6 +66,15 @@ def side_step(cfg: PSANetConfig) -> int:
     return 8 * (cfg.shrink_factor if shrinks else 1)
 
 
+def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
+    """Why a model exports only at fixed sizes, or None: PSP's pooling windows and a compact mask follow the size."""
+    if cfg.head == "psp":
+        return "the PSP head's pooling windows depend on the input size"
+    if cfg.compact:
+        return "a compact mask is as large as the feature map of the crop"
+    return None
+
+
 def check_side(side: int, step: int) -> None:
     """A side the network takes (step·k+1, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
     if MIN_SIDE <= side <= MAX_SIDE and (side - 1) % step == 0:
@@ -111,23 +120,31 @@ def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
     return {"image": dims}
 
 
+def onnx_program(model: nn.Module, contract: Contract) -> Any:
+    """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
+    and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
+    if contract.step != side_step(model.cfg):
+        raise ExportError(f"this model takes sides of {side_step(model.cfg)}k+1, the contract says {contract.step}k+1")
+    reason = fixed_by_architecture(model.cfg)
+    if reason and contract.size is None:
+        raise ExportError(f"this model exports at a fixed size only ({reason}): give the contract a size")
+    deploy = DeployNet(model.eval(), contract).eval()
+    example = example_input(contract, model.cfg.crop)
+    try:
+        with torch.no_grad():
+            return torch.onnx.export(deploy, (example,), dynamo=True, opset_version=OPSET, input_names=["image"],
+                                     output_names=[contract.output], dynamic_shapes=_dynamic_shapes(contract),
+                                     verbose=False)
+    except Exception as exc:  # noqa: BLE001 - torch.export / onnxscript raise many types; one line names the cause
+        raise ExportError(f"the exporter failed: {_cause(exc)}") from None
+
+
 def export_onnx(model: nn.Module, path: Path, contract: Contract, metadata: dict[str, Any]) -> Path:
     """Export `model` (a PSANet in eval mode) behind `contract` to `path` (atomically), opset `OPSET`, with the
     contract, the model's config and `metadata` stored under `METADATA_KEY`; checked by onnx's full checker."""
     import onnx
 
-    if contract.step != side_step(model.cfg):
-        raise ExportError(f"this model takes sides of {side_step(model.cfg)}k+1, the contract says {contract.step}k+1")
-    deploy = DeployNet(model.eval(), contract).eval()
-    example = example_input(contract, model.cfg.crop)
-    try:
-        with torch.no_grad():
-            program = torch.onnx.export(deploy, (example,), dynamo=True, opset_version=OPSET, input_names=["image"],
-                                        output_names=[contract.output], dynamic_shapes=_dynamic_shapes(contract),
-                                        verbose=False)
-    except Exception as exc:  # noqa: BLE001 - torch.export / onnxscript raise many types; one line names the cause
-        raise ExportError(f"the exporter failed: {_cause(exc)}") from None
-    proto = program.model_proto
+    proto = onnx_program(model, contract).model_proto
     proto.doc_string = contract.describe()
     proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(graph_info(model, contract, metadata)))
     onnx.checker.check_model(proto, full_check=True)

@@ -100,3 +100,16 @@ class RuntimeNet(nn.Module):
         dtype = torch.uint8 if self.contract.input == "rgb" else torch.float32
         out = self.runner(image.detach().to("cpu", dtype).contiguous().numpy())
         return torch.from_numpy(np.ascontiguousarray(out))
+
+
+def procedure_net(path: str | Path, backend: str | None = None) -> RuntimeNet:
+    """An exported graph the authors' procedure can run (`port.evaluate`, `port.Segmenter`): Caffe input, logits
+    output, `variant` set as `port.load` sets it; ExportError otherwise."""
+    from port.model.builders import match_variant
+
+    net = RuntimeNet(path, backend)
+    if (net.contract.input, net.contract.output) != ("caffe", "logits"):
+        raise ExportError(f"{path} takes {net.contract.input} input and gives {net.contract.output}: the authors' "
+                          "procedure needs an export with --input caffe --output logits")
+    net.variant = match_variant(net.cfg)
+    return net

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from port.cli import OneLineParser, UsageError, raise_on_stop_signals, require_device, require_positive, run
+from port.cli import (
+    OneLineParser,
+    UsageError,
+    raise_on_stop_signals,
+    require_device,
+    require_positive,
+    require_weights_file,
+    run,
+)
 from port.errors import first_line
 from port.evaluate.decoding import BadFile
 from port.evaluate.inference import parse_scales
@@ -52,9 +60,7 @@ def _check(args: argparse.Namespace) -> None:
         parse_scales(args.scales)
     except ValueError as exc:
         raise UsageError(f"--scales {exc}") from None
-    if not args.weights.is_file():
-        what = "is a directory" if args.weights.is_dir() else "does not exist"
-        raise UsageError(f"weights file {args.weights} {what}")
+    require_weights_file(args.weights)
 
 
 def _segmenter(args: argparse.Namespace, keep_memory: bool):

@@ -20,8 +20,8 @@ from port.calibrate import calibrate_bn
 from port.evaluate.datasets import LabelCodec, find_samples
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
 from port.evaluate.runner import evaluate
-from port.export.cli import fixed_by_architecture, main
-from port.export.graph import Contract, ExportError, check_side, export_onnx, side_step
+from port.export.cli import main
+from port.export.graph import Contract, ExportError, check_side, export_onnx, fixed_by_architecture, side_step
 from port.export.runtime import RuntimeNet
 from port.tests.support.evaluate import write_ade20k
 from port.tests.support.export import assert_as_close_to_float64_as_pytorch
@@ -95,6 +95,13 @@ def test_rgb_input_and_labels_output_and_the_size_contract(tmp_path: Path) -> No
         check_side(64, 16)
     with pytest.raises(ExportError, match="nearest 33"):
         check_side(9, 8)
+
+
+def test_heads_tied_to_their_size_are_refused_a_dynamic_export(tmp_path: Path) -> None:
+    model = port.create_model("pspnet50_ade20k_473", width_divisor=32, crop=65).eval()
+    with pytest.raises(ExportError, match="fixed size only \\(the PSP head's pooling windows"):
+        export_onnx(model, tmp_path / "m.onnx", Contract(step=8), {})
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_a_fixed_size_graph_refuses_other_sizes(tmp_path: Path) -> None:
