@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 
 from port.config import COLLECT, DISTRIBUTE, zoom_out
 from port.ops._extension import AVAILABLE, use_kernels
@@ -35,11 +36,21 @@ def _mask_size(mask: torch.Tensor, psa_type: int, mask_size: tuple[int, int] | N
     mask_h, mask_w = mask_size
     if compact and (mask_h, mask_w) != (h, w):
         raise ValueError(f"a compact mask must be {h}x{w} (the feature size), got {mask_h}x{mask_w}")
-    if not compact and (mask_h % 2 == 0 or mask_w % 2 == 0):
-        raise ValueError(f"mask size must be odd, got {mask_h}x{mask_w}")
     if mask.shape[1] != mask_h * mask_w:
         raise ValueError(f"mask has {mask.shape[1]} channels, expected {mask_h}*{mask_w}={mask_h * mask_w}")
     return mask_h, mask_w
+
+
+def _odd_window(mask: torch.Tensor, mask_h: int, mask_w: int) -> tuple[torch.Tensor, int, int]:
+    """An even-sided window mask as the odd one the kernels take: centred at (m-1)//2 as mmcv's PSAMask centres it, an
+    even side reaches one offset further forward than back, so a zero row/column of offsets prepended makes it
+    symmetric; the zeros land on buffer entries the window leaves uncovered, which hold zeros anyway."""
+    pad_h, pad_w = 1 - mask_h % 2, 1 - mask_w % 2
+    if not pad_h and not pad_w:
+        return mask, mask_h, mask_w
+    n, _, h, w = mask.shape
+    window = F.pad(mask.reshape(n, mask_h, mask_w, h * w), (0, 0, pad_w, 0, pad_h, 0))
+    return window.reshape(n, -1, h, w), mask_h + pad_h, mask_w + pad_w
 
 
 def psa_mask(
@@ -47,10 +58,13 @@ def psa_mask(
 ) -> torch.Tensor:
     """The layer's (N, H*W, H, W) attention buffer built from a (N, mask_h*mask_w, H, W) mask.
 
-    mask_size defaults to (2H-1, 2W-1), or (H, W) for a compact mask.
+    mask_size defaults to (2H-1, 2W-1), or (H, W) for a compact mask. An even side is centred at (side-1)//2, as
+    mmcv's PSAMask (mmsegmentation's PSANets) centres it; the Caffe layer takes odd sides only.
     """
     mask_h, mask_w = _mask_size(mask, psa_type, mask_size, compact)
     if use_kernels(mask):
+        if not compact:
+            mask, mask_h, mask_w = _odd_window(mask, mask_h, mask_w)
         return torch.ops.psanet.psa_mask(mask, psa_type, mask_h, mask_w, compact)
     return psa_mask_reference(mask, psa_type, mask_h, mask_w, compact)
 
@@ -72,10 +86,12 @@ def psa_aggregate(
         raise ValueError(f"x ({x.dtype}, {x.device}) and mask ({mask.dtype}, {mask.device}) differ in dtype or device")
     if normalization_factor == 0:
         raise ValueError("normalization_factor must be non-zero")
-    args = (psa_type, mask_h, mask_w, bool(softmax), float(normalization_factor), bool(compact))
+    options = (bool(softmax), float(normalization_factor), bool(compact))
     if use_kernels(x, mask):
-        return torch.ops.psanet.psa_aggregate(x, mask, *args)
-    return psa_aggregate_reference(x, mask, *args)
+        if not compact:
+            mask, mask_h, mask_w = _odd_window(mask, mask_h, mask_w)
+        return torch.ops.psanet.psa_aggregate(x, mask, psa_type, mask_h, mask_w, *options)
+    return psa_aggregate_reference(x, mask, psa_type, mask_h, mask_w, *options)
 
 
 def zoom_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int) -> torch.Tensor:

@@ -45,7 +45,7 @@ def psa_mask_reference(mask: torch.Tensor, psa_type: int, mask_h: int, mask_w: i
     else:
         channel, valid = _window_index(h, w, mask_h, mask_w, mask.device)
         target = torch.arange(hw, device=mask.device).expand(hw, hw)
-        buffer = flat[:, channel, target] * valid.to(mask.dtype)
+        buffer = torch.where(valid, flat[:, channel, target], 0)  # +0 where unlinked, as the layer's zero fill
     if psa_type == DISTRIBUTE:
         buffer = buffer.transpose(1, 2)
     return buffer.reshape(n, hw, h, w)
