@@ -25,7 +25,7 @@ from bench.capability import isa_line, missing_feature  # noqa: E402
 from bench.e2e_worker import peak_rss_bytes  # noqa: E402
 from bench.end_to_end import Parser  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
-from port.evaluate.inference import MEAN_RGB  # noqa: E402
+from port.contracts import CAFFE  # noqa: E402
 
 MODES = ("fast", "int8", "onnxruntime", "openvino", "openvino_int8")
 CALIBRATION_IMAGES = 4
@@ -52,8 +52,7 @@ def _images(count: int, size: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(count, 3, 8, 8, generator=gen) * 255
     images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
-    mean_bgr = torch.tensor(MEAN_RGB[::-1]).view(1, 3, 1, 1)
-    return images + torch.randn(images.shape, generator=gen) * 8 - mean_bgr
+    return CAFFE.normalise((images + torch.randn(images.shape, generator=gen) * 8))
 
 
 def prepare(args: argparse.Namespace, folder: Path) -> None:

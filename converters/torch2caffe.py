@@ -30,6 +30,9 @@ def save_caffemodel(path: str | Path, state: dict[str, torch.Tensor], cfg: PSANe
 
     Every tensor is checked first against the model `cfg` describes (keys, shapes, dtypes; meta device).
     """
+    if cfg.family != "caffe":
+        raise ValueError(f"a {cfg.family} PSANet has no Caffe form (its layers differ from the fork's); export it "
+                         "with `python -m port.export` instead")
     check_state(state, cfg, "the state_dict")
     return write_caffemodel(path, state_to_layers(state, cfg), net_name or f"psanet{cfg.depth}")
 

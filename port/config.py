@@ -11,6 +11,10 @@ STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 # Context heads between conv5_3 and conv5_4 (paper Table 1): "psa" uses `branches` (() = FCN baseline);
 # the others are registered in port.model.heads and need `branches=()`.
 HEADS = ("psa", "psp", "global_pool", "aspp", "nonlocal")
+# Whose PSANet: the authors' Caffe release, their later PyTorch code (hszhao/semseg) or mmsegmentation's. The family
+# sets the defaults of the options below that differ between them, and the input contract (port.contracts).
+FAMILIES = ("caffe", "semseg", "mmseg")
+RESIZE_RULES = ("caffe", "mmseg")
 
 
 def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
@@ -52,11 +56,22 @@ def psp_pooling(size: int, bins: int) -> tuple[int, int]:
     return size - (bins - 1) * stride, stride
 
 
-def feature_size(size: int) -> int:
-    """Spatial size of conv5_3 for an input side of `size` (output stride 8)."""
+def feature_size(size: int, pool_ceil: bool = True) -> int:
+    """Spatial size of conv5_3 for an input side of `size` (output stride 8); `pool_ceil`: Caffe's stem pooling."""
     size = conv_out(size, 3, 2, 1)
-    size = pool_out(size, 3, 2, 1)
+    size = pool_out(size, 3, 2, 1) if pool_ceil else conv_out(size, 3, 2, 1)
     return conv_out(size, 1, 2, 0)
+
+
+def psa_side(sizes: tuple[int, int], factor: int, rule: str) -> tuple[tuple[int, int], bool]:
+    """(PSA input size, aligned corners) for a conv5_3 of `sizes` shrunk by `factor` under a resize rule.
+
+    "caffe": the fork's Interp shrink. "mmseg": that, only where both sides are indivisible by the factor; else
+    both sides divided, with a half-pixel resize.
+    """
+    if rule == "caffe" or all(s % factor for s in sizes):
+        return (shrink_out(sizes[0], factor), shrink_out(sizes[1], factor)), True
+    return (sizes[0] // factor, sizes[1] // factor), False
 
 
 @dataclass(frozen=True)
@@ -77,11 +92,31 @@ class PSANetConfig:
     stride_in_3x3: bool | None = None  # None: derived from depth (see docs/DESIGN.md)
     width_divisor: int = 1  # > 1 only for small test fixtures
     bn_eps: float = 1e-5
-    bn_momentum: float = 0.95
+    bn_momentum: float = 0.95  # Caffe convention: the weight of the OLD running value (PyTorch's 0.1 is 0.9 here)
     dropout: float = 0.1
     aux_weight: float = 0.4
+    family: str = "caffe"  # one of FAMILIES
+    stem_widths: tuple[int, int, int] = (64, 64, 128)  # the deep stem's three 3x3 convolutions (mmseg V1c: 32-32-64)
+    pool_ceil: bool | None = None  # None: Caffe's rounded-up stem pooling for "caffe", PyTorch's floor otherwise
+    contract_dilation: bool | None = None  # first block of a dilated stage at half its dilation; None: mmseg only
+    # "caffe": the PSA input is shrunk and zoomed back by the fork's Interp (aligned corners, 8k+1 sides) and the
+    # logits zoomed x8; "mmseg": sides halve with half-pixel resizes unless both are odd, the PSA output is resized
+    # back to conv5's size and the logits to the input's. None: from the family.
+    resize_rule: str | None = None
+    post_psa_pad: int | None = None  # zero padding of conv_post_PSA's 1x1 convolution; None: 1 for mmseg, else 0
 
     def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
+        mmseg = self.family == "mmseg"
+        for name, default in (("pool_ceil", self.family == "caffe"), ("resize_rule", "mmseg" if mmseg else "caffe"),
+                              ("post_psa_pad", int(mmseg)), ("contract_dilation", mmseg)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if self.resize_rule not in RESIZE_RULES:
+            raise ValueError(f"resize_rule must be one of {RESIZE_RULES}, got {self.resize_rule!r}")
+        if len(self.stem_widths) != 3 or min(self.stem_widths) < 1:
+            raise ValueError(f"stem_widths must be three positive widths, got {self.stem_widths}")
         if self.depth not in STAGE_BLOCKS:
             raise ValueError(f"depth must be one of {sorted(STAGE_BLOCKS)}, got {self.depth}")
         if self.head not in HEADS:
@@ -94,12 +129,14 @@ class PSANetConfig:
         if self.compact and self.mask_size is not None and self.mask_size != self.psa_input_size:
             raise ValueError("a compact PSA mask has the PSA input's own size")
         for side in () if self.compact else self.mask_size or ():
-            if side < 1 or side % 2 == 0:
-                raise ValueError(f"windowed mask sides must be odd and positive, got {self.mask_size}")
+            if side < 1 or (side % 2 == 0 and self.family == "caffe"):
+                raise ValueError(f"windowed mask sides must be positive, and odd in the Caffe layer; got {self.mask_size}")
         if self.stride_in_3x3 is None:
-            object.__setattr__(self, "stride_in_3x3", self.depth == 101)
+            # the PyTorch families put the stride on the 3x3 everywhere; the Caffe release see docs/DESIGN.md
+            object.__setattr__(self, "stride_in_3x3", self.depth == 101 or self.family != "caffe")
         if self.mask_size is not None:
             object.__setattr__(self, "mask_size", tuple(self.mask_size))
+        object.__setattr__(self, "stem_widths", tuple(self.stem_widths))
         object.__setattr__(self, "branches", tuple(self.branches))
 
     @property
@@ -110,13 +147,12 @@ class PSANetConfig:
     @property
     def feature_size(self) -> int:
         """conv5_3 side at the crop size."""
-        return feature_size(self.crop)
+        return feature_size(self.crop, bool(self.pool_ceil))
 
     @property
     def psa_input_size(self) -> tuple[int, int]:
         """Side of the feature the PSA layers see at the crop size."""
-        side = shrink_out(self.feature_size, self.shrink_factor)
-        return side, side
+        return psa_side((self.feature_size,) * 2, self.shrink_factor, str(self.resize_rule))[0]
 
     @property
     def resolved_mask_size(self) -> tuple[int, int]:

@@ -35,6 +35,14 @@ class WeightsFileError(ValueError):
     """A weights file that cannot be used: missing, unreadable, truncated, foreign, or not matching its config."""
 
 
+class ForeignCheckpoint(WeightsFileError):
+    """A plain-tensor .pth that is not a converted file but may be another family's checkpoint (`checkpoint`)."""
+
+    def __init__(self, message: str, checkpoint: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
 def save_weights(
     path: str | Path, state: Mapping[str, torch.Tensor], cfg: PSANetConfig, source: Mapping[str, Any] | None = None
 ) -> Path:
@@ -134,7 +142,9 @@ def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
         raise WeightsFileError(f"{path} holds Python objects other than tensors (refused: unpickling them could run code)") from None
     except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, OSError, UnpicklingError... for bad files
         raise WeightsFileError(f"{path} is truncated, corrupt or not a plain-tensor .pth: {_first_line(err)}") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+    if isinstance(blob, dict) and blob.get("format") != FORMAT:
+        raise ForeignCheckpoint(f"{path} is not a converted PSANet file (no {FORMAT} header)", blob)
+    if not isinstance(blob, dict):
         raise WeightsFileError(f"{path} is not a converted PSANet file (no {FORMAT} header)")
     state = blob.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):

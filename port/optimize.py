@@ -389,8 +389,8 @@ class Float32Output(nn.Module):
         super().__init__()
         self.layer = layer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x.float())
+    def forward(self, x: torch.Tensor, *size: object) -> torch.Tensor:
+        return self.layer(x.float(), *size)
 
 
 def for_inference(

@@ -23,6 +23,7 @@ from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import InferenceSettings, parse_scales, predict_probabilities
 from port.model.psanet import PSANet
 from port.variants import eval_base_size
+from port.contracts import contract_of
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 
@@ -115,7 +116,9 @@ class Segmenter:
             raise ValueError(f"{weights} is an exported graph: it runs on the CPU (device='cpu')")
         self.model = model
         cfg = model.cfg
-        self.settings = InferenceSettings(cfg.crop, cfg.num_classes, int(base_size), chosen, flip, batch_size)
+        self.settings = InferenceSettings(
+            cfg.crop, cfg.num_classes, int(base_size), chosen, flip, batch_size, contract=contract_of(cfg)
+        )
         if fast and isinstance(model, PSANet):
             from port.optimize import for_inference
 

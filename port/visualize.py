@@ -22,6 +22,7 @@ from port.evaluate.inference import to_network_input
 from port.evaluate.matlab_resize import resize_image
 from port.evaluate.predictions import save_png_atomic
 from port.ops.reference import psa_mask_reference
+from port.contracts import contract_of
 
 
 class VisualizeError(Exception):
@@ -51,7 +52,7 @@ def attention_columns(net: nn.Module, image: np.ndarray, pixel: tuple[int, int])
     hooks = [psa[b].fc2.register_forward_hook(lambda _m, _i, out, b=b: masks.__setitem__(b, out)) for b in cfg.branches]
     try:
         with torch.inference_mode():
-            net(to_network_input(resize_image(image, size), cfg.crop)[None].to(next(net.parameters()).device))
+            net(to_network_input(resize_image(image, size), cfg.crop, contract_of(cfg))[None].to(next(net.parameters()).device))
     finally:
         for hook in hooks:
             hook.remove()

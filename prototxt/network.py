@@ -40,6 +40,8 @@ def _text(name: str, cfg: PSANetConfig, net: NetBuilder, header: Message, phase:
 
 
 def _body(cfg: PSANetConfig, train: bool) -> tuple[NetBuilder, str]:
+    if cfg.family != "caffe":
+        raise ValueError(f"a {cfg.family} PSANet has no Caffe definition (the fork's layers describe the Caffe release)")
     net = NetBuilder(frozen_bn=not train, bn_momentum=cfg.bn_momentum)
     feature = backbone(net, cfg, "data")
     head = CAFFE_HEADS.get(cfg.head, psa_head)

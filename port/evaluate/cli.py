@@ -28,6 +28,7 @@ from port.cli import OneLineParser, UsageError, require_device, require_positive
 from port.errors import first_line
 from port.io import WeightsFileError
 from port.variants import DATASETS, TABLE1, Variant, eval_base_size
+from port.contracts import contract_of
 
 
 PROG = "port.evaluate"
@@ -153,7 +154,9 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
         keep_freed_memory_after_first_forward(net)
     base_size = _base_size(args, getattr(net, "source", {}))
     flip = not args.no_flip
-    settings = InferenceSettings(config.crop, config.num_classes, base_size, scales, flip, args.batch_size, crf)
+    settings = InferenceSettings(
+        config.crop, config.num_classes, base_size, scales, flip, args.batch_size, crf, contract_of(config)
+    )
     tag = _scale_tag(scales, settings.flip)
     suffix = ("" if settings.flip else "_noflip") + ("" if crf is None else "_crf")
     out = args.out or Path("results") / f"{args.dataset}_{args.weights.stem}_{tag or args.scales}{suffix}"

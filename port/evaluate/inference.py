@@ -8,12 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from port.contracts import CAFFE, InputContract
 from port.evaluate.crf import CRFParams, crf_labels
-from port.evaluate.geometry import crop_windows, matlab_round, scaled_size
+from port.evaluate.geometry import crop_windows, scaled_size
 from port.evaluate.matlab_resize import resize_image, resize_scores
 
-MEAN_RGB = (123.68, 116.779, 103.939)
-MEAN_RGB_UINT8 = tuple(matlab_round(m) for m in MEAN_RGB)  # MATLAB's uint8(mean): 124, 117, 104
 SINGLE_SCALE = (1.0,)
 MULTI_SCALE = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -44,22 +43,22 @@ class InferenceSettings:
     flip: bool = True
     batch_size: int = 1
     crf: CRFParams | None = None  # DenseCRF post-processing of the averaged probabilities (paper Table 1)
+    contract: InputContract = CAFFE  # what the network takes (port.contracts.contract_of(cfg))
 
 
-def to_network_input(image: np.ndarray, crop: int) -> torch.Tensor:
-    """H×W×3 uint8 RGB → 3×H'×W' float32 BGR minus mean, padded bottom/right up to crop where shorter.
+def to_network_input(image: np.ndarray, crop: int, contract: InputContract = CAFFE) -> torch.Tensor:
+    """H×W×3 uint8 RGB → 3×H'×W' float32 network input (the contract's: BGR minus the mean for the Caffe release),
+    padded bottom/right with the mean up to crop where shorter.
 
     NOTE: the authors pad with the mean, but where the image is larger than one crop (sliding windows)
     they pad the uint8 image, so the padding is uint8(mean) = 124/117/104 and padded pixels are
     0.32/0.221/0.061 after subtracting the mean; a single crop is padded in float, giving 0.
     """
     rows, cols = image.shape[:2]
-    fill = MEAN_RGB_UINT8 if max(rows, cols) > crop else MEAN_RGB
     padded = np.empty((max(rows, crop), max(cols, crop), 3), dtype=np.float32)
-    padded[...] = np.asarray(fill, dtype=np.float32)
+    padded[...] = np.asarray(contract.pad_rgb(sliding=max(rows, cols) > crop), dtype=np.float32)
     padded[:rows, :cols] = image
-    data = torch.from_numpy(padded - np.asarray(MEAN_RGB, dtype=np.float32))
-    return data.permute(2, 0, 1).flip(0)
+    return contract.normalise(torch.from_numpy(padded).permute(2, 0, 1))
 
 
 def _crop_probabilities(net: nn.Module, crops: torch.Tensor, flip: bool, batch_size: int) -> torch.Tensor:
@@ -77,7 +76,7 @@ def scale_probabilities(net: nn.Module, image: np.ndarray, settings: InferenceSe
     rows, cols = image.shape[:2]
     crop = settings.crop
     padded_size, windows = crop_windows(rows, cols, crop)
-    data = to_network_input(image, crop).to(device)
+    data = to_network_input(image, crop, settings.contract).to(device)
     total = torch.zeros(settings.num_classes, *padded_size, device=device)
     count = torch.zeros(padded_size, device=device)
     group = max(1, settings.batch_size // 2) if settings.flip else settings.batch_size

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from port.config import PSANetConfig
 from port.cli import OneLineParser, UsageError, raise_on_stop_signals, require_weights_file, run
 from port.errors import first_line
 from port.export.graph import CONTRACTS, OUTPUTS, Contract, ExportError, fixed_by_architecture, side_step
@@ -52,10 +53,11 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--calibration-count must be at least 1, got {args.calibration_count}")
 
 
-def calibration_inputs(paths: list[Path], count: int, crop: int, contract: Contract) -> list[np.ndarray]:
+def calibration_inputs(paths: list[Path], count: int, cfg: PSANetConfig, contract: Contract) -> list[np.ndarray]:
     """Up to `count` images as graph inputs: long side resized to the crop (the authors' resize), padded to it."""
+    from port.contracts import contract_of
     from port.evaluate.geometry import scaled_size
-    from port.evaluate.inference import MEAN_RGB_UINT8, to_network_input
+    from port.evaluate.inference import to_network_input
     from port.evaluate.matlab_resize import resize_image
     from port.predict.inputs import IMAGE_SUFFIXES, collect
     from port.segmenter import to_rgb
@@ -63,18 +65,19 @@ def calibration_inputs(paths: list[Path], count: int, crop: int, contract: Contr
     files = [job.source for job in collect(paths).jobs if job.source.suffix.lower() in IMAGE_SUFFIXES][:count]
     if not files:
         raise ValueError("no calibration images among --calibration")
-    rows, cols = contract.size or (crop, crop)
+    rows, cols = contract.size or (cfg.crop, cfg.crop)
+    normalisation = contract_of(cfg)
     inputs = []
     for path in files:
         image = to_rgb(path)
         image = resize_image(image, scaled_size(*image.shape[:2], max(rows, cols) - 1, 1.0))[:rows, :cols]
         if contract.input == "rgb":
             padded = np.empty((rows, cols, 3), np.uint8)
-            padded[...] = MEAN_RGB_UINT8
+            padded[...] = np.rint(normalisation.pad_rgb(sliding=True))
             padded[: image.shape[0], : image.shape[1]] = image
             inputs.append(padded[None])
         else:
-            inputs.append(to_network_input(image, max(rows, cols))[None, :, :rows, :cols].numpy())
+            inputs.append(to_network_input(image, max(rows, cols), normalisation)[None, :, :rows, :cols].numpy())
     return inputs
 
 
@@ -97,7 +100,7 @@ def _run(args: argparse.Namespace) -> str:
         contract = Contract(args.input, args.output, size, side_step(model.cfg))
         calibration = None
         if args.int8:
-            calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg.crop, contract)
+            calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg, contract)
     except ValueError as exc:  # ExportError included
         raise UsageError(first_line(exc)) from None
     from port.export.graph import export_onnx
@@ -124,7 +127,7 @@ def _run(args: argparse.Namespace) -> str:
         raise UsageError(f"--format {args.format} needs the {exc.name} package (pip install {exc.name})") from None
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    return f"wrote {args.out}{note}: {contract.describe()}"
+    return f"wrote {args.out}{note}: {contract.describe(model.cfg)}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from torch import nn
 
 from port.atomic import atomic_output
 from port.config import PSANetConfig
-from port.evaluate.inference import MEAN_RGB
+from port.contracts import contract_of
 
 CONTRACTS = ("caffe", "rgb")
 OUTPUTS = ("logits", "labels")
@@ -51,10 +51,10 @@ class Contract:
             for side in self.size:
                 check_side(side, self.step)
 
-    def describe(self) -> str:
+    def describe(self, cfg: PSANetConfig) -> str:
         """The graph's doc string: what to feed and what comes back."""
         sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"H and W of {self.step}k+1, at least {MIN_SIDE}"
-        given = {"caffe": "float32 N x 3 x H x W, BGR, minus the mean (B 103.939, G 116.779, R 123.68)",
+        given = {"caffe": f"float32 N x 3 x H x W, {contract_of(cfg).describe()}",
                  "rgb": "uint8 N x H x W x 3, RGB"}[self.input]
         out = {"logits": "float32 N x C x H x W class scores", "labels": "int64 N x H x W class indices"}[self.output]
         return f"PSANet. Input 'image': {given}; {sides}; other sides are refused. Output '{self.output}': {out}."
@@ -91,11 +91,11 @@ class DeployNet(nn.Module):
         super().__init__()
         self.net = net
         self.contract = contract
-        self.register_buffer("mean_bgr", torch.tensor(MEAN_RGB[::-1]).view(1, 3, 1, 1), persistent=False)
+        self.input_contract = contract_of(net.cfg)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.contract.input == "rgb":
-            image = image.permute(0, 3, 1, 2).flip(1).float().contiguous() - self.mean_bgr
+            image = self.input_contract.normalise(image.permute(0, 3, 1, 2).float()).contiguous()
         logits = self.net(image)
         return logits.argmax(dim=1) if self.contract.output == "labels" else logits
 
@@ -145,7 +145,7 @@ def export_onnx(model: nn.Module, path: Path, contract: Contract, metadata: dict
     import onnx
 
     proto = onnx_program(model, contract).model_proto
-    proto.doc_string = contract.describe()
+    proto.doc_string = contract.describe(model.cfg)
     proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(graph_info(model, contract, metadata)))
     onnx.checker.check_model(proto, full_check=True)
     with atomic_output(path) as tmp:

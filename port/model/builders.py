@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from port.config import PSANetConfig
-from port.io import WeightsFileError, read_weights
+from port.io import WeightsFileError
+from port.model.foreign import read_any
 from port.model.loading import check_state
 from port.model.psanet import PSANet
 from port.variants import VARIANTS, Variant
@@ -25,13 +26,15 @@ def build(variant: Variant, weights: str | Path | None = None, **changes: Any) -
     return model
 
 
-def load(path: str | Path) -> PSANet:
-    """Rebuild the PSANet stored in a converted file, in eval mode, `variant` set when it matches one.
+def load(path: str | Path, family: str | None = None, **config: Any) -> PSANet:
+    """Rebuild the PSANet stored in a converted file, or read from a hszhao/semseg or mmsegmentation checkpoint
+    (its family and configuration inferred from keys and shapes; `family` and PSANetConfig fields in `config` say
+    what they cannot), in eval mode, `variant` set when it matches one.
 
     The file's config and every tensor are checked (meta-device model) before any real memory is used;
     every bad file raises `port.io.WeightsFileError` with a one-line message.
     """
-    state, cfg, source = read_weights(path)
+    state, cfg, source = read_any(path, family, **config)
     model = check_state(state, cfg, str(path))
     model.load_state_dict(state, strict=True, assign=True)
     model.variant = match_variant(cfg)

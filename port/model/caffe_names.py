@@ -46,7 +46,7 @@ def logits_blob(cfg: PSANetConfig) -> str:
 
 def _units(cfg: PSANetConfig) -> Iterator[_Unit]:
     """Walk the network in Caffe order."""
-    for name, _, _ in STEM:
+    for name, _ in STEM:
         yield _Unit(name, name, "convbn")
     yield _Unit("pool1_3x3_s2", "pool1_3x3_s2", "none")
     for s, count in enumerate(cfg.blocks, start=2):

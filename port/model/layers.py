@@ -112,6 +112,17 @@ class Interp(nn.Module):
         return f"shrink={self.shrink}, zoom={self.zoom}"
 
 
+class Resize(nn.Module):
+    """Bilinear resize to a size given with each call, corners aligned or not (mmsegmentation's `resize`)."""
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        if align_corners:
+            return interp(x, out=tuple(size))
+        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
 class InterpTo(nn.Module):
     """The fork's Interp layer with an explicit `height`/`width`, the size given with each call (e.g. conv5_3's)."""
 
@@ -166,9 +177,10 @@ class ConvBN(nn.Module):
         eps: float = 1e-5,
         momentum: float = 0.95,
         bn_slope_filler: float = 1.0,
+        pad: int | None = None,
     ) -> None:
         super().__init__()
-        pad = dilation * (kernel - 1) // 2
+        pad = dilation * (kernel - 1) // 2 if pad is None else pad
         self.conv = nn.Conv2d(cin, cout, kernel, stride, pad, dilation, bias=False)
         self.bn = CaffeBN(cout, eps, momentum, bn_slope_filler)
         self.relu = nn.ReLU() if relu else nn.Identity()

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from port import ops
-from port.config import PSA_TYPES, PSANetConfig
+from port.config import PSA_TYPES, PSANetConfig, psa_side
 from port.model.heads import build_head
-from port.model.layers import Concat, ConvBN, Interp, at_least_float
+from port.model.layers import Concat, ConvBN, Interp, Resize, at_least_float
 from port.model.resnet import STEM, make_stage
 from port.variants import Variant
 
@@ -60,16 +60,22 @@ class PSABranch(nn.Module):
         bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
         width = cfg.channels(512)
         self.reduce = ConvBN(cin, width, **bn)
-        self.shrink = Interp(shrink=cfg.shrink_factor) if cfg.shrink_factor > 1 else None
+        self.shrink_factor = cfg.shrink_factor
+        self.shrink: nn.Module | None = None
+        if cfg.shrink_factor > 1:
+            self.shrink = Interp(shrink=cfg.shrink_factor) if cfg.resize_rule == "caffe" else Resize()
         self.fc1 = ConvBN(width, width, **bn)
         self.fc2 = nn.Conv2d(width, cfg.mask_channels, 1, bias=False)
         self.attention = PointwiseSpatialAttention(cfg, PSA_TYPES[name])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.reduce(x)
-        if self.shrink is not None:
+        if isinstance(self.shrink, Resize):
+            x = self.shrink(x, *psa_side(x.shape[-2:], self.shrink_factor, "mmseg"))
+        elif self.shrink is not None:
             x = self.shrink(x)
         return self.attention(x, self.fc2(self.fc1(x)))
+
 
 
 class PSANet(nn.Module):
@@ -84,11 +90,12 @@ class PSANet(nn.Module):
         self.zoom_train_logits = True
         bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
         cin = 3
-        for name, width, stride in STEM:
+        for (name, stride), width in zip(STEM, cfg.stem_widths):
             setattr(self, name, ConvBN(cin, cfg.channels(width), 3, stride, **bn))
             cin = cfg.channels(width)
-        # NOTE: Caffe pooling rounds up (ceil_mode) and drops a last window that starts in the padding, as PyTorch does.
-        self.pool1_3x3_s2 = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+        # NOTE: Caffe pooling rounds up (ceil_mode) and drops a last window that starts in the padding, as PyTorch does;
+        # the PyTorch families round down (the same sizes at the 8k+1 sides the Caffe release takes).
+        self.pool1_3x3_s2 = nn.MaxPool2d(3, 2, 1, ceil_mode=bool(cfg.pool_ceil))
         self.conv2 = make_stage(cfg, 0, cin)
         self.conv3 = make_stage(cfg, 1, cfg.channels(256))
         self.conv4 = make_stage(cfg, 2, cfg.channels(512))
@@ -101,20 +108,26 @@ class PSANet(nn.Module):
             head_in = self.context.out_channels
         if cfg.branches:
             self.global_feature = Concat()
-            self.conv_post_PSA = ConvBN(cfg.channels(512) * len(cfg.branches), trunk, **bn)
-            self.conv_post_PSA_zoom = Interp(zoom=cfg.shrink_factor) if cfg.shrink_factor > 1 else None
+            # NOTE: mmseg's PSAHead pads its 1x1 `proj` by 1 (post_psa_pad), so a ring of relu(BN(0)) is resized in.
+            self.conv_post_PSA = ConvBN(cfg.channels(512) * len(cfg.branches), trunk, pad=cfg.post_psa_pad, **bn)
+            self.conv_post_PSA_zoom: nn.Module | None = None
+            if cfg.resize_rule == "mmseg":
+                self.conv_post_PSA_zoom = Resize()
+            elif cfg.shrink_factor > 1:
+                self.conv_post_PSA_zoom = Interp(zoom=cfg.shrink_factor)
             self.conv5_3_concat = Concat()
             head_in = 2 * trunk
         self.conv5_4 = ConvBN(head_in, cfg.channels(512), 3, dropout=cfg.dropout, **bn)
         self.conv6 = nn.Conv2d(cfg.channels(512), cfg.num_classes, 1)
-        self.conv6_zoom = Interp(zoom=8)
+        self.conv6_zoom = Interp(zoom=8) if cfg.resize_rule == "caffe" else Resize()
         if cfg.aux:
             self.conv4_aux_3x3 = ConvBN(cfg.channels(1024), cfg.channels(256), 3, dropout=cfg.dropout, **bn)
             self.conv6_aux = nn.Conv2d(cfg.channels(256), cfg.num_classes, 1)
-            self.conv6_aux_zoom = Interp(zoom=8)
+            self.conv6_aux_zoom = Interp(zoom=8) if cfg.resize_rule == "caffe" else Resize()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | PSANetOutput:
-        for name, _, _ in STEM:
+        size = x.shape[-2:]
+        for name, _ in STEM:
             x = getattr(self, name)(x)
         x = self.pool1_3x3_s2(x)
         for stage in (self.conv2, self.conv3, self.conv4):
@@ -127,7 +140,11 @@ class PSANet(nn.Module):
             x = self.context(x)
         elif self.cfg.branches:
             post = self.conv_post_PSA(self.global_feature(*(branch(x) for branch in self.psa.values())))
-            if self.conv_post_PSA_zoom is not None:
+            if isinstance(self.conv_post_PSA_zoom, Resize):
+                # the head's align_corners (False) unless the odd-sided shrink aligned them
+                aligned = self.cfg.shrink_factor > 1 and psa_side(x.shape[-2:], self.cfg.shrink_factor, "mmseg")[1]
+                post = self.conv_post_PSA_zoom(post, x.shape[-2:], aligned)
+            elif self.conv_post_PSA_zoom is not None:
                 post = self.conv_post_PSA_zoom(post)
             if post.shape[-2:] != x.shape[-2:]:
                 raise ValueError(
@@ -137,14 +154,19 @@ class PSANet(nn.Module):
             x = self.conv5_3_concat(x, post)
         logits = self.conv6(self.conv5_4(x))
         if not self.training:
-            return self.conv6_zoom(logits)
+            return self.zoom(self.conv6_zoom, logits, size)
         aux = self.conv6_aux(self.conv4_aux_3x3(conv4)) if self.cfg.aux else None
         if self.zoom_train_logits:
             # Autocast logits are zoomed in float32, which the loss needs anyway (as bf16 inference does): the cast
             # moves 1/64 of the bytes, the zoom is the exact interpolation of the bf16 values and runs faster on CPU.
-            logits = self.conv6_zoom(at_least_float(logits))
-            aux = None if aux is None else self.conv6_aux_zoom(at_least_float(aux))
+            logits = self.zoom(self.conv6_zoom, at_least_float(logits), size)
+            aux = None if aux is None else self.zoom(self.conv6_aux_zoom, at_least_float(aux), size)
         return PSANetOutput(logits, aux)
+
+    def zoom(self, layer: nn.Module, logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """The logits at the input's resolution: the fork's x8 Interp (8k+1 sides), or mmseg's half-pixel resize to
+        the input's size."""
+        return layer(logits) if self.cfg.resize_rule == "caffe" else layer(logits, size, False)
 
     def loss(self, output: PSANetOutput, target: torch.Tensor) -> torch.Tensor:
         """Training loss: cross-entropy (255 ignored) on the main logits + cfg.aux_weight x the aux one."""

@@ -9,7 +9,7 @@ from port.model.layers import ConvBN
 
 # (mid width, out width, dilation) of stages conv2..conv5 at full width
 STAGES = ((64, 256, 1), (128, 512, 1), (256, 1024, 2), (512, 2048, 4))
-STEM = (("conv1_1_3x3_s2", 64, 2), ("conv1_2_3x3", 64, 1), ("conv1_3_3x3", 128, 1))
+STEM = (("conv1_1_3x3_s2", 2), ("conv1_2_3x3", 1), ("conv1_3_3x3", 1))  # (name, stride); widths: cfg.stem_widths
 
 
 class Bottleneck(nn.Module):
@@ -40,7 +40,9 @@ def make_stage(cfg: PSANetConfig, index: int, cin: int) -> nn.ModuleDict:
     blocks = nn.ModuleDict()
     for b in range(cfg.blocks[index]):
         first = b == 0
+        # mmseg's contract_dilation: a dilated stage's first block at half the dilation
+        block_dilation = dilation // 2 if first and cfg.contract_dilation and dilation > 1 else dilation
         blocks[str(b + 1)] = Bottleneck(
-            cfg, cin if first else cout, mid, cout, stride if first else 1, dilation, project=first
+            cfg, cin if first else cout, mid, cout, stride if first else 1, block_dilation, project=first
         )
     return blocks

@@ -12,11 +12,14 @@ import pytest
 import torch
 
 from port.evaluate.geometry import scaled_size
-from port.evaluate.inference import MEAN_RGB, InferenceSettings, predict, predict_probabilities, to_network_input
+from port.contracts import CAFFE
+from port.evaluate.inference import InferenceSettings, predict, predict_probabilities, to_network_input
 from port.evaluate.matlab_resize import resize_image, resize_scores
 from port.tests.support.evaluate import StandInNet
 
 CROP, CLASSES, BASE = 33, 5, 40
+
+MEAN_RGB = CAFFE.mean_rgb
 
 
 def _to_uint8(value: float) -> int:

@@ -90,7 +90,7 @@ def test_foreign_inputs(tmp_path: Path) -> None:
     (tmp_path / "m.bin").write_bytes(b"hello")
     _refused(tmp_path / "m.bin", "not a converted PSANet file")
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pth")
-    _refused(tmp_path / "x.pth", "not a converted PSANet file")
+    _refused(tmp_path / "x.pth", "neither a converted PSANet file nor a hszhao/semseg or mmsegmentation PSANet checkpoint")
 
 
 class _Exploit:

@@ -40,5 +40,5 @@ def test_bad_suffix_and_foreign_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_weights(tmp_path / "m.bin", model.state_dict(), model.cfg)
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pth")
-    with pytest.raises(ValueError, match="not a converted"):
+    with pytest.raises(ValueError, match="neither a converted PSANet file nor a hszhao/semseg or mmsegmentation"):
         port.load(tmp_path / "x.pth")

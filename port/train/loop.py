@@ -31,6 +31,7 @@ from port.train.optim import build_optimizer
 from port.train.progress import Progress, Scalars, plot_history, write_history
 from port.train.recipe import Recipe
 from port.variants import Variant, eval_base_size
+from port.contracts import contract_of
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: parity tests (solver, distributed)
@@ -235,7 +236,7 @@ class Trainer:
             return None
         cfg = self.s.config
         base_size = self.s.val_base_size or eval_base_size(self.s.variant.dataset, {})
-        settings = InferenceSettings(cfg.crop, cfg.num_classes, base_size, SINGLE_SCALE, True)
+        settings = InferenceSettings(cfg.crop, cfg.num_classes, base_size, SINGLE_SCALE, True, contract=contract_of(cfg))
         self.model.eval()
         try:
             result = evaluate(self.model, self.val[: self.s.val_limit], self.codec, settings, self.world.device)
