@@ -26,7 +26,8 @@ class InputContract:
     def pad_rgb(self, sliding: bool) -> tuple[float, float, float]:
         """The RGB value an image is padded with (the mean; rounded for the Caffe release's sliding windows)."""
         if sliding and self.uint8_sliding_pad:
-            return tuple(float(int(m + 0.5)) for m in self.mean_rgb)  # type: ignore[return-value]  # uint8(): 124 117 104
+            # uint8(mean): 124, 117, 104
+            return tuple(float(int(m + 0.5)) for m in self.mean_rgb)  # type: ignore[return-value]
         return self.mean_rgb
 
     def normalise(self, rgb: torch.Tensor) -> torch.Tensor:

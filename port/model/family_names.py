@@ -88,7 +88,8 @@ def to_ours(state: Mapping[str, torch.Tensor], cfg: PSANetConfig) -> dict[str, t
     missing = [k for k in table if k not in state]
     extra = [k for k in state if k not in table and k not in counters(cfg)]
     if missing or extra:
-        part = f"lacks {', '.join(missing[:3])}" if missing else f"has tensors no {cfg.family} PSANet has: {', '.join(extra[:3])}"
+        part = (f"lacks {', '.join(missing[:3])}" if missing
+                else f"has tensors no {cfg.family} PSANet has: {', '.join(extra[:3])}")
         raise ValueError(f"the checkpoint {part} ({len(missing)} missing, {len(extra)} left over for its config)")
     return {ours: state[theirs] for theirs, ours in table.items()}
 

@@ -37,7 +37,9 @@ def _state_of(checkpoint: Mapping[str, Any], path: Path) -> dict[str, torch.Tens
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsFileError(f"{path}: no state_dict of tensors in the checkpoint")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    # half-precision saves widened to the float32 the model computes in (exactly)
+    return {k.removeprefix("module."): v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+            for k, v in state.items()}
 
 
 def _shape(state: Mapping[str, torch.Tensor], key: str, path: Path) -> tuple[int, ...]:
@@ -54,7 +56,8 @@ def infer_config(state: Mapping[str, torch.Tensor], family: str, path: Path, **c
     blocks = len({k[len(stage3):].split(".")[0] for k in state if k.startswith(stage3)})
     depth = next((d for d, b in STAGE_BLOCKS.items() if b[2] == blocks), None)
     if depth is None:
-        raise WeightsFileError(f"{path}: layer3 has {blocks} blocks; a PSANet trunk has 6 (ResNet-50) or 23 (ResNet-101)")
+        raise WeightsFileError(f"{path}: layer3 has {blocks} blocks; a PSANet trunk has 6 (ResNet-50) or 23 "
+                               "(ResNet-101)")
     divisor = 2048 // _shape(state, f"{trunk}layer4.0.conv3.weight", path)[0]  # > 1: a reduced-width test model
     stem = tuple(divisor * _shape(state, f"{STEM_PREFIX[family]}.{3 * i}.weight", path)[0] for i in range(3))
     cls = "cls.4" if family == "semseg" else "decode_head.conv_seg"
@@ -96,8 +99,8 @@ def read_foreign(
     if family is not None and family not in FAMILIES[1:]:
         raise WeightsFileError(f"--family must be one of {FAMILIES[1:]}, got {family!r}")
     if found is None:
-        raise WeightsFileError(f"{path} is neither a converted PSANet file nor a hszhao/semseg or mmsegmentation PSANet "
-                               "checkpoint (no layer0.*/cls.* or backbone.*/decode_head.* keys)")
+        raise WeightsFileError(f"{path} is neither a converted PSANet file nor a hszhao/semseg or mmsegmentation "
+                               "PSANet checkpoint (no layer0.*/cls.* or backbone.*/decode_head.* keys)")
     if family is not None and family != found:
         raise WeightsFileError(f"{path} is a {found} checkpoint, not {family}")
     cfg = infer_config(state, found, path, **changes)
