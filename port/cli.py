@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
 import torch
 
@@ -39,6 +40,30 @@ def require_weights_file(path: Path) -> None:
         raise UsageError(f"weights {path} is a directory, not a weights file")
     if not path.is_file():
         raise UsageError(f"weights file {path} does not exist")
+
+
+def _config_fields(text: str) -> dict[str, Any]:
+    """--config: a JSON object of PSANetConfig fields (lists stand for tuples)."""
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(fields, dict):
+        raise argparse.ArgumentTypeError(f'must be a JSON object like {{"branches": ["COLLECT"]}}, got {text!r}')
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+
+
+def add_family_options(parser: argparse.ArgumentParser) -> None:
+    """--family and --config, for a hszhao/semseg or mmsegmentation checkpoint given as --weights."""
+    parser.add_argument("--family", choices=("semseg", "mmseg"),
+                        help="the family of a PyTorch PSANet checkpoint (default: from its keys)")
+    parser.add_argument("--config", type=_config_fields, default={}, metavar="JSON",
+                        help="PSANetConfig fields such a checkpoint cannot state, e.g. '{\"branches\": [\"COLLECT\"]}'")
+
+
+def family_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments `port.load` takes from --family and --config."""
+    return {"family": args.family, **args.config}
 
 
 def require_device(device: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -51,12 +51,18 @@ class Segmentation:
         return [self.classes.names[i] for i in present(self.labels, len(self.classes))]
 
 
-def _network(weights: str | Path, backend: str | None) -> nn.Module:
-    """The PSANet of a weights file, or the runtime of an exported graph (with the attributes a PSANet has)."""
+def _network(weights: str | Path, backend: str | None, family: str | None, config: Mapping[str, Any]) -> nn.Module:
+    """The PSANet of a weights file (a semseg/mmseg checkpoint read with `family` and `config`), or the runtime of an
+    exported graph (with the attributes a PSANet has)."""
     from port.export.runtime import is_deployed, procedure_net
     from port.model.builders import load
 
-    return procedure_net(weights, backend) if is_deployed(weights) else load(weights)
+    if is_deployed(weights):
+        if family is not None or config:
+            raise ValueError(f"{weights} is an exported graph: its config is stored in it (family and config are for "
+                             "semseg and mmseg checkpoints)")
+        return procedure_net(weights, backend)
+    return load(weights, family, **config)
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:
@@ -100,8 +106,10 @@ class Segmenter:
         batch_size: int = 1,
         fast: bool = True,
         backend: str | None = None,
+        family: str | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
-        model = _network(weights, backend)
+        model = _network(weights, backend, family, config or {})
         dataset = model.variant.dataset if model.variant is not None else model.source.get("dataset")
         self.classes = model_classes(model.cfg.num_classes, model.source, dataset)
         base_size = eval_base_size(dataset, model.source) if base_size is None else base_size

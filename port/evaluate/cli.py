@@ -24,7 +24,15 @@ from port.evaluate.report import format_report
 from port.evaluate.runner import EvaluationResult, evaluate
 from port.export.graph import ExportError
 from port.export.runtime import BACKENDS, RuntimeNet, is_deployed, procedure_net
-from port.cli import OneLineParser, UsageError, require_device, require_positive, require_weights_file
+from port.cli import (
+    OneLineParser,
+    UsageError,
+    add_family_options,
+    family_options,
+    require_device,
+    require_positive,
+    require_weights_file,
+)
 from port.errors import first_line
 from port.io import WeightsFileError
 from port.variants import DATASETS, TABLE1, Variant, eval_base_size
@@ -43,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"{CUSTOM}: your own classes (needs --list; labels store class indices, 255 = ignored)")
     parser.add_argument("--data-root", required=True, type=Path)
     parser.add_argument("--weights", required=True, type=Path,
-                        help="converted .safetensors/.pth file, or a port.export graph (.onnx, OpenVINO .xml)")
+                        help="converted .safetensors/.pth file, a semseg or mmseg checkpoint (.pth), or a port.export graph "
+                             "(.onnx, OpenVINO .xml)")
     parser.add_argument("--backend", choices=BACKENDS, help="runtime of an exported graph (default: by its suffix)")
+    add_family_options(parser)
     parser.add_argument("--scales", default="ss", help="ss (default), ms, or e.g. 0.5,0.75,1")
     parser.add_argument("--no-flip", action="store_true", help="skip the left-right flipped pass")
     parser.add_argument("--base-size", type=int, help="long side at scale 1 (default: the dataset's 512 or 2048)")
@@ -128,7 +138,7 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
     from port.model import load  # imported late: the model package is only needed past argument checks
 
     try:
-        net = _deployed(args) if is_deployed(args.weights) else load(args.weights)
+        net = _deployed(args) if is_deployed(args.weights) else load(args.weights, **family_options(args))
     except WeightsFileError as exc:  # its message names the file
         raise UsageError(first_line(exc)) from exc
     except _LOAD_ERRORS as exc:

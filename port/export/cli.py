@@ -11,9 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from port.config import PSANetConfig
-from port.cli import OneLineParser, UsageError, raise_on_stop_signals, require_weights_file, run
+from port.cli import (
+    OneLineParser,
+    UsageError,
+    add_family_options,
+    family_options,
+    raise_on_stop_signals,
+    require_weights_file,
+    run,
+)
 from port.errors import first_line
-from port.export.graph import CONTRACTS, OUTPUTS, Contract, ExportError, fixed_by_architecture, side_step
+from port.export.graph import (
+    CONTRACTS,
+    OUTPUTS,
+    Contract,
+    ExportError,
+    fixed_by_architecture,
+    side_offset,
+    side_step,
+)
 
 PROG = "port.export"
 FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
@@ -22,7 +38,9 @@ FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     p = OneLineParser(PROG, __doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, type=Path, help="a .safetensors/.pth of caffe2torch or port.train")
+    p.add_argument("--weights", required=True, type=Path,
+                   help="a .safetensors/.pth of caffe2torch or port.train, or a semseg or mmseg checkpoint")
+    add_family_options(p)
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="onnx (.onnx) or openvino (.xml + .bin)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output file (.onnx, or .xml for openvino)")
     p.add_argument("--input", choices=CONTRACTS, default="caffe",
@@ -87,7 +105,7 @@ def _run(args: argparse.Namespace) -> str:
     from port.model import load
 
     try:
-        model = load(args.weights)
+        model = load(args.weights, **family_options(args))
     except WeightsFileError as exc:
         raise UsageError(first_line(exc)) from None
     size = tuple(args.size) if args.size else None
@@ -97,7 +115,7 @@ def _run(args: argparse.Namespace) -> str:
         size = (model.cfg.crop, model.cfg.crop)
         note = f" (fixed {size[0]}x{size[1]}: {reason}; --size for another)"
     try:
-        contract = Contract(args.input, args.output, size, side_step(model.cfg))
+        contract = Contract(args.input, args.output, size, side_step(model.cfg), side_offset(model.cfg))
         calibration = None
         if args.int8:
             calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg, contract)

@@ -38,8 +38,9 @@ class Contract:
 
     input: str = "caffe"
     output: str = "logits"
-    size: tuple[int, int] | None = None  # fixed (H, W), else dynamic sides of step·k+1
+    size: tuple[int, int] | None = None  # fixed (H, W), else dynamic sides of step·k+offset
     step: int = 8  # `side_step` of the model
+    offset: int = 1  # `side_offset` of the model
 
     def __post_init__(self) -> None:
         if self.input not in CONTRACTS:
@@ -49,21 +50,34 @@ class Contract:
         if self.size is not None:
             object.__setattr__(self, "size", tuple(self.size))
             for side in self.size:
-                check_side(side, self.step)
+                check_side(side, self.step, self.offset)
 
     def describe(self, cfg: PSANetConfig) -> str:
         """The graph's doc string: what to feed and what comes back."""
-        sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"H and W of {self.step}k+1, at least {MIN_SIDE}"
+        sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"H and W of {self.form}, at least {MIN_SIDE}"
         given = {"caffe": f"float32 N x 3 x H x W, {contract_of(cfg).describe()}",
                  "rgb": "uint8 N x H x W x 3, RGB"}[self.input]
         out = {"logits": "float32 N x C x H x W class scores", "labels": "int64 N x H x W class indices"}[self.output]
         return f"PSANet. Input 'image': {given}; {sides}; other sides are refused. Output '{self.output}': {out}."
+
+    @property
+    def form(self) -> str:
+        """The sides it takes, as text: "16k+1"."""
+        return f"{self.step}k+{self.offset}" if self.offset else f"{self.step}k"
 
 
 def side_step(cfg: PSANetConfig) -> int:
     """Input sides are step·k+1: 8 (output stride), 16 where PSA branches shrink conv5 by 2 and zoom back (odd map)."""
     shrinks = cfg.head == "psa" and bool(cfg.branches) and cfg.shrink_factor > 1
     return 8 * (cfg.shrink_factor if shrinks else 1)
+
+
+def side_offset(cfg: PSANetConfig) -> int:
+    """Sides are step·k+1, except for mmseg's resize rule: there the graph keeps the parity of its crop (step·k for
+    512, 512x1024 crops; step·k+1 for 769), because the rule branches on the parity of conv5's sides."""
+    if cfg.resize_rule == "mmseg" and cfg.crop % side_step(cfg) == 0:
+        return 0
+    return 1
 
 
 def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
@@ -75,13 +89,15 @@ def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
     return None
 
 
-def check_side(side: int, step: int) -> None:
-    """A side the network takes (step·k+1, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
-    if MIN_SIDE <= side <= MAX_SIDE and (side - 1) % step == 0:
+def check_side(side: int, step: int, offset: int = 1) -> None:
+    """A side the network takes (step·k+offset, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
+    if MIN_SIDE <= side <= MAX_SIDE and (side - offset) % step == 0:
         return
-    below = side - (side - 1) % step
-    nearest = [s for s in (below, below + step) if MIN_SIDE <= s <= MAX_SIDE] or [MIN_SIDE + (-(MIN_SIDE - 1)) % step]
-    raise ExportError(f"side {side} is not {step}k+1 in {MIN_SIDE}..{MAX_SIDE}: nearest {' and '.join(map(str, nearest))}")
+    below = side - (side - offset) % step
+    first = MIN_SIDE + (offset - MIN_SIDE) % step
+    nearest = [s for s in (below, below + step) if MIN_SIDE <= s <= MAX_SIDE] or [first]
+    form = f"{step}k+{offset}" if offset else f"{step}k"
+    raise ExportError(f"side {side} is not {form} in {MIN_SIDE}..{MAX_SIDE}: nearest {' and '.join(map(str, nearest))}")
 
 
 class DeployNet(nn.Module):
@@ -112,19 +128,20 @@ def example_input(contract: Contract, crop: int) -> torch.Tensor:
 def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
     dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=1024)}
     if contract.size is None:
-        step = contract.step
-        low, high = -(-(MIN_SIDE - 1) // step), (MAX_SIDE - 1) // step
+        step, offset = contract.step, contract.offset
+        low, high = -(-(MIN_SIDE - offset) // step), (MAX_SIDE - offset) // step
         rows, cols = (torch.export.Dim(f"{n}_blocks", min=low, max=high) for n in ("rows", "cols"))
         spatial = (2, 3) if contract.input == "caffe" else (1, 2)
-        dims.update({spatial[0]: step * rows + 1, spatial[1]: step * cols + 1})
+        dims.update({spatial[0]: step * rows + offset, spatial[1]: step * cols + offset})
     return {"image": dims}
 
 
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
     """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
     and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
-    if contract.step != side_step(model.cfg):
-        raise ExportError(f"this model takes sides of {side_step(model.cfg)}k+1, the contract says {contract.step}k+1")
+    expected = Contract(step=side_step(model.cfg), offset=side_offset(model.cfg))
+    if (contract.step, contract.offset) != (expected.step, expected.offset):
+        raise ExportError(f"this model takes sides of {expected.form}, the contract says {contract.form}")
     reason = fixed_by_architecture(model.cfg)
     if reason and contract.size is None:
         raise ExportError(f"this model exports at a fixed size only ({reason}): give the contract a size")

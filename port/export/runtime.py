@@ -96,7 +96,7 @@ class RuntimeNet(nn.Module):
         if self.contract.size is not None and tuple(sides) != self.contract.size:
             raise ExportError(f"this graph takes {self.contract.size[0]}x{self.contract.size[1]} inputs, got {tuple(sides)}")
         for side in sides:
-            check_side(int(side), self.contract.step)
+            check_side(int(side), self.contract.step, self.contract.offset)
         dtype = torch.uint8 if self.contract.input == "rgb" else torch.float32
         out = self.runner(image.detach().to("cpu", dtype).contiguous().numpy())
         return torch.from_numpy(np.ascontiguousarray(out))

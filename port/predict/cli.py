@@ -18,6 +18,7 @@ from tqdm import tqdm
 from port.cli import (
     OneLineParser,
     UsageError,
+    add_family_options,
     raise_on_stop_signals,
     require_device,
     require_positive,
@@ -37,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(PROG, __doc__.splitlines()[0])
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image, video or folder")
     p.add_argument("--weights", required=True, type=Path,
-                   help="a .safetensors/.pth of caffe2torch or port.train, or a port.export graph (.onnx, .xml)")
+                   help="a .safetensors/.pth of caffe2torch or port.train, a semseg or mmseg checkpoint, or a "
+                        "port.export graph (.onnx, .xml)")
+    add_family_options(p)
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")
     p.add_argument("--scales", default="ss", help="ss (default), ms (the authors' six) or e.g. 0.75,1,1.25")
     p.add_argument("--no-flip", action="store_true", help="skip the mirrored pass (about 2x faster)")
@@ -68,7 +71,8 @@ def _segmenter(args: argparse.Namespace, keep_memory: bool):
 
     try:
         seg = Segmenter(args.weights, device=args.device, scales=args.scales, flip=not args.no_flip,
-                        base_size=args.base_size, batch_size=args.batch_size, fast=not args.eager)
+                        base_size=args.base_size, batch_size=args.batch_size, fast=not args.eager,
+                        family=args.family, config=args.config)
     except ValueError as exc:  # WeightsFileError, ExportError, a scale or device the model cannot take
         raise UsageError(first_line(exc)) from None
     if keep_memory:

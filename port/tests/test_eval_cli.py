@@ -28,7 +28,7 @@ def weights(tmp_path: Path) -> Path:
 @pytest.fixture
 def constant_model(monkeypatch: pytest.MonkeyPatch) -> ConstantNet:
     net = ConstantNet(150, 465, 0)
-    monkeypatch.setattr(port.model, "load", lambda _path: net)
+    monkeypatch.setattr(port.model, "load", lambda _path, **_family: net)
     return net
 
 

@@ -99,7 +99,7 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.fixture
 def constant_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(port.model, "load", lambda _path: ConstantNet(150, 465, 0))
+    monkeypatch.setattr(port.model, "load", lambda _path, **_family: ConstantNet(150, 465, 0))
     path = tmp_path / "w.safetensors"
     path.write_bytes(b"stand-in; port.model.load is patched")
     return path

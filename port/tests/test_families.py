@@ -33,7 +33,7 @@ SIZES = {"semseg": [(65, 65), (81, 97)], "mmseg": [(64, 64), (65, 65), (72, 65),
 def _calibrated(family: str) -> PSANet:
     torch.manual_seed(0)
     model = PSANet(CONFIGS[family]).double()
-    calibrate_bn(model, torch.randn(2, 3, 65, 65, dtype=torch.float64) * 50)
+    calibrate_bn(model, torch.randn(2, 3, 65, 65, dtype=torch.float64))  # the contract's unit-scale inputs
     return model.eval()
 
 
@@ -116,7 +116,7 @@ def test_fast_path_and_float32_on_imported_models(family_model: tuple[PSANet, Pa
 
     model, path = family_model
     loaded = port.load(path)
-    x = torch.randn(1, 3, 65, 65) * 50
+    x = torch.randn(1, 3, 65, 65)
     with torch.no_grad():
         reference, fast = model(x.double()), for_inference(loaded)(x)
     assert (fast.double() - reference).abs().max() <= 1e-4 * reference.abs().max()
@@ -172,3 +172,25 @@ def test_refusals(family_model: tuple[PSANet, Path], tmp_path: Path) -> None:
         port.load(tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="odd in the Caffe layer"):
         PSANetConfig(mask_size=(6, 6))  # the Caffe layer's CHECK: odd masks only in the Caffe release
+
+
+def test_export_runs_in_onnxruntime(family_model: tuple[PSANet, Path], tmp_path: Path) -> None:
+    """One dynamic export per family, run at two sizes of its side form (mmseg: its 512 crop's 16k), within the
+    deploy issue's 1e-4 of max|logits|; the graph refuses the other parity."""
+    pytest.importorskip("onnxruntime")
+    from port.export.graph import Contract, ExportError, export_onnx, side_offset, side_step
+    from port.export.runtime import procedure_net
+
+    _, path = family_model
+    model = port.load(path)
+    contract = Contract(step=side_step(model.cfg), offset=side_offset(model.cfg))
+    assert contract.form == ("16k" if model.cfg.family == "mmseg" else "16k+1")
+    graph = procedure_net(export_onnx(model, tmp_path / "m.onnx", contract, {"source": model.source}), None)
+    assert graph.cfg == model.cfg
+    for side in (64, 96) if model.cfg.family == "mmseg" else (65, 97):
+        x = torch.randn(1, 3, side, side + 16)
+        with torch.no_grad():
+            expected, got = model(x), graph(x)
+        assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+    with pytest.raises(ExportError, match="is not 16k"):
+        graph(torch.randn(1, 3, 65, 65)) if model.cfg.family == "mmseg" else graph(torch.randn(1, 3, 64, 64))
