@@ -17,3 +17,17 @@ def torch2caffe() -> None:
     from converters.torch2caffe import main
 
     raise SystemExit(main())
+
+
+def family2torch() -> None:
+    exit_quietly_until_run("family2torch")
+    from converters.family2torch import main
+
+    raise SystemExit(main())
+
+
+def torch2mmseg() -> None:
+    exit_quietly_until_run("torch2mmseg")
+    from converters.torch2mmseg import main
+
+    raise SystemExit(main())

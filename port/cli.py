@@ -42,7 +42,7 @@ def require_weights_file(path: Path) -> None:
         raise UsageError(f"weights file {path} does not exist")
 
 
-def _config_fields(text: str) -> dict[str, Any]:
+def config_fields(text: str) -> dict[str, Any]:
     """--config: a JSON object of PSANetConfig fields (lists stand for tuples)."""
     try:
         fields = json.loads(text)
@@ -57,7 +57,7 @@ def add_family_options(parser: argparse.ArgumentParser) -> None:
     """--family and --config, for a hszhao/semseg or mmsegmentation checkpoint given as --weights."""
     parser.add_argument("--family", choices=("semseg", "mmseg"),
                         help="the family of a PyTorch PSANet checkpoint (default: from its keys)")
-    parser.add_argument("--config", type=_config_fields, default={}, metavar="JSON",
+    parser.add_argument("--config", type=config_fields, default={}, metavar="JSON",
                         help="PSANetConfig fields such a checkpoint cannot state, e.g. '{\"branches\": [\"COLLECT\"]}'")
 
 

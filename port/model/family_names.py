@@ -21,10 +21,9 @@ def _convbn(family: str, prefix: str) -> tuple[str, str]:
     return (f"{prefix}.conv", f"{prefix}.bn") if family == "mmseg" else (f"{prefix}.0", f"{prefix}.1")
 
 
-def _units(cfg: PSANetConfig) -> Iterator[tuple[str, str, str, str]]:
-    """(our module, their conv module, their BN module or "", kind) in network order; kind "convbn", "conv" or
-    "conv_bias" as in caffe_names."""
-    family = cfg.family
+def _units(cfg: PSANetConfig, family: str) -> Iterator[tuple[str, str, str, str]]:
+    """(our module, their conv module, their BN module or "", kind) in network order, in `family`'s names; kind
+    "convbn", "conv" or "conv_bias" as in caffe_names."""
     for i, (name, _) in enumerate(STEM):
         yield name, f"{STEM_PREFIX[family]}.{3 * i}", f"{STEM_PREFIX[family]}.{3 * i + 1}", "convbn"
     trunk = TRUNK_PREFIX[family]
@@ -61,14 +60,16 @@ def _units(cfg: PSANetConfig) -> Iterator[tuple[str, str, str, str]]:
         yield "conv6_aux", "aux.4" if family == "semseg" else "auxiliary_head.conv_seg", "", "conv_bias"
 
 
-def key_table(cfg: PSANetConfig) -> dict[str, str]:
-    """Their checkpoint key -> our state_dict key, every tensor of `cfg`'s PSANet once."""
-    if cfg.family not in STEM_PREFIX:
-        raise ValueError(f"no checkpoint key table for the {cfg.family!r} family (one of {sorted(STEM_PREFIX)})")
-    if cfg.head != "psa":
-        raise ValueError(f"the {cfg.family} family has PSA heads only, not {cfg.head!r}")
+def key_table(cfg: PSANetConfig, layout: str | None = None) -> dict[str, str]:
+    """Their checkpoint key -> our state_dict key, every tensor of `cfg`'s PSANet once, in the names of `layout`
+    (a family; default cfg's own: a Caffe-release model written for mmseg keeps its architecture, takes mmseg's names)."""
+    layout = layout or cfg.family
+    if layout not in STEM_PREFIX:
+        raise ValueError(f"no checkpoint key table for the {layout!r} family (one of {sorted(STEM_PREFIX)})")
+    if cfg.head != "psa" or not cfg.branches:
+        raise ValueError(f"{layout} checkpoints hold PSA heads only, not a {cfg.head!r} head without PSA branches")
     table: dict[str, str] = {}
-    for ours, conv, bn, kind in _units(cfg):
+    for ours, conv, bn, kind in _units(cfg, layout):
         if kind == "convbn":
             table[f"{conv}.weight"] = f"{ours}.conv.weight"
             table.update({f"{bn}.{blob}": f"{ours}.bn.{blob}" for blob in BN_BLOBS})
@@ -77,28 +78,28 @@ def key_table(cfg: PSANetConfig) -> dict[str, str]:
     return table
 
 
-def counters(cfg: PSANetConfig) -> set[str]:
+def counters(cfg: PSANetConfig, layout: str | None = None) -> set[str]:
     """Their BN step counters (`*.num_batches_tracked`), which carry no weights."""
-    return {key.rsplit(".", 1)[0] + "." + BN_EXTRA for key in key_table(cfg) if key.endswith(".running_var")}
+    return {key.rsplit(".", 1)[0] + "." + BN_EXTRA for key in key_table(cfg, layout) if key.endswith(".running_var")}
 
 
-def to_ours(state: Mapping[str, torch.Tensor], cfg: PSANetConfig) -> dict[str, torch.Tensor]:
+def to_ours(state: Mapping[str, torch.Tensor], cfg: PSANetConfig, layout: str | None = None) -> dict[str, torch.Tensor]:
     """Their state_dict in our names; ValueError naming what is missing or left over (step counters aside)."""
-    table = key_table(cfg)
+    table = key_table(cfg, layout)
     missing = [k for k in table if k not in state]
-    extra = [k for k in state if k not in table and k not in counters(cfg)]
+    extra = [k for k in state if k not in table and k not in counters(cfg, layout)]
     if missing or extra:
         part = (f"lacks {', '.join(missing[:3])}" if missing
-                else f"has tensors no {cfg.family} PSANet has: {', '.join(extra[:3])}")
+                else f"has tensors no {layout or cfg.family} PSANet has: {', '.join(extra[:3])}")
         raise ValueError(f"the checkpoint {part} ({len(missing)} missing, {len(extra)} left over for its config)")
     return {ours: state[theirs] for theirs, ours in table.items()}
 
 
-def to_theirs(state: Mapping[str, torch.Tensor], cfg: PSANetConfig) -> dict[str, torch.Tensor]:
-    """Our state_dict in the family's names, with zero step counters; every key of `state` used once."""
-    table = key_table(cfg)
+def to_theirs(state: Mapping[str, torch.Tensor], cfg: PSANetConfig, layout: str | None = None) -> dict[str, torch.Tensor]:
+    """Our state_dict in a family's names (`layout`, default cfg's), with zero step counters; every key used once."""
+    table = key_table(cfg, layout)
     if sorted(table.values()) != sorted(state):
-        raise ValueError(f"the state_dict does not match a {cfg.family} PSANet of its config")
+        raise ValueError("the state_dict does not match a PSANet of its config")
     out = {theirs: state[ours] for theirs, ours in table.items()}
-    out.update({key: torch.tensor(0, dtype=torch.int64) for key in counters(cfg)})
+    out.update({key: torch.tensor(0, dtype=torch.int64) for key in counters(cfg, layout)})
     return out

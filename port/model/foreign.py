@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import torch
 
 from port.config import FAMILIES, STAGE_BLOCKS, PSANetConfig
-from port.io import ForeignCheckpoint, WeightsFileError, read_weights
+from port.io import ForeignCheckpoint, WeightsFileError, config_from_file, read_weights
 from port.model.family_names import STEM_PREFIX, TRUNK_PREFIX, to_ours
 from port.variants import DATASETS
 
@@ -19,6 +19,7 @@ CROPS = {
     ("semseg", "ade20k"): 465, ("semseg", "voc2012"): 465, ("semseg", "cityscapes"): 705,
     ("mmseg", "ade20k"): 512, ("mmseg", "voc2012"): 512, ("mmseg", "cityscapes"): 769,
 }
+CONFIG_KEY = "psanet_config"  # meta entry of a checkpoint written by converters/torch2mmseg
 PYTORCH_BN_MOMENTUM = 0.9  # their momentum 0.1 in the Caffe convention CaffeBN uses
 
 
@@ -103,16 +104,22 @@ def read_foreign(
                                "PSANet checkpoint (no layer0.*/cls.* or backbone.*/decode_head.* keys)")
     if family is not None and family != found:
         raise WeightsFileError(f"{path} is a {found} checkpoint, not {family}")
-    cfg = infer_config(state, found, path, **changes)
+    meta = checkpoint.get("meta")
+    stored = meta.get(CONFIG_KEY) if isinstance(meta, dict) else None
+    if stored is not None:  # written by converters/torch2mmseg: the exact architecture, e.g. a Caffe release
+        if changes:
+            raise WeightsFileError(f"{path} states its config ({CONFIG_KEY}): --config is for checkpoints that do not")
+        cfg = config_from_file(stored, path)
+    else:
+        cfg = infer_config(state, found, path, **changes)
     try:
-        ours = to_ours(state, cfg)
+        ours = to_ours(state, cfg, found)
     except ValueError as err:
         raise WeightsFileError(f"{path}: {err}") from None
-    source = {"family": found, "file": path.name}
+    source: dict[str, Any] = {"family": cfg.family, "file": path.name}
     dataset = DATASET_OF_CLASSES.get(cfg.num_classes)
     if dataset:
         source["dataset"] = dataset
-    meta = checkpoint.get("meta")
     if isinstance(meta, dict) and isinstance(meta.get("dataset_meta"), dict):  # mmseg 1.x: the trained class names
         classes = meta["dataset_meta"].get("classes")
         if isinstance(classes, (list, tuple)) and len(classes) == cfg.num_classes:
