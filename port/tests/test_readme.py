@@ -22,12 +22,15 @@ README = (ROOT / "README.md").read_text()
 
 def _parsers() -> dict[str, Callable]:
     from converters.caffe2torch import _parser as caffe2torch
+    from converters.family2torch import _parser as family2torch
+    from converters.torch2mmseg import _parser as torch2mmseg
     from port.evaluate.cli import build_parser as evaluate
     from port.export.cli import build_parser as export
     from port.predict.cli import build_parser as predict
     from port.train.cli import build_parser as train
 
-    return {"caffe2torch": caffe2torch, "port.evaluate": evaluate, "port.predict": predict, "psanet-predict": predict,
+    return {"caffe2torch": caffe2torch, "family2torch": family2torch, "torch2mmseg": torch2mmseg,
+            "port.evaluate": evaluate, "port.predict": predict, "psanet-predict": predict,
             "port.train": train, "psanet-train": train, "port.export": export, "psanet-export": export}
 
 
