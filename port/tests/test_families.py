@@ -194,3 +194,15 @@ def test_export_runs_in_onnxruntime(family_model: tuple[PSANet, Path], tmp_path:
         assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
     with pytest.raises(ExportError, match="is not 16k"):
         graph(torch.randn(1, 3, 65, 65)) if model.cfg.family == "mmseg" else graph(torch.randn(1, 3, 64, 64))
+
+
+def test_the_trainer_refuses_other_families(family_model: tuple[PSANet, Path]) -> None:
+    """The trainer trains the Caffe release's network: another family's weights as --init are refused by name."""
+    from port.train.finetune import load_start, read_start
+
+    _, path = family_model
+    start = read_start(path)
+    assert start is not None and start.config.family == CONFIGS[start.config.family].family
+    target = PSANet(PSANetConfig(depth=50, num_classes=150, width_divisor=16))
+    with pytest.raises(ValueError, match=f"is a {start.config.family} PSANet; the trainer trains the Caffe release"):
+        load_start(target, start)

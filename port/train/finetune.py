@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from port.config import PSANetConfig
-from port.io import FORMAT, config_from_file, read_weights
+from port.io import FORMAT, WeightsFileError, config_from_file, read_weights
+from port.model.foreign import read_any
 from port.train import checkpoint as ckpt
 from port.train.optim import is_trunk
 
@@ -83,13 +84,21 @@ def read_start(path: Path) -> Start | None:
     if kind == "checkpoint":
         payload = ckpt.load_checkpoint(path)
         return Start(path, payload["model"], config_from_file(payload["config"], path))
-    return None
+    try:  # a semseg or mmseg PSANet checkpoint: a start, which load_start refuses by its family
+        state, config, _ = read_any(path)
+    except WeightsFileError:
+        return None  # an ImageNet trunk, or a file port.train.init names the problem of
+    return Start(path, state, config)
 
 
 @torch.no_grad()
 def load_start(model: nn.Module, start: Start) -> InitReport:
     """Copy every tensor of `start` whose name and shape fit `model`; ValueError when the trunk does not fit
     (another depth or width: fine-tuning keeps the trunk whole)."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and start.config.family != cfg.family:
+        raise ValueError(f"--init {start.path} is a {start.config.family} PSANet; the trainer trains the Caffe "
+                         "release's network (its stem, strides and head differ): evaluate, predict or export it instead")
     kept: list[str] = []
     initialised: list[tuple[str, str]] = []
     target = model.state_dict()
