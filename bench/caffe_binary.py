@@ -42,8 +42,10 @@ def source_line() -> str:
     path = binary()
     if path is None:
         return "Legacy Caffe: pycaffe (`import caffe`, legacy_caffe/build.sh)."
-    return (f"Legacy Caffe: caffe_bench at {path} ({ENV}; legacy_caffe/bench), the same Caffe calls as through pycaffe; "
-            "its peak RSS is that program's own.")
+    return (
+        f"Legacy Caffe: caffe_bench at {path} ({ENV}; legacy_caffe/bench), the same Caffe calls as through pycaffe; "
+        "its peak RSS is that program's own."
+    )
 
 
 def run(path: Path, command: str, *args: str, warmup: int, reps: int) -> dict[str, Any]:

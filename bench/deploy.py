@@ -154,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                 agree = _agreement(folder, mode, size) if mode != "fast" and "fast" in results else "–"
                 rows.append(f"| {size}² | {mode} | {r['seconds']:.2f} ({r['rounds']}) | {ratio} | {r['peak_gib']:.2f} "
                             f"| {agree} |")
-        print("| input | mode | s/image (rounds) | vs fast fp32 | peak RSS GiB | argmax agreement / max rel. diff vs fast |")
+        print(
+            "| input | mode | s/image (rounds) | vs fast fp32 | peak RSS GiB | argmax agreement / max rel. diff vs "
+            "fast |"
+        )
         print("|---|---|---|---|---|---|")
         print("\n".join(rows))
         if args.profile:

@@ -80,7 +80,9 @@ def check_lines(cases: list[Case]) -> list[str]:
             share = case.results.get(mode, {}).get("share")
             if share:
                 parts.append(f"PSA head share ({mode}) {share['head']:.1%} (PSA op alone {share['op']:.1%})")
-        spread = {m: r["seconds_by_round"]["1"] for m, r in case.results.items() if "1" in r.get("seconds_by_round", {})}
+        spread = {
+            m: r["seconds_by_round"]["1"] for m, r in case.results.items() if "1" in r.get("seconds_by_round", {})
+        }
         if spread:
             rounds = ", ".join(f"{m} {' / '.join(f'{t:.2f}' for t in times)}" for m, times in spread.items())
             parts.append(f"batch-1 s/image by round: {rounds}")
@@ -129,7 +131,9 @@ def target_lines(cases: list[Case], roof: dict[str, float], amx: bool) -> list[s
         fast_rss = batch_rss(case.results["fast"], "1") if "peak_rss" in case.results.get("fast", {}) else None
         batches = sorted({b for r in case.results.values() for b in r.get("seconds", {})}, key=int)
         for batch in batches:
-            eager, fast, frozen, bf16, int8 = (case.per_image(m, batch) for m in ("eager", "fast", "compile_frozen", "bf16", "int8"))
+            eager, fast, frozen, bf16, int8 = (
+                case.per_image(m, batch) for m in ("eager", "fast", "compile_frozen", "bf16", "int8")
+            )
             rows = [
                 ("fp32 fast ≥ 90% of fp32 roof", _ratio(case.gflops(fast), roof.get("fp32")), "%", 0.9),
                 ("eager ≥ 1.0× Caffe", _ratio(caffe, eager), "×", 1.0),
@@ -161,5 +165,10 @@ def gpu_lines(gpu: dict[str, Any] | None) -> list[str]:
         return ["GPU: not run (torch.cuda.is_available() is False on this machine)."]
     rates = gpu["images_per_s"]
     reference = 1000.0 / gpu["mmseg_v100_ms"]
-    cells = ", ".join(f"{name} {rate:.1f} images/s ({rate / reference:.2f}× mmseg V100)" for name, rate in rates.items())
-    return [f"GPU {gpu['device']}, PSANet101 ADE20K config at 513² (mmseg V100 R-101 512²: {reference:.1f} images/s): {cells}."]
+    cells = ", ".join(
+        f"{name} {rate:.1f} images/s ({rate / reference:.2f}× mmseg V100)" for name, rate in rates.items()
+    )
+    return [
+        f"GPU {gpu['device']}, PSANet101 ADE20K config at 513² (mmseg V100 R-101 512²: {reference:.1f} images/s): "
+        f"{cells}."
+    ]

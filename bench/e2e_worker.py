@@ -72,7 +72,11 @@ def cuda_mm_roof() -> dict[str, float]:
 
     roof = {}
     side = CUDA_MM_SIDE
-    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True), ("bf16", torch.bfloat16, True)):
+    for name, dtype, tf32 in (
+        ("fp32", torch.float32, False),
+        ("tf32", torch.float32, True),
+        ("bf16", torch.bfloat16, True),
+    ):
         torch.backends.cuda.matmul.allow_tf32 = tf32
         a, b = (torch.randn(side, side, device="cuda", dtype=dtype) for _ in range(2))
         roof[name] = 2 * side**3 / median_seconds(lambda: torch.mm(a, b), 3, 10, torch.cuda.synchronize) / 1e9

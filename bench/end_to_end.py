@@ -55,8 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="465² only, batch 1, 1 warm-up + 2 repetitions")
     p.add_argument("--depths", type=int, nargs="+", choices=(50, 101), default=[50, 101])
     p.add_argument("--sizes", type=int, nargs="+", choices=sorted(DATASET_OF_SIZE), default=[465, 705])
-    p.add_argument("--modes", nargs="+", choices=(*MODES, *GLIBC_MODES), default=list(MODES),
-                   help="eager_glibc / fast_glibc: eager / fast with PSANET_KEEP_FREED_MEMORY=0 (glibc's default malloc)")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=(*MODES, *GLIBC_MODES),
+        default=list(MODES),
+        help="eager_glibc / fast_glibc: eager / fast with PSANET_KEEP_FREED_MEMORY=0 (glibc's default malloc)",
+    )
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="port batch sizes (Caffe: always 1)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=3)
@@ -166,7 +171,9 @@ def compare(work: Path, case: Case) -> None:
     rel("compile_frozen", "fast")
     for mode in ("bf16", "int8"):
         if mode in logits and "fast" in logits:
-            case.checks[f"agreement {mode} vs fast"] = float((logits[mode].argmax(1) == logits["fast"].argmax(1)).mean())
+            case.checks[f"agreement {mode} vs fast"] = float(
+                (logits[mode].argmax(1) == logits["fast"].argmax(1)).mean()
+            )
 
 
 def best_roof(roof: dict[str, float], cases: list[Case]) -> dict[str, float]:
@@ -228,17 +235,21 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
     lines = [
         f"# PSANet end to end, legacy Caffe vs port ({datetime.date.today()})",
         "",
-        f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {model_name()}, {os.cpu_count()} cores; torch {torch.__version__}; "
+        f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {model_name()}, {os.cpu_count()} cores; torch "
+        f"{torch.__version__}; "
         f"{args.threads} threads for torch and for Caffe's OpenBLAS (OPENBLAS_NUM_THREADS); warm-up {args.warmup}, "
-        f"median of {args.reps}{rounds_text(args.rounds)}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"median of {args.reps}{rounds_text(args.rounds)}; load average before {load_before[0]:.2f}, after "
+        f"{os.getloadavg()[0]:.2f}; "
         f"wall time {wall / 60:.1f} min.",
         isa_line(),
         *args.skipped,
         *([caffe_binary.source_line()] if "caffe" in args.modes else []),
-        f"Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): {roof_text(roof)}. "
+        "Roof (the fastest torch.mm 4096² timed in this run, by the parent and after each worker's measurement): "
+        f"{roof_text(roof)}. "
         "Each mode ran in its own process; peak RSS is its VmHWM (ru_maxrss would include the parent's RSS, which "
         "Linux carries across fork + exec), model build and weights included, read at the end of the row's batch "
-        "(batch sizes run smallest first in one process, so a batch-1 row never includes batch 4); the fast modes load weights that "
+        "(batch sizes run smallest first in one process, so a batch-1 row never includes batch 4); the fast modes "
+        "load weights that "
         "port.optimize folded beforehand, as a deployment would ship them. % of roof: against that roof of the row's "
         "dtype. Speed ratios and targets use the times as measured, side by side in this run.",
         "",

@@ -54,7 +54,10 @@ def main() -> None:
     scale_sets = {"ss+flip": SINGLE_SCALE} if args.quick else {"ss+flip": SINGLE_SCALE, "ms+flip": MULTI_SCALE}
     device = torch.device(args.device)
     print(f"PSANet-{args.depth} width/{divisor}, random weights, {device}, {torch.get_num_threads()} threads")
-    print(f"{'input':>22s} {'scales':>8s} {'batch ' + str(args.batch_size) + ' img/s':>14s} {'batch 1 img/s':>14s} {'ratio':>6s}")
+    print(
+        f"{'input':>22s} {'scales':>8s} {'batch ' + str(args.batch_size) + ' img/s':>14s} {'batch 1 img/s':>14s} "
+        f"{'ratio':>6s}"
+    )
     for name, (rows, cols) in CASES.items():
         dataset = DATASETS[name]
         net = keep_freed_memory_after_first_forward(PSANet(dataset_config(name, args.depth, width_divisor=divisor)))
@@ -69,7 +72,10 @@ def main() -> None:
                     net(torch.zeros(batch, 3, dataset.crop, dataset.crop, device=device))
             batched = _seconds(net, image, settings(args.batch_size), device)
             single = _seconds(net, image, settings(1), device)
-            print(f"{name + f' {rows}x{cols}':>22s} {tag:>8s} {1 / batched:14.3f} {1 / single:14.3f} {single / batched:6.2f}")
+            print(
+                f"{name + f' {rows}x{cols}':>22s} {tag:>8s} {1 / batched:14.3f} {1 / single:14.3f} "
+                f"{single / batched:6.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e_worker import mm_roof  # noqa: E402
 from bench.capability import isa_line, missing_feature  # noqa: E402
+from bench.e2e_worker import mm_roof  # noqa: E402
 from bench.end_to_end import Parser  # noqa: E402
 from bench.onednn_verbose import capture, summary  # noqa: E402
 from bench.timing import median_seconds, module_times  # noqa: E402
@@ -107,7 +107,9 @@ def gemm_rates(shapes: set[Gemm], dtype_name: str) -> dict[Gemm, float]:
     return rates
 
 
-def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: bool) -> tuple[dict[str, list[Layer]], float, list[str]]:
+def profile(
+    size: int, dtype_name: str, reps: int, width_divisor: int, onednn: bool
+) -> tuple[dict[str, list[Layer]], float, list[str]]:
     """The layers of each layer type; the median forward time; the oneDNN kernel summary when `onednn`."""
     import torch
 
@@ -149,7 +151,8 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
         for hook in hooks:
             hook.remove()
         # the first eval forward turns keep_freed_memory on at its end (asked for above, as the CLIs ask), so the
-        # second still faults in fresh pages for its large blocks (the final zoom's 130 MB at 465²: 40 ms instead of 5); time the steady state
+        # second still faults in fresh pages for its large blocks (the final zoom's 130 MB at 465²: 40 ms instead of
+        # 5); time the steady state
         fast(x)
         totals = []
         with module_times({name: [module] for name, module in timed.items()}) as spent:
@@ -165,7 +168,9 @@ def profile(size: int, dtype_name: str, reps: int, width_divisor: int, onednn: b
     return groups, total, kernels
 
 
-def rows(groups: dict[str, list[Layer]], total: float, roof: float, bandwidth: float, rates: dict[Gemm, float]) -> list[str]:
+def rows(
+    groups: dict[str, list[Layer]], total: float, roof: float, bandwidth: float, rates: dict[Gemm, float]
+) -> list[str]:
     """The report's table: each layer type's time and share, GFLOP/s against the compute `roof` (GFLOP/s), FLOP
     per byte moved, and its time against its own roof (`rates`: torch.mm FLOP/s at each GEMM shape; memory-bound
     layers: bytes / `bandwidth` outlasts FLOPs / that rate)."""

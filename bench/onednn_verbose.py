@@ -66,7 +66,8 @@ def parse(line: str) -> Exec | None:
 
 
 def conv_shape(problem: str) -> str:
-    """1x1 / 3x3 / 3x3 dilated / 3x3 stride 2 ... from a convolution's problem descriptor (oneDNN's dh = dilation - 1)."""
+    """1x1 / 3x3 / 3x3 dilated / 3x3 stride 2 ... from a convolution's problem descriptor (oneDNN's dh = dilation -
+    1)."""
     match = PROBLEM.search(problem)
     if match is None:
         return "?"
@@ -87,7 +88,13 @@ def summary(execs: list[Exec], runs: int = 1, unit: str = "forward") -> list[str
     training step: `unit`); then the reorders."""
     groups: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
     for e in execs:
-        shape = conv_shape(e.problem) if e.primitive == "convolution" else layouts(e.memory) if e.primitive == "reorder" else ""
+        shape = (
+            conv_shape(e.problem)
+            if e.primitive == "convolution"
+            else layouts(e.memory)
+            if e.primitive == "reorder"
+            else ""
+        )
         groups[(e.primitive, e.kernel, e.prop, shape)].append(e.ms)
     total = sum(e.ms for e in execs) or 1.0
     lines = [

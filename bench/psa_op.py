@@ -83,7 +83,11 @@ def _gemm_floor(x: torch.Tensor, grad: torch.Tensor, backward: bool) -> Callable
 
 
 def _layer_call(
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, mask: torch.Tensor, grad: torch.Tensor, backward: bool
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    grad: torch.Tensor,
+    backward: bool,
 ) -> Callable[[], None]:
     """One inference call (no autograd), or one forward+backward."""
 
@@ -115,7 +119,9 @@ def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer repeats")
-    parser.add_argument("--worker", nargs=5, metavar=("METHOD", "DATASET", "N", "BACKWARD", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=5, metavar=("METHOD", "DATASET", "N", "BACKWARD", "REPEATS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         method, dataset, batch, backward, repeats = args.worker

@@ -124,7 +124,9 @@ def split(events: Any, layers: Seen, itemsize: int) -> tuple[Convs, Timed]:
 
 def gemms(convs: Convs) -> set[Gemm]:
     """Every GEMM shape of the step's convolutions."""
-    return {gemm for passes in convs.values() for group in passes.values() for layer in group for gemm, _ in layer.gemms}
+    return {
+        gemm for passes in convs.values() for group in passes.values() for layer in group for gemm, _ in layer.gemms
+    }
 
 
 def measure(prof: Any, seconds: float, layers: Seen, dtype_name: str, threads: int) -> dict[str, Any]:
@@ -141,7 +143,9 @@ def measure(prof: Any, seconds: float, layers: Seen, dtype_name: str, threads: i
     }
 
 
-def summarize(convs: Convs, timed: Timed, rates: dict[Gemm, float], bandwidth: float) -> dict[str, list[dict[str, Any]]]:
+def summarize(
+    convs: Convs, timed: Timed, rates: dict[Gemm, float], bandwidth: float
+) -> dict[str, list[dict[str, Any]]]:
     """Per convolution type and pass its seconds, FLOPs and own-roof seconds (`rates`: torch.mm FLOP/s per GEMM shape,
     `bandwidth`: bytes/s); the ops shown by time only; slowest first."""
 
@@ -169,7 +173,8 @@ def table(result: dict[str, Any]) -> list[str]:
     the ops shown by time only and the rest of the step."""
     total = result["seconds"]
     lines = [
-        "| layer type | layers | ms | share of step | fwd ms | fwd GFLOP/s | fwd % of own roof | bwd ms | bwd GFLOP/s | "
+        "| layer type | layers | ms | share of step | fwd ms | fwd GFLOP/s | fwd % of own roof | bwd ms | bwd GFLOP/s "
+        "| "
         "bwd % of own roof |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -181,7 +186,9 @@ def table(result: dict[str, Any]) -> list[str]:
             cells.append(f"{1e3 * s:.0f} | {flops / s / 1e9:.0f} | {100 * own / s:.0f}%" if s else "– | – | –")
         s = row["fwd"]["seconds"] + row["bwd"]["seconds"]
         counted += s
-        lines.append(f"| {row['type']} | {row['layers']} | {1e3 * s:.0f} | {100 * s / total:.1f}% | {' | '.join(cells)} |")
+        lines.append(
+            f"| {row['type']} | {row['layers']} | {1e3 * s:.0f} | {100 * s / total:.1f}% | {' | '.join(cells)} |"
+        )
     for row in result["others"]:
         fwd, bwd = row["fwd"]["seconds"], row["bwd"]["seconds"]
         s = fwd + bwd + row["update"]["seconds"]
@@ -197,7 +204,8 @@ def header(result: dict[str, Any], mode: str) -> str:
     """What the table of one mode was measured against."""
     low, high = result["rates"]
     return (
-        f"{mode}, one profiled step {result['seconds']:.2f} s (profiler included); convolutions in {result['dtype']}; own "
+        f"{mode}, one profiled step {result['seconds']:.2f} s (profiler included); convolutions in {result['dtype']}; "
+        "own "
         f"roofs from torch.mm at their GEMM shapes ({low / 1e9:.0f}–{high / 1e9:.0f} GFLOP/s) and a "
         f"{result['bandwidth'] / 1e9:.1f} GB/s memory roof (1 GiB copy):"
     )

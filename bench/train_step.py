@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import caffe_binary, train_layers  # noqa: E402
-from bench.e2e_report import GIB  # noqa: E402
 from bench.capability import isa_line, model_name, roof_text, runnable_modes  # noqa: E402
+from bench.e2e_report import GIB  # noqa: E402
 from bench.end_to_end import Parser, run_worker, write_report  # noqa: E402
 from port import cpu  # noqa: E402
 
@@ -131,7 +131,9 @@ def prepare(work: Path, name: str, seed: int, width_divisor: int, batch: int) ->
     save_caffemodel(work / "weights.caffemodel", model.state_dict(), cfg)
     (work / "train.prototxt").write_text(train_text(name, cfg, batch=batch))
     recipe = recipe_for("caffe", model.variant.dataset)
-    (work / "solver.prototxt").write_text(solver_text(work / "train.prototxt", Schedule("poly", recipe.iterations, recipe.power)))
+    (work / "solver.prototxt").write_text(
+        solver_text(work / "train.prototxt", Schedule("poly", recipe.iterations, recipe.power))
+    )
     rng = np.random.default_rng(seed)
     # Mean-subtracted BGR pixels span roughly +-128; labels uniform over the classes, 10% ignored.
     np.save(work / "input.npy", rng.uniform(-128, 128, (batch, 3, cfg.crop, cfg.crop)).astype(np.float32))
@@ -146,7 +148,9 @@ def roof_key(mode: str) -> str:
     return "bf16" if mode.startswith("bf16") else "tf32" if mode == "tf32" else "fp32"
 
 
-def mode_rows(results: dict[str, dict[str, Any]], header: str, cells: Callable[[str, dict[str, Any]], str]) -> list[str]:
+def mode_rows(
+    results: dict[str, dict[str, Any]], header: str, cells: Callable[[str, dict[str, Any]], str]
+) -> list[str]:
     """A markdown table with `header`: per mode its name and `cells(mode, result)`, or the error it failed with."""
     columns = header.count("|") - 1
     lines = [header, "|" + "---|" * columns]
@@ -159,7 +163,8 @@ def mode_rows(results: dict[str, dict[str, Any]], header: str, cells: Callable[[
 
 
 def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float]) -> list[str]:
-    """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's (`flops`: one step's)."""
+    """One row per mode: s/step, ratio to Caffe, GFLOP/s, % of roof, peak RSS and its ratio to Caffe's (`flops`: one
+    step's)."""
     caffe = results.get("caffe", {})
 
     def cells(mode: str, result: dict[str, Any]) -> str:
@@ -168,15 +173,21 @@ def table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, floa
         memory = f"{100 * rss / caffe['peak_rss']:.0f}%" if "peak_rss" in caffe else "–"
         gflops = flops / s / 1e9
         return (
-            f"{s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / roof[roof_key(mode)]:.0f}% | {rss / GIB:.2f} | {memory} | "
+            f"{s:.2f} | {speed} | {gflops:.0f} | {100 * gflops / roof[roof_key(mode)]:.0f}% | {rss / GIB:.2f} | "
+            f"{memory} | "
             f"{result['loss']:.3f}"
         )
 
-    header = "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe | last loss (main + aux) |"
+    header = (
+        "| mode | s/step | speed vs Caffe | fwd+bwd GFLOP/s | % of roof | peak RSS GiB | RSS vs Caffe "
+        "| last loss (main + aux) |"
+    )
     return mode_rows(results, header, cells)
 
 
-def gpu_table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float], batch: int, images: int) -> list[str]:
+def gpu_table(
+    results: dict[str, dict[str, Any]], flops: float, roof: dict[str, float], batch: int, images: int
+) -> list[str]:
     """One row per CUDA mode: ms/step, images/s, TFLOP/s and % of its dtype's roof, peak GPU memory, and the GPU-hours
     of a recipe that trains on `images` images (compute alone: no gradient all-reduce, no data loading)."""
 
@@ -188,7 +199,10 @@ def gpu_table(results: dict[str, dict[str, Any]], flops: float, roof: dict[str, 
             f"{result['peak_gpu'] / GIB:.1f} | {images / batch * s / 3600:.0f} | {result['loss']:.3f}"
         )
 
-    header = "| mode | ms/step | images/s | fwd+bwd TFLOP/s | % of roof | peak GPU GiB | GPU-hours of the recipe | last loss |"
+    header = (
+        "| mode | ms/step | images/s | fwd+bwd TFLOP/s | % of roof | peak GPU GiB | GPU-hours of the recipe "
+        "| last loss |"
+    )
     return mode_rows(results, header, cells)
 
 
@@ -204,11 +218,17 @@ def target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     for mode, goal in goals.items():
         if "seconds" in results.get(mode, {}):
             got = caffe["seconds"] / results[mode]["seconds"]
-            lines.append(f"- {mode}: {got:.2f}× Caffe, target ≥ {goal}× — {'met' if got >= goal else f'missed by {goal / got:.2f}×'}")
+            lines.append(
+                f"- {mode}: {got:.2f}× Caffe, target ≥ {goal}× — "
+                f"{'met' if got >= goal else f'missed by {goal / got:.2f}×'}"
+            )
     for mode, result in results.items():
         if mode != "caffe" and "peak_rss" in result:
             share = result["peak_rss"] / caffe["peak_rss"]
-            lines.append(f"- {mode} peak RSS {100 * share:.0f}% of Caffe's, target ≤ 50% — {'met' if share <= TARGETS['memory'] else 'missed'}")
+            lines.append(
+                f"- {mode} peak RSS {100 * share:.0f}% of Caffe's, target ≤ 50% — "
+                f"{'met' if share <= TARGETS['memory'] else 'missed'}"
+            )
     return lines
 
 
@@ -221,7 +241,12 @@ def profile_lines(results: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(f"- {mode} self time by op: {top}")
     for mode, result in results.items():
         if "layers" in result:
-            lines += ["", "By layer type, " + train_layers.header(result["layers"], mode), "", *train_layers.table(result["layers"])]
+            lines += [
+                "",
+                "By layer type, " + train_layers.header(result["layers"], mode),
+                "",
+                *train_layers.table(result["layers"]),
+            ]
     return ["Profile of one step (torch.profiler):", *lines] if lines else []
 
 
@@ -269,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     recipe = recipe_for("caffe", dataset)
     if cuda:
         where = f"{torch.cuda.get_device_name()}; torch {torch.__version__}, CUDA {torch.version.cuda}"
-        roofs_line = f"(fastest torch.mm 8192² of the run) {', '.join(f'{d} {roof[d] / 1e3:.0f}' for d in dtypes)} TFLOP/s."
+        roofs_line = (
+            f"(fastest torch.mm 8192² of the run) {', '.join(f'{d} {roof[d] / 1e3:.0f}' for d in dtypes)} TFLOP/s."
+        )
         body = [
             *gpu_table(results, flops, roof, args.batch, recipe.iterations * recipe.batch_size),
             "",
@@ -284,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# PSANet training step, {'the port on CUDA' if cuda else 'legacy Caffe vs port'} ({datetime.date.today()})",
         "",
         f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch "
-        f"{args.batch}; {where}; warm-up {args.warmup}, median of {args.reps}; load average before {load_before[0]:.2f}, "
+        f"{args.batch}; {where}; warm-up {args.warmup}, median of {args.reps}; load average before "
+        f"{load_before[0]:.2f}, "
         f"after {os.getloadavg()[0]:.2f}; wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward "
         f"{flops / 1e9:.0f} GFLOP per step; roof {roofs_line}",
         isa_line(),

@@ -1,7 +1,10 @@
-"""One training-step measurement of bench/train_step.py in a process of its own: `python bench/train_worker.py '<json>'`.
+"""One training-step measurement of bench/train_step.py in a process of its own: `python bench/train_worker.py
+'<json>'`.
 
-Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS (VmHWM;
-on CUDA also the peak of allocated GPU memory), the torch.mm roof measured right after, and (with "profile") the self-time
+Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS
+(VmHWM;
+on CUDA also the peak of allocated GPU memory), the torch.mm roof measured right after, and (with "profile") the
+self-time
 share of the top operator types and, on the CPU, the step by layer type (bench/train_layers.py); with "onednn" (CPU),
 the oneDNN kernels one more step ran, by pass and layer shape, and its reorders (bench/onednn_verbose.py).
 Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, bf16 (autocast to bfloat16), tf32
@@ -68,8 +71,8 @@ def port_step(job: dict[str, Any]) -> tuple[Any, dict[str, float], Any]:
     from port.config import PSANetConfig
     from port.model import PSANet
     from port.train.distributed import convert_sync_bn
-    from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
     from port.train.loop import memory_format
+    from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
     from port.train.optim import build_optimizer
     from port.train.recipe import recipe_for
 

@@ -16,9 +16,9 @@ if __name__ == "__main__":  # run as a tool: stop signals end it with one line a
 import torch
 from tqdm import tqdm
 
-from converters.cli import check_input, run_cli, write_output
 from converters.caffemodel import iter_layers
 from converters.check import check_against_prototxt
+from converters.cli import check_input, run_cli, write_output
 from converters.infer import Hints, infer_config
 from converters.mapping import layers_to_state
 from converters.pspnet_aux import with_our_aux_names
@@ -67,13 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="output .safetensors (default: beside the input) or .pth")
     p.add_argument("--prototxt", type=Path, help="network definition to check names, widths and PSA params against")
     p.add_argument("--variant", choices=sorted(VARIANTS), metavar="NAME", help="registered variant the file must match")
-    p.add_argument("--dataset", choices=sorted(DATASETS), help="dataset (crop, shrink) when the class count is not enough")
+    p.add_argument(
+        "--dataset", choices=sorted(DATASETS), help="dataset (crop, shrink) when the class count is not enough"
+    )
     p.add_argument("--crop", type=int, help="input side the model was defined for (8k+1)")
     p.add_argument("--shrink-factor", type=int, help="PSA input shrink (1: none)")
     mask = p.add_mutually_exclusive_group()
-    mask.add_argument("--compact", action="store_const", const=True, dest="compact", help="mask is the compact h*w form")
-    mask.add_argument("--windowed", action="store_const", const=False, dest="compact", help="mask is an over-complete window")
-    p.add_argument("--allow-nonfinite", action="store_true", help="convert NaN/Inf weights, negative BN variances (warns)")
+    mask.add_argument(
+        "--compact", action="store_const", const=True, dest="compact", help="mask is the compact h*w form"
+    )
+    mask.add_argument(
+        "--windowed", action="store_const", const=False, dest="compact", help="mask is an over-complete window"
+    )
+    p.add_argument(
+        "--allow-nonfinite", action="store_true", help="convert NaN/Inf weights, negative BN variances (warns)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no summary, no progress bar")
     return p
 

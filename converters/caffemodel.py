@@ -18,7 +18,17 @@ import numpy as np
 from port.atomic import atomic_output
 
 NET_NAME, NET_V1_LAYERS, NET_LAYER = 1, 2, 100
-NET_KNOWN = {1, 2, 3, 4, 5, 6, 7, 8, 100}  # name, layers, input, input_dim, force_backward, state, debug_info, input_shape
+NET_KNOWN = {
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    100,
+}  # name, layers, input, input_dim, force_backward, state, debug_info, input_shape
 LAYER_FIELDS = {NET_LAYER: (1, 2, 7), NET_V1_LAYERS: (4, 5, 6)}  # (name, type, blobs) field numbers
 V1_TYPES = {4: "Convolution", 14: "InnerProduct"}  # the only legacy enum values a PSANet could carry weights in
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5

@@ -43,7 +43,8 @@ def _print_lines(lines: Iterable[str]) -> None:
 
 
 def run_cli(prog: str, body: Callable[[], Iterable[str]]) -> int:
-    """Run `body` (its returned lines go to stdout afterwards); 0 on success, else one error line and 2 (or 128+signal)."""
+    """Run `body` (its returned lines go to stdout afterwards); 0 on success, else one error line and 2 (or
+    128+signal)."""
     main = threading.current_thread() is threading.main_thread()
     handlers = {s: signal.signal(s, raise_interrupted) for s in STOP_SIGNALS} if main else {}
     try:

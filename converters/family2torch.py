@@ -24,7 +24,9 @@ from port.model.loading import check_state
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="family2torch", description=__doc__)
     p.add_argument("checkpoint", type=Path, help="a semseg (train.py) or mmseg checkpoint .pth")
-    p.add_argument("-o", "--output", type=Path, help="output .safetensors or .pth (default: NAME.safetensors beside it)")
+    p.add_argument(
+        "-o", "--output", type=Path, help="output .safetensors or .pth (default: NAME.safetensors beside it)"
+    )
     add_family_options(p)
     return p
 

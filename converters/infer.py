@@ -81,7 +81,10 @@ def _from_weights(shapes: Shapes) -> dict[str, Any]:
 def _input_size(net: Message) -> tuple[int, int] | None:
     """(height, width) of the first network input, from `input_dim`s, `input_shape` or an Input layer."""
     shapes = values(net, "input_shape") or [
-        shape for layer in layers(net) if value(layer, "type") == "Input" for shape in values(layer, "input_param.shape")
+        shape
+        for layer in layers(net)
+        if value(layer, "type") == "Input"
+        for shape in values(layer, "input_param.shape")
     ]
     dims = values(net, "input_dim")[:4] or (values(shapes[0], "dim") if shapes else [])
     return (int(dims[2]), int(dims[3])) if len(dims) == 4 else None
@@ -98,7 +101,9 @@ def _from_prototxt(net: Message) -> dict[str, Any]:
     named = named_layers(net)
     psa = [layer for layer in named.values() if value(layer, "type") == "PointwiseSpatialAttention"]
     if psa:
-        shrinks = [layer for name, layer in named.items() if value(layer, "type") == "Interp" and name.endswith("_shrink")]
+        shrinks = [
+            layer for name, layer in named.items() if value(layer, "type") == "Interp" and name.endswith("_shrink")
+        ]
         found["shrink_factor"] = int(value(shrinks[0], "interp_param.shrink_factor", 1)) if shrinks else 1
         p = value(psa[0], "pointwise_spatial_attention_param", [])
         found["softmax"] = bool(value(p, "is_softmax", False))
@@ -158,14 +163,18 @@ def _psp_crop(found: dict[str, Any], stated: dict[str, Any], hints: Hints) -> in
             raise ConversionError(f"the caffemodel is a PSPNet, variant {hints.variant!r} is not")
         for key in ("depth", "num_classes"):
             if getattr(base.config, key) != found[key]:
-                raise ConversionError(f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base.config, key)}")
+                raise ConversionError(
+                    f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base.config, key)}"
+                )
         candidates = [base]
     else:
         candidates = [v for v in psp.values() if v.config.num_classes == found["num_classes"]
                       and (hints.dataset is None or v.dataset == hints.dataset)]
     crop = hints.crop or stated.get("crop") or (candidates[0].config.crop if len(candidates) == 1 else None)
     if crop is None:
-        raise ConversionError(f"cannot tell the crop of a {found['num_classes']}-class PSPNet: pass --crop, --variant or --prototxt")
+        raise ConversionError(
+            f"cannot tell the crop of a {found['num_classes']}-class PSPNet: pass --crop, --variant or --prototxt"
+        )
     return crop
 
 
@@ -190,7 +199,9 @@ def _infer_psp(shapes: Shapes, found: dict[str, Any], hints: Hints) -> PSANetCon
         raise ConversionError("unknown architecture: both PSPNet pyramid pooling and PSA layers")
     levels = {int(m.group(1)) for name in shapes if (m := _PSP_LEVEL.fullmatch(name))}
     if levels != set(PSP_BINS):
-        raise ConversionError(f"unknown architecture: PSPNet pyramid levels {sorted(levels)}, expected {list(PSP_BINS)}")
+        raise ConversionError(
+            f"unknown architecture: PSPNet pyramid levels {sorted(levels)}, expected {list(PSP_BINS)}"
+        )
     if hints.shrink_factor is not None or hints.compact is not None:
         raise ConversionError("the caffemodel is a PSPNet: --shrink-factor, --compact and --windowed do not apply")
     stated = _from_prototxt(hints.prototxt) if hints.prototxt is not None else {}
@@ -218,12 +229,16 @@ def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
         base = VARIANTS[hints.variant].config
         for key in ("head", "depth", "num_classes", "branches"):
             if getattr(base, key) != found[key]:
-                raise ConversionError(f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base, key)}")
+                raise ConversionError(
+                    f"caffemodel has {key}={found[key]}, variant {hints.variant} has {getattr(base, key)}"
+                )
         dataset_fields = {"crop": base.crop, "shrink_factor": base.shrink_factor}
         if hints.compact is None:
             hints = Hints(**{**hints.__dict__, "compact": base.compact})
     else:
-        dataset = hints.dataset or next((d.name for d in DATASETS.values() if d.num_classes == found["num_classes"]), None)
+        dataset = hints.dataset or next(
+            (d.name for d in DATASETS.values() if d.num_classes == found["num_classes"]), None
+        )
         if dataset is not None and dataset not in DATASETS:
             raise ConversionError(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
         d = DATASETS.get(dataset) if dataset else None
@@ -233,7 +248,10 @@ def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
         if value is None:
             value = stated.get(key, dataset_fields.get(key))
         if value is None:
-            raise ConversionError(f"cannot tell the {key} of a {found['num_classes']}-class model: pass --{key.replace('_', '-')}, --variant or --prototxt")
+            raise ConversionError(
+                f"cannot tell the {key} of a {found['num_classes']}-class model: pass --{key.replace('_', '-')}, "
+                "--variant or --prototxt"
+            )
         dataset_fields[key] = value
     compact = hints.compact if hints.compact is not None else stated.get("compact")
     cfg = PSANetConfig(
@@ -256,7 +274,9 @@ def infer_config(shapes: Shapes, hints: Hints) -> PSANetConfig:
             is_compact, mask_size = _mask(found["mask_channels"], cfg.psa_input_size[0], compact, crop_known)
             cfg = cfg.with_(mask_size=mask_size, compact=is_compact)
         if cfg.mask_channels != found["mask_channels"]:
-            raise ConversionError(f"PSA_*_fc2 has {found['mask_channels']} outputs; the prototxt's mask needs {cfg.mask_channels}")
+            raise ConversionError(
+                f"PSA_*_fc2 has {found['mask_channels']} outputs; the prototxt's mask needs {cfg.mask_channels}"
+            )
     if "normalization_factor" in stated:
         factor = stated["normalization_factor"]
         cfg = cfg.with_(normalization_factor=float(cfg.mask_channels if factor is None else factor))

@@ -1,4 +1,6 @@
-"""Caffe layers <-> PSANet state_dict through the one table in `port.model.caffe_names`, nothing left over either way."""
+"""Caffe layers <-> PSANet state_dict through the one table in `port.model.caffe_names`, nothing left over either
+way."""
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -42,7 +44,9 @@ def layers_to_state(layers: list[Layer], model: PSANet) -> dict[str, torch.Tenso
         if layer.type and layer.type != spec.type:
             raise ConversionError(f"layer {spec.name!r} is a {layer.type}, expected {spec.type}")
         if len(layer.blobs) != len(spec.keys):
-            hint = " (the fork's BN stores slope, bias, mean, variance; another fork's BN?)" if spec.type == "BN" else ""
+            hint = (
+                " (the fork's BN stores slope, bias, mean, variance; another fork's BN?)" if spec.type == "BN" else ""
+            )
             raise ConversionError(f"layer {spec.name!r} has {len(layer.blobs)} blobs, expected {len(spec.keys)}{hint}")
         for index, (blob, key) in enumerate(zip(layer.blobs, spec.keys)):
             want = _expected_blob_shape(spec.type, expected[key])

@@ -14,8 +14,8 @@ if __name__ == "__main__":  # run as a tool: stop signals end it with one line a
 
 import torch
 
-from converters.cli import check_input, run_cli, write_output
 from converters.caffemodel import write_caffemodel
+from converters.cli import check_input, run_cli, write_output
 from converters.mapping import state_to_layers
 from converters.values import check_values
 from port.config import PSANetConfig
@@ -41,12 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="torch2caffe", description=__doc__)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("weights", nargs="?", type=Path, help="a file written by caffe2torch / port.io")
-    source.add_argument("--variant", choices=sorted(VARIANTS), metavar="NAME", help="fresh weights of a registered variant")
+    source.add_argument(
+        "--variant", choices=sorted(VARIANTS), metavar="NAME", help="fresh weights of a registered variant"
+    )
     p.add_argument("-o", "--output", type=Path, help="output .caffemodel (default: beside the input / NAME.caffemodel)")
     p.add_argument("--width-divisor", type=int, default=1, help="with --variant: thinner test network")
     p.add_argument("--aux", action="store_true", help="with --variant: include the aux branch")
     p.add_argument("--seed", type=int, default=0, help="with --variant: random seed")
-    p.add_argument("--allow-nonfinite", action="store_true", help="write NaN/Inf weights, negative BN variances (warns)")
+    p.add_argument(
+        "--allow-nonfinite", action="store_true", help="write NaN/Inf weights, negative BN variances (warns)"
+    )
     return p
 
 

@@ -1,1 +1,2 @@
-"""Layer-by-layer parity of the PyTorch port against the legacy Caffe (live) and against recorded Caffe blobs (fixtures)."""
+"""Layer-by-layer parity of the PyTorch port against the legacy Caffe (live) and against recorded Caffe blobs
+(fixtures)."""

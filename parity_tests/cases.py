@@ -51,7 +51,9 @@ def odd_sizes(name: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 RELEASED_AT_CROP = [Case(v.name, 1, v.config.crop, v.config.crop) for v in RELEASED]
 # NonLocal has no Caffe definition (its oracle is a direct loop in port/tests/test_heads.py).
-ABLATIONS_SMALL = [Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released and has_definition(v.config)]
+ABLATIONS_SMALL = [
+    Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released and has_definition(v.config)
+]
 SHAPES_SUBSET = [
     Case("psanet50_ade20k_465", 2, *odd_sizes("psanet50_ade20k_465")[0]),
     Case("psanet50_voc2012_465", 2, *odd_sizes("psanet50_voc2012_465")[0]),
@@ -67,7 +69,8 @@ DEFAULT = RELEASED_AT_CROP + ABLATIONS_SMALL + SHAPES_SUBSET + PSPNET
 
 
 def sweep() -> list[Case]:
-    """Every variant with a definition at crop, non-square and odd sizes, batch 1 and 2 (tied to the crop: crop only)."""
+    """Every variant with a definition at crop, non-square and odd sizes, batch 1 and 2 (tied to the crop: crop
+    only)."""
     cases = []
     for name, variant in VARIANTS.items():
         if not has_definition(variant.config):

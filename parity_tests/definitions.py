@@ -57,7 +57,9 @@ def layer_params(text: str) -> dict[str, list[tuple[float, float]]]:
     """Layer name -> (lr_mult, decay_mult) per blob, as the definition states them."""
     found: dict[str, list[tuple[float, float]]] = {}
     for layer in layers(parse(text)):
-        mults = [(float(value(p, "lr_mult", 1.0)), float(value(p, "decay_mult", 1.0))) for k, p in layer if k == "param"]
+        mults = [
+            (float(value(p, "lr_mult", 1.0)), float(value(p, "decay_mult", 1.0))) for k, p in layer if k == "param"
+        ]
         if mults:
             found[str(value(layer, "name"))] = mults
     return found

@@ -5,7 +5,8 @@ mask and change its gradient by the whole incoming gradient, not by a rounding e
 ResNet-50 ADE20K solver case (width/16, iteration 1): two of conv5_4's 5184 elements had opposite signs in
 fp64 and Caffe (one -2.7e-4 in fp64, positive in Caffe, whose forward there was 2e-4 of max|x| from fp64, as
 PyTorch fp32's was), which put 8.6% of a gradient's max into the trunk's BN weights; with Caffe's mask on
-conv5_4 the worst error fell to 0.14%. `KinkReLU` gives the PyTorch runs Caffe's mask inside a narrow band around 0 and its own sign
+conv5_4 the worst error fell to 0.14%. `KinkReLU` gives the PyTorch runs Caffe's mask inside a narrow band around 0 and
+its own sign
 outside it, so a flip that rounding cannot explain still shows as a gradient error.
 """
 from __future__ import annotations
@@ -37,7 +38,9 @@ class KinkReLU(nn.Module):
         if self.caffe_positive is None:
             return x * own
         if self.caffe_positive.shape != x.shape:
-            raise ValueError(f"Caffe blob {self.blob} {tuple(self.caffe_positive.shape)} vs ReLU input {tuple(x.shape)}")
+            raise ValueError(
+                f"Caffe blob {self.blob} {tuple(self.caffe_positive.shape)} vs ReLU input {tuple(x.shape)}"
+            )
         near = x.abs() <= KINK_BAND * x.detach().abs().max()
         mask = torch.where(near, self.caffe_positive, own)
         self.adopted = int((mask != own).sum())

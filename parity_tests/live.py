@@ -1,4 +1,6 @@
-"""One live parity run: Caffe net with random weights -> caffemodel -> caffe2torch CLI -> port.load -> blob comparison."""
+"""One live parity run: Caffe net with random weights -> caffemodel -> caffe2torch CLI -> port.load -> blob
+comparison."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +12,7 @@ import numpy as np
 from parity_tests.compare import Result, named_blobs, parity
 from parity_tests.conversion import load_converted
 from parity_tests.definitions import input_shapes, producer_types, with_inputs, write
-from parity_tests.random_weights import randomize, random_input
+from parity_tests.random_weights import random_input, randomize
 
 
 def caffe_module() -> Any:

@@ -94,7 +94,9 @@ def node_errors(program, image: torch.Tensor) -> list[NodeError]:
                 if value is None or value.dtype.kind == "f":
                     break
             feeds[name] = value
-            inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape))
+            inputs.append(
+                helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
+            )
         else:
             single = helper.make_model(
                 helper.make_graph([node], "node", inputs, [known[out]], initializer=inits),
@@ -139,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         fp64 = model.double()(image.double()).numpy()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         runtime = session.run(None, {"image": image.numpy()})[0]
-    print(f"against float64 (rel. to max|logits|): PyTorch fp32 {_relative(fp64, fp32):.1e}, "
-          f"ONNX Runtime {_relative(fp64, runtime):.1e}; ONNX Runtime against PyTorch fp32 {_relative(fp32, runtime):.1e}")
+    print(
+        f"against float64 (rel. to max|logits|): PyTorch fp32 {_relative(fp64, fp32):.1e}, "
+        f"ONNX Runtime {_relative(fp64, runtime):.1e}; ONNX Runtime against PyTorch fp32 {_relative(fp32, runtime):.1e}"
+    )
     return 0
 
 

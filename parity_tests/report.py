@@ -54,7 +54,8 @@ def table(result: Result, all_layers: bool) -> list[str]:
     ok = all(e.ok for e in result.errors) and result.argmax_differ == 0
     lines.append(
         f"   {'PASS' if ok else 'FAIL'}  worst {result.worst.relative:.2e} at {result.worst.blob} "
-        f"({len(result.errors)} blobs, tolerance {TOLERANCE:g}); argmax flips {result.argmax_differ}, near-ties {result.near_ties}"
+        f"({len(result.errors)} blobs, tolerance {TOLERANCE:g}); argmax flips {result.argmax_differ}, near-ties "
+        f"{result.near_ties}"
     )
     return lines
 
@@ -72,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         print("\n".join(table(result, args.all_layers)))
     failed = [r.label for r in results if not all(e.ok for e in r.errors) or r.argmax_differ]
-    print(f"\n{len(results) - len(failed)}/{len(results)} configs within {TOLERANCE:g}" + (f"; FAIL: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\n{len(results) - len(failed)}/{len(results)} configs within {TOLERANCE:g}"
+        + (f"; FAIL: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -12,8 +12,8 @@ from parity_tests.live import caffe_module
 from port.config import PSANetConfig
 from port.model import param_table
 from prototxt.builder import NetBuilder
-from prototxt.emit import render
 from prototxt.context import CAFFE_HEADS
+from prototxt.emit import render
 from prototxt.head import classifier, psa_head
 
 
@@ -44,7 +44,8 @@ def forward_backward(net: Any, top: str, grad: np.ndarray) -> None:
 
 
 def head_layers(cfg: PSANetConfig, feature: str = "conv5_3") -> str:
-    """The context head (PSA or a Table 1 head) and classifier of `cfg` on an input blob `feature`, BN on batch statistics."""
+    """The context head (PSA or a Table 1 head) and classifier of `cfg` on an input blob `feature`, BN on batch
+    statistics."""
     net = NetBuilder(frozen_bn=False, bn_momentum=cfg.bn_momentum)
     classifier(net, cfg, CAFFE_HEADS.get(cfg.head, psa_head)(net, cfg, feature))
     return "\n".join(line for layer in net.layers for line in render([("layer", layer)])) + "\n"

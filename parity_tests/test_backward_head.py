@@ -1,4 +1,6 @@
-"""Caffe backward vs PyTorch autograd for whole context heads (PSA, GlobalPooling, ASPP) + classifier, BN on batch statistics, small widths."""
+"""Caffe backward vs PyTorch autograd for whole context heads (PSA, GlobalPooling, ASPP) + classifier, BN on batch
+statistics, small widths."""
+
 from __future__ import annotations
 
 from pathlib import Path

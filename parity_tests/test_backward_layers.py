@@ -34,7 +34,8 @@ def test_psa_backward(psa_type: str, mask: tuple[int, int] | None, tmp_path: Pat
     size = f"attention_mask_height: {mh} attention_mask_width: {mw}" if mask else ""
     layer = (
         'layer { name: "psa" type: "PointwiseSpatialAttention" bottom: "x" bottom: "mask" top: "psa" '
-        f"pointwise_spatial_attention_param {{ psa_type: {psa_type} is_softmax: true normalization_factor: 1.0 {size} }} }}\n"
+        "pointwise_spatial_attention_param "
+        f"{{ psa_type: {psa_type} is_softmax: true normalization_factor: 1.0 {size} }} }}\n"
     )
     net = build(tmp_path, layer, {"x": x, "mask": m})
     grad = rng.standard_normal(x.shape).astype(np.float32)
@@ -83,7 +84,9 @@ def test_bn_train_backward_and_running_stats(tmp_path: Path) -> None:
 def test_interp_backward(param: str, shape: tuple[int, ...], module: Interp, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape).astype(np.float32)
-    layer = f'layer {{ name: "i" type: "Interp" bottom: "x" top: "i" interp_param {{ {param} pad_beg: 0 pad_end: 0 }} }}\n'
+    layer = (
+        f'layer {{ name: "i" type: "Interp" bottom: "x" top: "i" interp_param {{ {param} pad_beg: 0 pad_end: 0 }} }}\n'
+    )
     net = build(tmp_path, layer, {"x": x})
     net.forward()
     grad = rng.standard_normal(net.blobs["i"].data.shape).astype(np.float32)

@@ -49,4 +49,6 @@ def test_fixture_matches_live_caffe(fixture: Fixture, tmp_path: Path) -> None:
     live = caffe_forward(net, x)
     assert list(live) == list(blobs)
     for name, value in blobs.items():
-        np.testing.assert_allclose(live[name], value, rtol=0, atol=LIVE_TOLERANCE * float(np.abs(value).max()), err_msg=name)
+        np.testing.assert_allclose(
+            live[name], value, rtol=0, atol=LIVE_TOLERANCE * float(np.abs(value).max()), err_msg=name
+        )

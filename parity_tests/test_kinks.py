@@ -19,7 +19,9 @@ def test_without_caffe_mask_it_is_relu() -> None:
 
 
 def test_caffe_decides_inside_the_band_only() -> None:
-    x = torch.tensor([[1.0, -0.5 * KINK_BAND, 0.5 * KINK_BAND, -2 * KINK_BAND, 2 * KINK_BAND, -1.0]], dtype=torch.float64)
+    x = torch.tensor(
+        [[1.0, -0.5 * KINK_BAND, 0.5 * KINK_BAND, -2 * KINK_BAND, 2 * KINK_BAND, -1.0]], dtype=torch.float64
+    )
     kink = KinkReLU("b")
     kink.caffe_positive = torch.tensor([[True, True, False, True, False, False]])
     x.requires_grad_()

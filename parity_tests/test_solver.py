@@ -68,12 +68,17 @@ def test_param_mults_equal_the_train_definition(name: str) -> None:
 def test_poly_sgd_matches_caffe_solver(name: str, tmp_path: Path) -> None:
     case = live_case(name, tmp_path, seed=11)
     recipe = recipe_for("caffe", VARIANTS[name].dataset).with_(iterations=MAX_ITER, power=POWER)
-    results = solver_parity(case, tmp_path, Schedule("poly", MAX_ITER, POWER), lambda m: build_optimizer(m, recipe), STEPS)
+    results = solver_parity(
+        case, tmp_path, Schedule("poly", MAX_ITER, POWER), lambda m: build_optimizer(m, recipe), STEPS
+    )
     for k, result in enumerate(results):
         loss_error = max(abs(c / o - 1) for c, o in zip(result.caffe_losses, result.oracle_losses))
         worst, error = result.worst, result.caffe_errors[result.worst]
-        print(f"{name} it {k}: losses rel {loss_error:.2g}; caffe worst {worst} {error:.3g}; torch fp32 {result.fp32_noise:.3g}; "
-              f"ReLU kinks taken {result.kinks_taken}")
+        print(
+            f"{name} it {k}: losses rel {loss_error:.2g}; caffe worst {worst} {error:.3g}; torch fp32 "
+            f"{result.fp32_noise:.3g}; "
+            f"ReLU kinks taken {result.kinks_taken}"
+        )
         np.testing.assert_allclose(result.caffe_losses, result.oracle_losses, rtol=LOSS_RTOL)
         assert error <= NOISE_MARGIN * result.fp32_noise + NOISE_FLOOR, (k, worst, error, result.fp32_noise)
 
@@ -84,7 +89,9 @@ def test_port_optimizer_reproduces_caffe_solver_updates(name: str, tmp_path: Pat
     """Each iteration, our optimiser gets Caffe's weights, history and gradient: the update rule alone is compared."""
     case = live_case(name, tmp_path, seed=11)
     recipe = recipe_for("caffe", VARIANTS[name].dataset).with_(iterations=MAX_ITER, power=POWER)
-    updates = solver_updates(case, tmp_path, Schedule("poly", MAX_ITER, POWER), lambda m: build_optimizer(m, recipe), STEPS)
+    updates = solver_updates(
+        case, tmp_path, Schedule("poly", MAX_ITER, POWER), lambda m: build_optimizer(m, recipe), STEPS
+    )
     for k, update in enumerate(updates):
         np.testing.assert_allclose(update.caffe_losses, update.torch_losses, rtol=UPDATE_LOSS_RTOL)
         worst = max(update.error, key=lambda key: update.error[key] / update.change[key])

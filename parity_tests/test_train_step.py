@@ -1,4 +1,6 @@
-"""Training parity: Caffe SGDSolver vs torch.optim.SGD (lr_mult / decay_mult from the train definition), aux loss 0.4."""
+"""Training parity: Caffe SGDSolver vs torch.optim.SGD (lr_mult / decay_mult from the train definition), aux loss
+0.4."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,5 +31,7 @@ def test_one_sgd_step(name: str, tmp_path: Path) -> None:
     (result,) = solver_parity(case, tmp_path, FIXED, lambda model: torch_optimizer(model, case.text), 1)
     np.testing.assert_allclose(result.caffe_losses, result.oracle_losses, rtol=LOSS_RTOL)
     worst, error = result.worst, result.caffe_errors[result.worst]
-    print(f"{name}: caffe worst {worst} {error:.3g}; torch fp32 worst {result.fp32_noise:.3g}; kinks {result.kinks_taken}")
+    print(
+        f"{name}: caffe worst {worst} {error:.3g}; torch fp32 worst {result.fp32_noise:.3g}; kinks {result.kinks_taken}"
+    )
     assert error <= NOISE_MARGIN * result.fp32_noise + NOISE_FLOOR, (worst, error, result.fp32_noise)

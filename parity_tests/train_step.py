@@ -65,7 +65,8 @@ def live_case(name: str, folder: Path, seed: int) -> LiveCase:
 
 
 def solver_text(net_path: Path, schedule: Schedule = FIXED) -> str:
-    """The paper's SGD settings (base lr 0.01, momentum 0.9, weight decay 1e-4) with `schedule`'s learning-rate policy."""
+    """The paper's SGD settings (base lr 0.01, momentum 0.9, weight decay 1e-4) with `schedule`'s learning-rate
+    policy."""
     power = f"power: {schedule.power}\n" if schedule.policy == "poly" else ""
     return (
         f'net: "{net_path}"\nbase_lr: {BASE_LR}\nlr_policy: "{schedule.policy}"\n{power}momentum: {MOMENTUM}\n'
@@ -163,7 +164,9 @@ class Parity:
         return max(self.caffe_errors, key=self.caffe_errors.get)
 
 
-def _restart(model: PSANet, optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], history: dict[str, torch.Tensor]) -> None:
+def _restart(
+    model: PSANet, optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], history: dict[str, torch.Tensor]
+) -> None:
     """Put Caffe's weights, BN statistics and (for CaffeSGD, whose history has Caffe's meaning) momentum history in."""
     with torch.no_grad():
         for key, value in model.state_dict().items():

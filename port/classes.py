@@ -68,7 +68,11 @@ _CITYSCAPES_COLORS = (
     (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
 )
 
-CLASS_NAMES: dict[str, tuple[str, ...]] = {"ade20k": _ADE20K_NAMES, "voc2012": _VOC2012_NAMES, "cityscapes": _CITYSCAPES_NAMES}
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "ade20k": _ADE20K_NAMES,
+    "voc2012": _VOC2012_NAMES,
+    "cityscapes": _CITYSCAPES_NAMES,
+}
 CLASS_COLORS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "ade20k": _ADE20K_COLORS,
     "voc2012": _VOC2012_COLORS,

@@ -130,7 +130,9 @@ class PSANetConfig:
             raise ValueError("a compact PSA mask has the PSA input's own size")
         for side in () if self.compact else self.mask_size or ():
             if side < 1 or (side % 2 == 0 and self.family == "caffe"):
-                raise ValueError(f"windowed mask sides must be positive, and odd in the Caffe layer; got {self.mask_size}")
+                raise ValueError(
+                    f"windowed mask sides must be positive, and odd in the Caffe layer; got {self.mask_size}"
+                )
         if self.stride_in_3x3 is None:
             # the PyTorch families put the stride on the 3x3 everywhere; the Caffe release see docs/DESIGN.md
             object.__setattr__(self, "stride_in_3x3", self.depth == 101 or self.family != "caffe")

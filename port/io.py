@@ -56,7 +56,9 @@ def save_weights(
             meta = {"format": FORMAT, "config": json.dumps(cfg.to_dict()), "source": json.dumps(dict(source or {}))}
             _write_safetensors(f, tensors, meta)
         else:
-            torch.save({"format": FORMAT, "config": cfg.to_dict(), "source": dict(source or {}), "state_dict": tensors}, f)
+            torch.save(
+                {"format": FORMAT, "config": cfg.to_dict(), "source": dict(source or {}), "state_dict": tensors}, f
+            )
     return path
 
 
@@ -68,7 +70,11 @@ def _write_safetensors(f: BinaryIO, tensors: Mapping[str, torch.Tensor], meta: M
         if tensor.dtype not in _ST_DTYPES:
             raise ValueError(f"cannot store {name!r} of dtype {tensor.dtype} in safetensors")
         size = tensor.numel() * tensor.element_size()
-        header[name] = {"dtype": _ST_DTYPES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": _ST_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
@@ -96,7 +102,9 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfi
     elif zipped:
         state, config, source = _read_pth(path)
     elif path.suffix == ".pth":
-        raise WeightsFileError(f"{path} is not a converted PSANet file: truncated, or not written by torch.save (no zip header)")
+        raise WeightsFileError(
+            f"{path} is not a converted PSANet file: truncated, or not written by torch.save (no zip header)"
+        )
     else:
         raise WeightsFileError(f"{path} is not a converted PSANet file (.safetensors or .pth written by caffe2torch)")
     if not isinstance(source, dict):
@@ -139,7 +147,9 @@ def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's own message advises weights_only=False, which would run the file's code: never pass that on.
-        raise WeightsFileError(f"{path} holds Python objects other than tensors (refused: unpickling them could run code)") from None
+        raise WeightsFileError(
+            f"{path} holds Python objects other than tensors (refused: unpickling them could run code)"
+        ) from None
     except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, OSError, UnpicklingError... for bad files
         raise WeightsFileError(f"{path} is truncated, corrupt or not a plain-tensor .pth: {_first_line(err)}") from None
     if isinstance(blob, dict) and blob.get("format") != FORMAT:
@@ -147,7 +157,9 @@ def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
     if not isinstance(blob, dict):
         raise WeightsFileError(f"{path} is not a converted PSANet file (no {FORMAT} header)")
     state = blob.get("state_dict")
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise WeightsFileError(f"{path}: its state_dict is not a mapping of names to tensors")
     return state, blob.get("config"), blob.get("source", {})
 

@@ -1,4 +1,6 @@
-"""Inference fast path: `for_inference(model)` gives a copy with BN folded, channels-last, the fused PSA op and optional bf16."""
+"""Inference fast path: `for_inference(model)` gives a copy with BN folded, channels-last, the fused PSA op and
+optional bf16."""
+
 from __future__ import annotations
 
 import contextlib

@@ -4,7 +4,8 @@
 torchao's X86InductorQuantizer annotate it (convolutions, their fused add/ReLU, pooling: int8 with
 per-channel weights), calibrates the observers on the images, converts, and compiles the result with
 inductor and freezing, which lowers the quantise/dequantise pairs into oneDNN int8 convolutions with
-prepacked weights. The classifier conv6 stays float32 (FLOAT_MODULES). The PSA op is a custom operator the quantizer does not annotate: it stays float32,
+prepacked weights. The classifier conv6 stays float32 (FLOAT_MODULES). The PSA op is a custom operator the quantizer
+does not annotate: it stays float32,
 as do the interpolations and the float32 logits.
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ from torch._dynamo.utils import counters
 from port import cpu
 from port.model.psanet import PSANet
 from port.optimize import for_inference
-
 
 # Kept float32: the classifier (1x1, 512 -> classes; ~0.1% of the FLOPs). Its int8 rounding moved the
 # argmax most in the one measurement made (width/16 PSANet50, fc2 and conv6 quantised: 99.1% -> 99.8%).

@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from port.drawing import label_image, overlay, present, with_legend
 from port.classes import ClassTable, model_classes
+from port.contracts import contract_of
+from port.drawing import label_image, overlay, present, with_legend
 from port.evaluate.decoding import BadFile, read_image
 from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import InferenceSettings, parse_scales, predict_probabilities
 from port.model.psanet import PSANet
 from port.variants import eval_base_size
-from port.contracts import contract_of
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 

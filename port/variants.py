@@ -61,7 +61,9 @@ class Variant:
     dataset: str
     config: PSANetConfig
     released: bool
-    published: dict[str, float] = field(default_factory=dict)  # keys: miou_ss, pacc_ss, miou_ms, pacc_ms; miou_ms_test: test server
+    published: dict[str, float] = field(
+        default_factory=dict
+    )  # keys: miou_ss, pacc_ss, miou_ms, pacc_ms; miou_ms_test: test server
     caffemodel_md5_prefix: str = ""
     paper: PaperRow | None = None
 
@@ -182,7 +184,8 @@ for _head, (_label, _numbers) in _HEAD_ROWS.items():
 
 @dataclass(frozen=True)
 class TableRow:
-    """One row of paper Table 1 (ADE20K val): the variant that reproduces it, with `crf` the DenseCRF post-processing."""
+    """One row of paper Table 1 (ADE20K val): the variant that reproduces it, with `crf` the DenseCRF
+    post-processing."""
 
     label: str
     variant: str

@@ -16,13 +16,13 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from port.config import PSA_TYPES
+from port.contracts import contract_of
 from port.evaluate.datasets import BadFile, read_image
 from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import to_network_input
 from port.evaluate.matlab_resize import resize_image
 from port.evaluate.predictions import save_png_atomic
 from port.ops.reference import psa_mask_reference
-from port.contracts import contract_of
 
 
 class VisualizeError(Exception):
@@ -36,7 +36,9 @@ def _jet(values: np.ndarray) -> np.ndarray:
     return np.clip(ramps, 0.0, 1.0)
 
 
-def attention_columns(net: nn.Module, image: np.ndarray, pixel: tuple[int, int]) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+def attention_columns(
+    net: nn.Module, image: np.ndarray, pixel: tuple[int, int]
+) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
     """Per PSA branch: the h×w grid of attention weights that `pixel` = (row, col) gathers, and the fitted size.
 
     The image is fitted to the crop (long side = crop), mean-padded and run once; each weight grid
@@ -52,7 +54,11 @@ def attention_columns(net: nn.Module, image: np.ndarray, pixel: tuple[int, int])
     hooks = [psa[b].fc2.register_forward_hook(lambda _m, _i, out, b=b: masks.__setitem__(b, out)) for b in cfg.branches]
     try:
         with torch.inference_mode():
-            net(to_network_input(resize_image(image, size), cfg.crop, contract_of(cfg))[None].to(next(net.parameters()).device))
+            net(
+                to_network_input(resize_image(image, size), cfg.crop, contract_of(cfg))[None].to(
+                    next(net.parameters()).device
+                )
+            )
     finally:
         for hook in hooks:
             hook.remove()

@@ -1,4 +1,6 @@
-"""Caffe definitions of the Table 1 context heads that stock layers (plus the fork's Interp) can express, PSPNet's included."""
+"""Caffe definitions of the Table 1 context heads that stock layers (plus the fork's Interp) can express, PSPNet's
+included."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -16,7 +18,9 @@ def image_pool(net: NetBuilder, cfg: PSANetConfig, name: str, feature: str) -> s
 
     The Interp states the conv5_3 size at the crop (height/width), so the definition is tied to that input size.
     """
-    pooled = net.add(name, "Pooling", [feature], name, ("pooling_param", [("pool", Ident("AVE")), ("global_pooling", True)]))
+    pooled = net.add(
+        name, "Pooling", [feature], name, ("pooling_param", [("pool", Ident("AVE")), ("global_pooling", True)])
+    )
     reduced = net.conv_bn(f"{name}_conv", pooled, cfg.channels(512), lr=NEW_LAYER_LR)
     side = cfg.feature_size
     size = [("height", side), ("width", side)]
@@ -51,5 +55,6 @@ def has_definition(cfg: PSANetConfig) -> bool:
 
 
 def tied_to_crop(cfg: PSANetConfig) -> bool:
-    """Whether the definition runs only at its crop size (compact masks; pooling kernels and explicit Interp sizes of the other heads)."""
+    """Whether the definition runs only at its crop size (compact masks; pooling kernels and explicit Interp sizes of
+    the other heads)."""
     return cfg.compact or cfg.head in CAFFE_HEADS

@@ -32,7 +32,10 @@ def _text(name: str, cfg: PSANetConfig, net: NetBuilder, header: Message, phase:
         notes.append(f"# PSA ({', '.join(cfg.branches)}) on {psa_h}x{psa_w}, {kind} {mask_h}x{mask_w}.")
     if cfg.head in CAFFE_HEADS:
         side = cfg.feature_size
-        notes.append(f"# Context head {cfg.head!r}: its Interp layers state the {side}x{side} conv5_3, so only this input size runs.")
+        notes.append(
+            f"# Context head {cfg.head!r}: its Interp layers state the {side}x{side} conv5_3, so only this input size "
+            "runs."
+        )
     lines = notes + render([("name", name)] + header)
     for layer in net.layers:
         lines += render([("layer", layer)])
@@ -41,7 +44,9 @@ def _text(name: str, cfg: PSANetConfig, net: NetBuilder, header: Message, phase:
 
 def _body(cfg: PSANetConfig, train: bool) -> tuple[NetBuilder, str]:
     if cfg.family != "caffe":
-        raise ValueError(f"a {cfg.family} PSANet has no Caffe definition (the fork's layers describe the Caffe release)")
+        raise ValueError(
+            f"a {cfg.family} PSANet has no Caffe definition (the fork's layers describe the Caffe release)"
+        )
     net = NetBuilder(frozen_bn=not train, bn_momentum=cfg.bn_momentum)
     feature = backbone(net, cfg, "data")
     head = CAFFE_HEADS.get(cfg.head, psa_head)

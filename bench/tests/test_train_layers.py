@@ -84,9 +84,13 @@ def test_unknown_convolution_is_named(profiled: tuple) -> None:
 
 def test_same_shapes_of_two_types_share_a_row() -> None:
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict({
-        "reduce": torch.nn.Conv2d(8, 4, 1), "context": torch.nn.Conv2d(8, 4, 1), "down": torch.nn.Conv2d(8, 4, 1, stride=2),
-    })
+    model = torch.nn.ModuleDict(
+        {
+            "reduce": torch.nn.Conv2d(8, 4, 1),
+            "context": torch.nn.Conv2d(8, 4, 1),
+            "down": torch.nn.Conv2d(8, 4, 1, stride=2),
+        }
+    )
     x = torch.randn(1, 8, 6, 6)
     with conv_layers(model) as seen:
         for conv in model.values():

@@ -16,9 +16,12 @@ MakeModel = Callable[..., tuple[PSANet, list[Layer]]]
 
 @pytest.fixture
 def small_model() -> MakeModel:
-    """(model, its Caffe layers) for a registered variant at width / 16 (or `width_divisor`), random BN statistics too."""
+    """(model, its Caffe layers) for a registered variant at width / 16 (or `width_divisor`), random BN statistics
+    too."""
 
-    def make(name: str = "psanet50_ade20k_465", width_divisor: int = 16, **changes: object) -> tuple[PSANet, list[Layer]]:
+    def make(
+        name: str = "psanet50_ade20k_465", width_divisor: int = 16, **changes: object
+    ) -> tuple[PSANet, list[Layer]]:
         torch.manual_seed(0)
         model = create_model(name, width_divisor=width_divisor, **changes)
         with torch.no_grad():

@@ -14,7 +14,9 @@ def test_writer_output_parses_with_protobuf(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     conv = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
     bn = [rng.normal(size=(1, 4, 1, 1)).astype(np.float32) for _ in range(4)]
-    path = write_caffemodel(tmp_path / "m.caffemodel", [Layer("c", "Convolution", [conv]), Layer("c/bn", "BN", bn)], "net")
+    path = write_caffemodel(
+        tmp_path / "m.caffemodel", [Layer("c", "Convolution", [conv]), Layer("c/bn", "BN", bn)], "net"
+    )
     net = NetParameter.FromString(path.read_bytes())
     assert net.name == "net" and [l.name for l in net.layer] == ["c", "c/bn"] and net.layer[1].type == "BN"
     assert list(net.layer[0].blobs[0].shape.dim) == [4, 3, 3, 3]

@@ -123,7 +123,9 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize("tty", [False, True])
-def test_progress_bar_only_on_a_terminal_and_erased_before_the_error(caffemodel: Path, capsys, monkeypatch, tty: bool) -> None:
+def test_progress_bar_only_on_a_terminal_and_erased_before_the_error(
+    caffemodel: Path, capsys, monkeypatch, tty: bool
+) -> None:
     monkeypatch.setattr(c2t, "PROGRESS_MIN_BYTES", 0)
     caffemodel.write_bytes(caffemodel.read_bytes()[:-3])
     terminal = _Terminal()

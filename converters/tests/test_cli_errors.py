@@ -49,16 +49,29 @@ def test_truncated_file(small_model, write, capsys, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda ls: _edit(ls, "conv2_1_3x3/bn", blobs=[b.reshape(1, -1) for b in next(l for l in ls if l.name == "conv2_1_3x3/bn").blobs]),
-         "layer 'conv2_1_3x3/bn' blob 0 has shape (1, 4)"),
-        (lambda ls: _edit(ls, "conv5_4/bn", blobs=next(l for l in ls if l.name == "conv5_4/bn").blobs[:3]),
-         "layer 'conv5_4/bn' has 3 blobs, expected 4"),
-        (lambda ls: _edit(ls, "conv3_2_3x3", blobs=[np.zeros((8, 8, 1, 1), np.float32)]),
-         "layer 'conv3_2_3x3' blob 0 has shape (8, 8, 1, 1), expected (8, 8, 3, 3)"),
+        (
+            lambda ls: _edit(
+                ls,
+                "conv2_1_3x3/bn",
+                blobs=[b.reshape(1, -1) for b in next(l for l in ls if l.name == "conv2_1_3x3/bn").blobs],
+            ),
+            "layer 'conv2_1_3x3/bn' blob 0 has shape (1, 4)",
+        ),
+        (
+            lambda ls: _edit(ls, "conv5_4/bn", blobs=next(l for l in ls if l.name == "conv5_4/bn").blobs[:3]),
+            "layer 'conv5_4/bn' has 3 blobs, expected 4",
+        ),
+        (
+            lambda ls: _edit(ls, "conv3_2_3x3", blobs=[np.zeros((8, 8, 1, 1), np.float32)]),
+            "layer 'conv3_2_3x3' blob 0 has shape (8, 8, 1, 1), expected (8, 8, 3, 3)",
+        ),
         (lambda ls: [l for l in ls if l.name != "conv1_1_3x3_s2"], "unknown architecture"),
         (lambda ls: [l for l in ls if not l.name.startswith("conv4_6_")], "unknown architecture: 5 conv4 blocks"),
         (lambda ls: [l for l in ls if l.name != "conv_post_PSA/bn"], "lacks layer 'conv_post_PSA/bn'"),
-        (lambda ls: ls + [Layer("conv_extra", "Convolution", [np.zeros((1, 1), np.float32)])], "does not use: conv_extra"),
+        (
+            lambda ls: ls + [Layer("conv_extra", "Convolution", [np.zeros((1, 1), np.float32)])],
+            "does not use: conv_extra",
+        ),
         (lambda ls: _edit(ls, "PSA_COLLECT_fc2", blobs=[np.zeros((3000, 32, 1, 1), np.float32)]), "different sizes"),
     ],
 )
@@ -71,7 +84,12 @@ def test_unknown_class_count_and_bad_output(small_model, write, capsys, tmp_path
     _, layers = small_model("psanet50_ade20k_465", num_classes=7)
     path = write(layers)
     _fails(capsys, tmp_path, [str(path)], "cannot tell the crop of a 7-class model")
-    _fails(capsys, tmp_path, [str(path), "--crop", "465", "--shrink-factor", "2", "-o", str(tmp_path / "x.onnx")], "must end in")
+    _fails(
+        capsys,
+        tmp_path,
+        [str(path), "--crop", "465", "--shrink-factor", "2", "-o", str(tmp_path / "x.onnx")],
+        "must end in",
+    )
     assert main([str(path), "-q", "--crop", "465", "--shrink-factor", "2"]) == 0
 
 
@@ -82,7 +100,12 @@ def test_prototxt_disagreement(small_model, write, capsys, tmp_path: Path) -> No
         'input: "data"\ninput_dim: 1 input_dim: 3 input_dim: 465 input_dim: 465\n'
         'layer { name: "PSA_COLLECT_fc2" type: "Convolution" convolution_param { num_output: 3481 kernel_size: 1 } }\n'
     )
-    _fails(capsys, tmp_path, [str(write(layers)), "--prototxt", str(deploy)], "num_output 3481 in the prototxt, 13689 in the caffemodel")
+    _fails(
+        capsys,
+        tmp_path,
+        [str(write(layers)), "--prototxt", str(deploy)],
+        "num_output 3481 in the prototxt, 13689 in the caffemodel",
+    )
 
 
 def test_corrupt_prototxt_names_the_file(small_model, write, capsys, tmp_path: Path) -> None:

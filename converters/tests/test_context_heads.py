@@ -1,4 +1,6 @@
-"""The converter infers the GlobalPooling, ASPP and NonLocal heads from the blob names alone, and says when it cannot."""
+"""The converter infers the GlobalPooling, ASPP and NonLocal heads from the blob names alone, and says when it
+cannot."""
+
 from __future__ import annotations
 
 import pytest

@@ -58,7 +58,10 @@ def _zero_length_doubles(n: int) -> bytes:
 def test_reader_peak_memory_is_a_small_multiple_of_the_file(tmp_path: Path, craft) -> None:
     data = craft(1 << 15)  # 64-160 KiB of structure
     path = tmp_path / "bomb.caffemodel"
-    path.write_bytes(data + (layer_with_blob(field(7, field(1, varint(1))) + field(5, FLOAT), "y") if craft is _empty_layers else b""))
+    path.write_bytes(
+        data
+        + (layer_with_blob(field(7, field(1, varint(1))) + field(5, FLOAT), "y") if craft is _empty_layers else b"")
+    )
     tracemalloc.start()
     try:
         layers = read_caffemodel(path)
@@ -69,7 +72,9 @@ def test_reader_peak_memory_is_a_small_multiple_of_the_file(tmp_path: Path, craf
     assert size > 1 << 16
     assert peak < 2.5 * size + (1 << 16), (peak, size)  # the file's bytes + the arrays (+ a little)
     values = np.concatenate([b.ravel() for layer in layers for b in layer.blobs])
-    expected = {_empty_layers: [1.0], _zero_length_chunks: [1.0], _zero_length_doubles: [2.0]}.get(craft, np.ones(1 << 15))
+    expected = {_empty_layers: [1.0], _zero_length_chunks: [1.0], _zero_length_doubles: [2.0]}.get(
+        craft, np.ones(1 << 15)
+    )
     np.testing.assert_array_equal(values, expected)
 
 
@@ -134,7 +139,9 @@ def test_blob_shape_without_data_says_so(tmp_path: Path, capsys) -> None:
         ("conv5_4/bn", 3, -0.5, "layer 'conv5_4/bn' blob 3 (variance) has negative values"),
     ],
 )
-def test_nonfinite_and_negative_variance_refused_unless_allowed(small_model, tmp_path: Path, capsys, layer, index, value, match) -> None:
+def test_nonfinite_and_negative_variance_refused_unless_allowed(
+    small_model, tmp_path: Path, capsys, layer, index, value, match
+) -> None:
     _, layers = small_model(width_divisor=64)
     target = next(l for l in layers if l.name == layer)
     target.blobs[index].reshape(-1)[0] = value

@@ -62,7 +62,12 @@ def test_same_verdict_as_caffe(tmp_path: Path) -> None:
     verdicts = []
     for index, (weight, bias, keep_shape) in enumerate(CASES):
         path = _file(tmp_path / f"c{index}.caffemodel", weight, bias, keep_shape)
-        caffe_ok = subprocess.run([sys.executable, "-c", LOAD, str(deploy), str(path)], capture_output=True, timeout=300).returncode == 0
+        caffe_ok = (
+            subprocess.run(
+                [sys.executable, "-c", LOAD, str(deploy), str(path)], capture_output=True, timeout=300
+            ).returncode
+            == 0
+        )
         verdicts.append((caffe_ok, _ours(path)))
     assert [c for c, _ in verdicts] == [o for _, o in verdicts], verdicts
     assert [c for c, _ in verdicts] == [True, False, False, False, True, True, False, False]

@@ -52,7 +52,9 @@ def test_crop_from_flag_or_prototxt(small_model, write, tmp_path: Path) -> None:
 
 def test_torch2caffe_variant_then_back(tmp_path: Path) -> None:
     caffemodel = tmp_path / "psp.caffemodel"
-    assert torch2caffe_main(["--variant", "pspnet101_cityscapes_713", "--width-divisor", "32", "-o", str(caffemodel)]) == 0
+    assert (
+        torch2caffe_main(["--variant", "pspnet101_cityscapes_713", "--width-divisor", "32", "-o", str(caffemodel)]) == 0
+    )
     out = tmp_path / "psp.safetensors"
     assert main([str(caffemodel), "-q", "-o", str(out)]) == 0
     assert port.load(out).cfg == VARIANTS["pspnet101_cityscapes_713"].config.with_(width_divisor=32)
@@ -61,23 +63,38 @@ def test_torch2caffe_variant_then_back(tmp_path: Path) -> None:
 def _pool_geometry_changed(tmp_path: Path) -> Path:
     cfg = VARIANTS["pspnet50_ade20k_473"].config.with_(width_divisor=16)
     deploy = tmp_path / "deploy.prototxt"
-    deploy.write_text(deploy_text("x", cfg).replace("kernel_size: 10\n    stride: 10", "kernel_size: 12\n    stride: 10"))
+    deploy.write_text(
+        deploy_text("x", cfg).replace("kernel_size: 10\n    stride: 10", "kernel_size: 12\n    stride: 10")
+    )
     return deploy
 
 
 @pytest.mark.parametrize(
     "edit, args, match",
     [
-        (lambda ls: [l for l in ls if not l.name.startswith("conv5_3_pool6_conv")], [],
-         "psp head layers without conv5_3_pool6_conv"),
-        (lambda ls: _edit(ls, "conv5_3_pool2_conv", blobs=[np.zeros((32, 64, 1, 1), np.float32)]), [],
-         "layer 'conv5_3_pool2_conv' blob 0 has shape (32, 64, 1, 1), expected (32, 128, 1, 1)"),
-        (lambda ls: ls + [Layer("PSA_COLLECT_fc2", "Convolution", [np.zeros((9, 32, 1, 1), np.float32)])], [],
-         "layers of several context heads (psp, PSA)"),
+        (
+            lambda ls: [l for l in ls if not l.name.startswith("conv5_3_pool6_conv")],
+            [],
+            "psp head layers without conv5_3_pool6_conv",
+        ),
+        (
+            lambda ls: _edit(ls, "conv5_3_pool2_conv", blobs=[np.zeros((32, 64, 1, 1), np.float32)]),
+            [],
+            "layer 'conv5_3_pool2_conv' blob 0 has shape (32, 64, 1, 1), expected (32, 128, 1, 1)",
+        ),
+        (
+            lambda ls: ls + [Layer("PSA_COLLECT_fc2", "Convolution", [np.zeros((9, 32, 1, 1), np.float32)])],
+            [],
+            "layers of several context heads (psp, PSA)",
+        ),
         (lambda ls: ls, ["--shrink-factor", "2"], "--shrink-factor, --compact and --windowed do not apply"),
         (lambda ls: ls, ["--crop", "33"], "crop 33 gives a 5x5 conv5_3, too small for 6 pooling bins"),
         (lambda ls: ls, ["--variant", "psanet50_ade20k_465"], "variant 'psanet50_ade20k_465' is not"),
-        (lambda ls: ls, ["--variant", "pspnet101_voc2012_473"], "caffemodel has depth=50, variant pspnet101_voc2012_473 has 101"),
+        (
+            lambda ls: ls,
+            ["--variant", "pspnet101_voc2012_473"],
+            "caffemodel has depth=50, variant pspnet101_voc2012_473 has 101",
+        ),
     ],
 )
 def test_bad_pspnet_input(small_model, write, capsys, tmp_path: Path, edit, args: list[str], match: str) -> None:
@@ -89,5 +106,9 @@ def test_unknown_crop_and_foreign_pooling(small_model, write, capsys, tmp_path: 
     _, layers = small_model("pspnet50_ade20k_473", num_classes=7)
     _fails(capsys, tmp_path, [str(write(layers))], "cannot tell the crop of a 7-class PSPNet")
     _, layers = small_model("pspnet50_ade20k_473")
-    _fails(capsys, tmp_path, [str(write(layers, "ade.caffemodel")), "--prototxt", str(_pool_geometry_changed(tmp_path))],
-           "prototxt pools conv5_3_pool6 with kernel/stride 12/10; a 60x60 conv5_3 needs 10/10")
+    _fails(
+        capsys,
+        tmp_path,
+        [str(write(layers, "ade.caffemodel")), "--prototxt", str(_pool_geometry_changed(tmp_path))],
+        "prototxt pools conv5_3_pool6 with kernel/stride 12/10; a 60x60 conv5_3 needs 10/10",
+    )

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from caffe_testing import caffe_grads, f32, numeric_grad
 
 pytestmark = pytest.mark.caffe

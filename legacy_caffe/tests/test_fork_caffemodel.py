@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from caffe_testing import f32
 
 from converters.tests.hostile import field

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from caffe_testing import input_layers
 
 pytestmark = pytest.mark.caffe

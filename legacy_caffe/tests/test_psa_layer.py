@@ -5,7 +5,6 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
-
 from caffe_testing import caffe_grads, f32, numeric_grad
 
 pytestmark = pytest.mark.caffe

@@ -17,13 +17,6 @@ import torch
 import torch.distributed as dist
 
 from port.classes import model_classes
-from port.evaluate.crf import CRFParams
-from port.evaluate.datasets import CUSTOM, DATASET_NAMES, LabelCodec, find_samples
-from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, parse_scales
-from port.evaluate.report import format_report
-from port.evaluate.runner import EvaluationResult, evaluate
-from port.export.graph import ExportError
-from port.export.runtime import BACKENDS, RuntimeNet, is_deployed, procedure_net
 from port.cli import (
     OneLineParser,
     UsageError,
@@ -33,11 +26,17 @@ from port.cli import (
     require_positive,
     require_weights_file,
 )
+from port.contracts import contract_of
 from port.errors import first_line
+from port.evaluate.crf import CRFParams
+from port.evaluate.datasets import CUSTOM, DATASET_NAMES, LabelCodec, find_samples
+from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, parse_scales
+from port.evaluate.report import format_report
+from port.evaluate.runner import EvaluationResult, evaluate
+from port.export.graph import ExportError
+from port.export.runtime import BACKENDS, RuntimeNet, is_deployed, procedure_net
 from port.io import WeightsFileError
 from port.variants import DATASETS, TABLE1, Variant, eval_base_size
-from port.contracts import contract_of
-
 
 PROG = "port.evaluate"
 # What loading a weights file may raise besides port.io.WeightsFileError (a ValueError) for a file it cannot use.
@@ -50,9 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", required=True, choices=(*DATASET_NAMES, CUSTOM),
                         help=f"{CUSTOM}: your own classes (needs --list; labels store class indices, 255 = ignored)")
     parser.add_argument("--data-root", required=True, type=Path)
-    parser.add_argument("--weights", required=True, type=Path,
-                        help="converted .safetensors/.pth file, a semseg or mmseg checkpoint (.pth), or a port.export graph "
-                             "(.onnx, OpenVINO .xml)")
+    parser.add_argument(
+        "--weights",
+        required=True,
+        type=Path,
+        help="converted .safetensors/.pth file, a semseg or mmseg checkpoint (.pth), or a port.export graph "
+        "(.onnx, OpenVINO .xml)",
+    )
     parser.add_argument("--backend", choices=BACKENDS, help="runtime of an exported graph (default: by its suffix)")
     add_family_options(parser)
     parser.add_argument("--scales", default="ss", help="ss (default), ms, or e.g. 0.5,0.75,1")

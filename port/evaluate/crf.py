@@ -41,7 +41,12 @@ def crf_marginals(probs: torch.Tensor | np.ndarray, image: np.ndarray, params: C
     crf = dcrf.DenseCRF2D(cols, rows, classes)  # NOTE: the library's buffers must be C-ordered and writable
     crf.setUnaryEnergy(unary(probs))
     crf.addPairwiseGaussian(sxy=params.pos_xy_std, compat=params.pos_w)
-    crf.addPairwiseBilateral(sxy=params.bi_xy_std, srgb=params.bi_rgb_std, rgbim=np.require(image, requirements=("C", "W")), compat=params.bi_w)
+    crf.addPairwiseBilateral(
+        sxy=params.bi_xy_std,
+        srgb=params.bi_rgb_std,
+        rgbim=np.require(image, requirements=("C", "W")),
+        compat=params.bi_w,
+    )
     return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(classes, rows, cols)
 
 

@@ -41,7 +41,9 @@ def _ade20k(root: Path, split: str) -> list[Sample]:
 def _voc2012(root: Path, split: str) -> list[Sample]:
     base = _first_dir([root / "VOCdevkit" / "VOC2012", root / "VOC2012", root], "VOC2012 (JPEGImages)")
     # train: the SBD-augmented train_aug list with its labels in SegmentationClassAug (see README).
-    ids_name, label_dir = {"val": ("val.txt", "SegmentationClass"), "train": ("train_aug.txt", "SegmentationClassAug")}[split]
+    ids_name, label_dir = {"val": ("val.txt", "SegmentationClass"), "train": ("train_aug.txt", "SegmentationClassAug")}[
+        split
+    ]
     ids_file = base / "ImageSets" / "Segmentation" / ids_name
     if not ids_file.is_file():
         raise FileNotFoundError(f"missing {ids_file}")

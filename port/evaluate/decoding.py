@@ -19,7 +19,17 @@ class BadFile(Exception):
 
 
 # What Pillow and its plugins raise for missing, truncated, corrupt or foreign files (fuzzing finds all of these).
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error, MemoryError)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    MemoryError,
+)
 # Modes with more than 8 bits per sample: truncating them to uint8 would evaluate something else than the file holds.
 WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 # Raw sample layouts of 16 or 32 bits per sample (e.g. "RGB;16B", 16-bit RGB PNG) that Pillow narrows to an 8-bit mode
@@ -53,14 +63,18 @@ def read_label_png(path: Path) -> np.ndarray:
     return _decode(path, "label", ("L", "P"), np.asarray)
 
 
-def _decode(path: Path, what: str, modes: tuple[str, ...] | None, pixels: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+def _decode(
+    path: Path, what: str, modes: tuple[str, ...] | None, pixels: Callable[[Image.Image], np.ndarray]
+) -> np.ndarray:
     """`pixels` of the first frame of `path` once decoded; BadFile naming `what` and the problem otherwise.
 
     Sizes past Pillow's MAX_IMAGE_PIXELS (where it only warns) count as bad too: a header claiming
     20000x20000 must not make the evaluation allocate gigabytes. `modes`, if given, are the accepted modes.
     """
     if not path.is_file():
-        reason = "is a directory" if path.is_dir() else "does not exist" if not path.exists() else "is not a regular file"
+        reason = (
+            "is a directory" if path.is_dir() else "does not exist" if not path.exists() else "is not a regular file"
+        )
         raise BadFile(f"{what} {path}: {reason}")
     try:
         with warnings.catch_warnings():
@@ -70,7 +84,9 @@ def _decode(path: Path, what: str, modes: tuple[str, ...] | None, pixels: Callab
                     accepted = "an 8-bit" if modes is None else f"an 8-bit {' or '.join(modes)}"
                     raise BadFile(f"{what} {path}: expected {accepted} image, got mode {img.mode}")
                 if (raw := _wide_raw_mode(img)) is not None:
-                    raise BadFile(f"{what} {path}: expected 8 bits per sample, got {raw} (Pillow would keep the high byte)")
+                    raise BadFile(
+                        f"{what} {path}: expected 8 bits per sample, got {raw} (Pillow would keep the high byte)"
+                    )
                 img.load()
                 return pixels(img)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

@@ -71,7 +71,9 @@ def _crop_probabilities(net: nn.Module, crops: torch.Tensor, flip: bool, batch_s
     return torch.softmax(logits.float(), dim=1)
 
 
-def scale_probabilities(net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> torch.Tensor:
+def scale_probabilities(
+    net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device
+) -> torch.Tensor:
     """Class probabilities (C×rows×cols, float32, on `device`) of an already rescaled image."""
     rows, cols = image.shape[:2]
     crop = settings.crop
@@ -91,7 +93,9 @@ def scale_probabilities(net: nn.Module, image: np.ndarray, settings: InferenceSe
 
 
 @torch.inference_mode()
-def predict_probabilities(net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> torch.Tensor:
+def predict_probabilities(
+    net: nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device
+) -> torch.Tensor:
     """Scale-averaged class probabilities (C×H×W on the CPU) for an H×W×3 uint8 RGB image."""
     rows, cols = image.shape[:2]
     result = torch.zeros(settings.num_classes, rows, cols)

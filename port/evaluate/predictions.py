@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 
 from port.atomic import atomic_output
-from port.drawing import label_image
 from port.classes import ClassTable
+from port.drawing import label_image
 from port.evaluate.datasets import LabelCodec
 from port.evaluate.decoding import BadFile, read_label_png
 

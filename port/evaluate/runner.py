@@ -36,7 +36,12 @@ def _world() -> tuple[int, int]:
 
 
 def _evaluate_one(
-    net: nn.Module, sample: Sample, codec: LabelCodec, settings: InferenceSettings, store: PredictionStore | None, device: torch.device
+    net: nn.Module,
+    sample: Sample,
+    codec: LabelCodec,
+    settings: InferenceSettings,
+    store: PredictionStore | None,
+    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """(prediction, label or None, resumed?) of one sample; raises BadFile for unusable inputs."""
     label = None

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from port.config import PSANetConfig
 from port.cli import (
     OneLineParser,
     UsageError,
@@ -20,6 +19,7 @@ from port.cli import (
     require_weights_file,
     run,
 )
+from port.config import PSANetConfig
 from port.errors import first_line
 from port.export.graph import (
     CONTRACTS,

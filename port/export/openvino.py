@@ -1,4 +1,6 @@
-"""OpenVINO IR (.xml + .bin) from an exported ONNX graph, and its int8 form through NNCF's post-training quantisation."""
+"""OpenVINO IR (.xml + .bin) from an exported ONNX graph, and its int8 form through NNCF's post-training
+quantisation."""
+
 from __future__ import annotations
 
 import json

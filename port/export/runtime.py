@@ -94,7 +94,9 @@ class RuntimeNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         sides = image.shape[1:3] if self.contract.input == "rgb" else image.shape[2:4]
         if self.contract.size is not None and tuple(sides) != self.contract.size:
-            raise ExportError(f"this graph takes {self.contract.size[0]}x{self.contract.size[1]} inputs, got {tuple(sides)}")
+            raise ExportError(
+                f"this graph takes {self.contract.size[0]}x{self.contract.size[1]} inputs, got {tuple(sides)}"
+            )
         for side in sides:
             check_side(int(side), self.contract.step, self.contract.offset)
         dtype = torch.uint8 if self.contract.input == "rgb" else torch.float32

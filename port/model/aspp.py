@@ -19,7 +19,8 @@ def rate_name(rate: int) -> str:
 
 
 class ASPPHead(nn.Module):
-    """1x1 branch, one 3x3 branch per rate and an image-pooling branch, each 512 wide, concatenated as `conv5_3_aspp`."""
+    """1x1 branch, one 3x3 branch per rate and an image-pooling branch, each 512 wide, concatenated as
+    `conv5_3_aspp`."""
 
     def __init__(self, cfg: PSANetConfig, trunk: int) -> None:
         super().__init__()
@@ -33,7 +34,11 @@ class ASPPHead(nn.Module):
         self.out_channels = width * (2 + len(ASPP_RATES))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = [self.conv5_3_aspp_1x1(x), *(getattr(self, rate_name(r))(x) for r in ASPP_RATES), self.conv5_3_aspp_pool(x)]
+        branches = [
+            self.conv5_3_aspp_1x1(x),
+            *(getattr(self, rate_name(r))(x) for r in ASPP_RATES),
+            self.conv5_3_aspp_pool(x),
+        ]
         return self.conv5_3_aspp(*branches)
 
 

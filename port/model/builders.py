@@ -62,7 +62,9 @@ def _builder(name: str) -> Callable[..., PSANet]:
     variant = VARIANTS[name]
     builder.__name__ = builder.__qualname__ = name
     family = "PSPNet" if variant.config.head == "psp" else "PSANet"
-    builder.__doc__ = f"{family}-{variant.config.depth} on {variant.dataset} ({'released' if variant.released else 'ablation'})."
+    builder.__doc__ = (
+        f"{family}-{variant.config.depth} on {variant.dataset} ({'released' if variant.released else 'ablation'})."
+    )
     builder.variant = variant  # type: ignore[attr-defined]
     return builder
 

@@ -10,7 +10,11 @@ Unit = tuple[str, str, str]  # (top blob, module path inside the head, kind as i
 
 
 def _image_pool(name: str) -> list[Unit]:
-    return [(name, f"{name}.pool", "none"), (f"{name}_conv", f"{name}.conv", "convbn"), (f"{name}_interp", f"{name}.interp", "none")]
+    return [
+        (name, f"{name}.pool", "none"),
+        (f"{name}_conv", f"{name}.conv", "convbn"),
+        (f"{name}_interp", f"{name}.interp", "none"),
+    ]
 
 
 def _psp(cfg: PSANetConfig) -> list[Unit]:
@@ -18,7 +22,11 @@ def _psp(cfg: PSANetConfig) -> list[Unit]:
     units = []
     for bins in PSP_BINS:
         level = f"conv5_3_pool{bins}"
-        units += [(level, level, "none"), (f"{level}_conv", f"{level}_conv", "convbn"), (f"{level}_interp", f"{level}_interp", "none")]
+        units += [
+            (level, level, "none"),
+            (f"{level}_conv", f"{level}_conv", "convbn"),
+            (f"{level}_interp", f"{level}_interp", "none"),
+        ]
     return units + [("conv5_3_concat", "conv5_3_concat", "none")]
 
 

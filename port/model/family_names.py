@@ -62,7 +62,8 @@ def _units(cfg: PSANetConfig, family: str) -> Iterator[tuple[str, str, str, str]
 
 def key_table(cfg: PSANetConfig, layout: str | None = None) -> dict[str, str]:
     """Their checkpoint key -> our state_dict key, every tensor of `cfg`'s PSANet once, in the names of `layout`
-    (a family; default cfg's own: a Caffe-release model written for mmseg keeps its architecture, takes mmseg's names)."""
+    (a family; default cfg's own: a Caffe-release model written for mmseg keeps its architecture, takes mmseg's
+    names)."""
     layout = layout or cfg.family
     if layout not in STEM_PREFIX:
         raise ValueError(f"no checkpoint key table for the {layout!r} family (one of {sorted(STEM_PREFIX)})")
@@ -95,7 +96,9 @@ def to_ours(state: Mapping[str, torch.Tensor], cfg: PSANetConfig, layout: str | 
     return {ours: state[theirs] for theirs, ours in table.items()}
 
 
-def to_theirs(state: Mapping[str, torch.Tensor], cfg: PSANetConfig, layout: str | None = None) -> dict[str, torch.Tensor]:
+def to_theirs(
+    state: Mapping[str, torch.Tensor], cfg: PSANetConfig, layout: str | None = None
+) -> dict[str, torch.Tensor]:
     """Our state_dict in a family's names (`layout`, default cfg's), with zero step counters; every key used once."""
     table = key_table(cfg, layout)
     if sorted(table.values()) != sorted(state):

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from port.config import shrink_out, zoom_out
 from port import ops
+from port.config import shrink_out, zoom_out
 from port.ops.layout import memory_format_of
 
 

@@ -24,7 +24,9 @@ def check_state(state: Mapping[str, torch.Tensor], cfg: PSANetConfig, what: str 
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         part = f"lack {', '.join(missing[:3])}" if missing else f"have unexpected {', '.join(unexpected[:3])}"
-        raise WeightsFileError(f"{what} {part} ({len(missing)} missing, {len(unexpected)} unexpected tensors for their config)")
+        raise WeightsFileError(
+            f"{what} {part} ({len(missing)} missing, {len(unexpected)} unexpected tensors for their config)"
+        )
     for key, want in expected.items():
         got = state[key]
         if got.shape != want.shape or got.dtype != want.dtype:

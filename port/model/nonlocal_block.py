@@ -37,7 +37,9 @@ class NonLocalHead(nn.Module):
         self.conv5_3_nl_g = nn.Conv2d(trunk, inner, 1)
         self.conv5_3_nl_attention = EmbeddedGaussian()
         # BN slope 0: the block starts as the identity (Wang et al.); the trainer's fillers keep it.
-        self.conv5_3_nl_out = ConvBN(inner, trunk, relu=False, eps=cfg.bn_eps, momentum=cfg.bn_momentum, bn_slope_filler=0.0)
+        self.conv5_3_nl_out = ConvBN(
+            inner, trunk, relu=False, eps=cfg.bn_eps, momentum=cfg.bn_momentum, bn_slope_filler=0.0
+        )
         self.conv5_3_nl = Residual()
         self.out_channels = trunk
 

@@ -102,7 +102,9 @@ def zoom_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ig
     the (N, C, H, W) zoomed logits or their gradient. Logits must be float32 or float64 (cast half types first).
     """
     if logits.dim() != 4 or logits.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"logits must be a float32/float64 (N, C, h, w) tensor, got {logits.dtype} {tuple(logits.shape)}")
+        raise ValueError(
+            f"logits must be a float32/float64 (N, C, h, w) tensor, got {logits.dtype} {tuple(logits.shape)}"
+        )
     if not isinstance(zoom, int) or zoom < 1:
         raise ValueError(f"zoom must be a positive int, got {zoom!r}")
     n, _, h, w = logits.shape

@@ -59,7 +59,8 @@ def use_kernels(*tensors: torch.Tensor) -> bool:
         return True
     if not AVAILABLE:
         _warn_once(
-            f"port._C (the compiled PSA and zoom-loss kernels) is not built; using the slow pure-PyTorch reference. Build it: {BUILD_HINT}"
+            "port._C (the compiled PSA and zoom-loss kernels) is not built; using the slow pure-PyTorch reference. "
+            f"Build it: {BUILD_HINT}"
         )
     else:
         _warn_once(

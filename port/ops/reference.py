@@ -25,7 +25,9 @@ def _window_index(h: int, w: int, mask_h: int, mask_w: int, device: torch.device
     return channel.reshape(h * w, h * w), valid.reshape(h * w, h * w)
 
 
-def psa_mask_reference(mask: torch.Tensor, psa_type: int, mask_h: int, mask_w: int, compact: bool = False) -> torch.Tensor:
+def psa_mask_reference(
+    mask: torch.Tensor, psa_type: int, mask_h: int, mask_w: int, compact: bool = False
+) -> torch.Tensor:
     """Scatter a (N, mask_h*mask_w, H, W) attention mask into the layer's zero-filled (N, H*W, H, W) buffer.
 
     COLLECT gives buffer[n, q, p] with q the source and p the target position, DISTRIBUTE its
@@ -81,7 +83,9 @@ def interp_reference(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=True)
 
 
-def zoom_cross_entropy_reference(logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int) -> torch.Tensor:
+def zoom_cross_entropy_reference(
+    logits: torch.Tensor, labels: torch.Tensor, zoom: int, ignore_index: int
+) -> torch.Tensor:
     """Per-pixel cross-entropy of the aligned-corner bilinear x`zoom` of logits against labels, 0 where ignored: the
     zoomed (N, C, H, W) logits materialised, as the released train definitions' Interp + SoftmaxWithLoss have them."""
     h, w = logits.shape[-2:]

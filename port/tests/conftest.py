@@ -8,7 +8,8 @@ from port.tests.support.ops import kernel_devices, require_extension
 
 @pytest.fixture(params=kernel_devices())
 def kernel_device(request: pytest.FixtureRequest) -> str:
-    """Each device the compiled kernels (PSA op, zoom loss) are tested on: "cpu", and "cuda" where a GPU and CUDA kernels are."""
+    """Each device the compiled kernels (PSA op, zoom loss) are tested on: "cpu", and "cuda" where a GPU and CUDA
+    kernels are."""
     return request.param
 
 

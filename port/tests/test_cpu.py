@@ -128,8 +128,8 @@ def test_int8_without_avx2_is_one_clear_error(simulated) -> None:
 ])
 def test_half_training_on_this_cpu_exits_2_with_one_line(avx2_cpu, tmp_path: Path, capsys, amp: str,
                                                           message: str) -> None:
-    from port.train.cli import main
     from port.tests.support.train import write_voc_shapes
+    from port.train.cli import main
 
     data = write_voc_shapes(tmp_path / "data", 2, 0, 33)
     args = ["--variant", "psanet50_voc2012_465", "--data-root", str(data), "--out", str(tmp_path / "run"),

@@ -1,4 +1,6 @@
-"""DenseCRF post-processing: pydensecrf2's lattice mean field against a brute-force dense CRF, and `--crf` in the CLI."""
+"""DenseCRF post-processing: pydensecrf2's lattice mean field against a brute-force dense CRF, and `--crf` in the
+CLI."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,7 +43,8 @@ def brute_force(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.n
 
     q = softmax(-energy)
     for _ in range(params.iterations):
-        # Potts: a label gains the kernel-weighted mass its neighbours give it (equal to w * [l != l'] up to a constant).
+        # Potts: a label gains the kernel-weighted mass its neighbours give it (equal to w * [l != l'] up to a
+        # constant).
         q = softmax(-energy + sum(q @ k.T for k in kernels))
     return q.reshape(classes, rows, cols)
 
@@ -93,8 +96,12 @@ def test_predict_applies_the_crf_to_the_averaged_probabilities() -> None:
     plain = InferenceSettings(33, 5, 32)
     refined = InferenceSettings(33, 5, 32, crf=CRFParams())
     probs = predict_probabilities(net, image, plain, torch.device("cpu"))
-    np.testing.assert_array_equal(predict(net, image, refined, torch.device("cpu")), crf_labels(probs.numpy(), image, CRFParams()))
-    assert not np.array_equal(predict(net, image, refined, torch.device("cpu")), predict(net, image, plain, torch.device("cpu")))
+    np.testing.assert_array_equal(
+        predict(net, image, refined, torch.device("cpu")), crf_labels(probs.numpy(), image, CRFParams())
+    )
+    assert not np.array_equal(
+        predict(net, image, refined, torch.device("cpu")), predict(net, image, plain, torch.device("cpu"))
+    )
 
 
 @pytest.fixture
@@ -123,7 +130,11 @@ def test_cli_crf_reports_the_densecrf_row_and_keeps_its_own_folder(
 
 @pytest.mark.parametrize("bad", [["--crf-iterations", "0"], ["--crf-bi-rgb-std", "-1"]])
 def test_cli_bad_crf_values_exit_2(
-    tmp_path: Path, fcn_model: StandInNet, bad: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    fcn_model: StandInNet,
+    bad: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     write_ade20k(tmp_path / "ade", [(5, 5)])

@@ -24,14 +24,24 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png_claiming(width: int, height: int, colour_type: int = 0) -> bytes:
     """A few dozen bytes whose PNG header claims width x height (8-bit; colour type 0 gray, 2 RGB)."""
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def png_16bit(colour_type: int, samples: int, width: int = 4, height: int = 3) -> bytes:
     """A PNG with 16 bits per sample (colour type 2 RGB, 4 gray + alpha, 6 RGBA), which Pillow cannot write."""
     header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
     row = b"\0" + (np.arange(width * samples, dtype=">u2") * 300).tobytes()
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(row * height)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(row * height))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def bmp_555(pixels: np.ndarray) -> bytes:
@@ -160,7 +170,11 @@ def test_rgba_and_gray_images_are_read_as_rgb(tmp_path: Path) -> None:
 def test_paths_that_are_not_files(tmp_path: Path) -> None:
     (tmp_path / "dir.png").mkdir()
     os.mkfifo(tmp_path / "fifo.png")  # opening it would block forever
-    for name, reason in [("dir.png", "is a directory"), ("fifo.png", "not a regular file"), ("nope.png", "does not exist")]:
+    for name, reason in [
+        ("dir.png", "is a directory"),
+        ("fifo.png", "not a regular file"),
+        ("nope.png", "does not exist"),
+    ]:
         with pytest.raises(BadFile, match=reason):
             read_image(tmp_path / name)
 
@@ -200,4 +214,7 @@ def test_evaluation_lists_each_bad_file_and_scores_the_rest(
     for number in range(1, 5):
         assert f"ADE_val_0000000{number}." in captured.err
     assert "images evaluated: 2" in captured.out
-    assert sorted(p.name for p in (tmp_path / "out" / "gray").iterdir()) == ["ADE_val_00000005.png", "ADE_val_00000006.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "gray").iterdir()) == [
+        "ADE_val_00000005.png",
+        "ADE_val_00000006.png",
+    ]

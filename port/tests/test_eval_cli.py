@@ -12,9 +12,9 @@ import port.model
 from port.evaluate import InferenceSettings, predict
 from port.evaluate.cli import main
 from port.evaluate.datasets import read_image
-from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.io import save_weights
 from port.model import PSANet
+from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.variants import VARIANTS, dataset_config
 
 
@@ -32,7 +32,9 @@ def constant_model(monkeypatch: pytest.MonkeyPatch) -> ConstantNet:
     return net
 
 
-def test_missing_data_root_is_one_line_exit_2(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_data_root_is_one_line_exit_2(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["--dataset", "ade20k", "--data-root", str(tmp_path / "nope"), "--weights", str(weights)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "data root" in err
@@ -44,25 +46,44 @@ def test_missing_weights_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Captu
     assert code == 2 and err.count("\n") == 1 and "weights" in err
 
 
-@pytest.mark.parametrize("bad", [["--scales", "big"], ["--scales", "0.3"], ["--batch-size", "0"], ["--list", "nope.txt"]])
-def test_bad_options_exit_2(tmp_path: Path, weights: Path, constant_model: ConstantNet, bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "bad", [["--scales", "big"], ["--scales", "0.3"], ["--batch-size", "0"], ["--list", "nope.txt"]]
+)
+def test_bad_options_exit_2(
+    tmp_path: Path, weights: Path, constant_model: ConstantNet, bad: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     write_ade20k(tmp_path / "ade", [(5, 5)])
     code = main(["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(weights), *bad])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
 
 
-def test_wrong_dataset_for_the_model_exit_2(tmp_path: Path, weights: Path, constant_model: ConstantNet, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_dataset_for_the_model_exit_2(
+    tmp_path: Path, weights: Path, constant_model: ConstantNet, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_ade20k(tmp_path / "ade", [(5, 5)])
     code = main(["--dataset", "voc2012", "--data-root", str(tmp_path / "ade"), "--weights", str(weights)])
     assert code == 2 and "150 classes" in capsys.readouterr().err
 
 
-def test_run_reports_bad_files_exit_2_then_resumes(tmp_path: Path, weights: Path, constant_model: ConstantNet, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_reports_bad_files_exit_2_then_resumes(
+    tmp_path: Path, weights: Path, constant_model: ConstantNet, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_ade20k(tmp_path / "ade", [(8, 10), (10, 8), (6, 6)])
-    (tmp_path / "ade" / "ADEChallengeData2016" / "annotations" / "validation" / "ADE_val_00000003.png").write_bytes(b"x")
+    (tmp_path / "ade" / "ADEChallengeData2016" / "annotations" / "validation" / "ADE_val_00000003.png").write_bytes(
+        b"x"
+    )
     constant_model.variant = VARIANTS["psanet50_ade20k_465"]
-    args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(weights), "--out", str(tmp_path / "out")]
+    args = [
+        "--dataset",
+        "ade20k",
+        "--data-root",
+        str(tmp_path / "ade"),
+        "--weights",
+        str(weights),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 2
     captured = capsys.readouterr()
     assert "1 file(s) could not be evaluated" in captured.err and "ADE_val_00000003.png" in captured.err
@@ -72,7 +93,9 @@ def test_run_reports_bad_files_exit_2_then_resumes(tmp_path: Path, weights: Path
     assert "predicted 0 image(s), resumed 2" in capsys.readouterr().out
 
 
-def test_no_flip_and_custom_scales_have_no_published_row(tmp_path: Path, weights: Path, constant_model: ConstantNet, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_flip_and_custom_scales_have_no_published_row(
+    tmp_path: Path, weights: Path, constant_model: ConstantNet, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_ade20k(tmp_path / "ade", [(8, 10)])
     constant_model.variant = VARIANTS["psanet50_ade20k_465"]
     base = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(weights)]
@@ -87,7 +110,14 @@ def test_real_tiny_psanet_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg = dataset_config("ade20k", 50, width_divisor=32).with_(crop=257)
     save_weights(tmp_path / "tiny.safetensors", PSANet(cfg).state_dict(), cfg)
     write_ade20k(tmp_path / "ade", [(30, 40)])
-    args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(tmp_path / "tiny.safetensors")]
+    args = [
+        "--dataset",
+        "ade20k",
+        "--data-root",
+        str(tmp_path / "ade"),
+        "--weights",
+        str(tmp_path / "tiny.safetensors"),
+    ]
     assert main([*args, "--out", str(tmp_path / "out"), "--batch-size", "4"]) == 0
     assert "images evaluated: 1" in capsys.readouterr().out
     saved = np.asarray(Image.open(tmp_path / "out" / "gray" / "ADE_val_00000001.png")).astype(int) - 1

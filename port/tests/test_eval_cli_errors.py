@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 import port.evaluate.cli
 import port.model
 from port.evaluate.cli import main
-from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.io import FORMAT, save_weights
 from port.model import PSANet
+from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.variants import dataset_config
 
 
@@ -66,7 +66,9 @@ def _bad_weights(kind: str, tmp_path: Path, tiny: tuple[dict[str, torch.Tensor],
     elif kind == "config_huge.safetensors":
         _safetensors_with_config(tmp_path / kind, state, {**config, "crop": 4001, "width_divisor": 1})
     elif kind == "malicious.pth":
-        torch.save({"format": FORMAT, "config": config, "state_dict": {}, "x": Evil(tmp_path / "pwned")}, tmp_path / kind)
+        torch.save(
+            {"format": FORMAT, "config": config, "state_dict": {}, "x": Evil(tmp_path / "pwned")}, tmp_path / kind
+        )
     elif kind == "model.caffemodel":
         (tmp_path / kind).write_bytes(b"\x0a\x03net")
     elif kind == "folder.safetensors":
@@ -74,14 +76,37 @@ def _bad_weights(kind: str, tmp_path: Path, tiny: tuple[dict[str, torch.Tensor],
     return tmp_path / kind
 
 
-KINDS = ["truncated.safetensors", "truncated_10pct.pth", "truncated_50pct.pth", "missing_tensor.safetensors", "config_types.safetensors",
-         "config_huge.safetensors", "malicious.pth", "model.caffemodel", "folder.safetensors", "missing.safetensors"]
+KINDS = [
+    "truncated.safetensors",
+    "truncated_10pct.pth",
+    "truncated_50pct.pth",
+    "missing_tensor.safetensors",
+    "config_types.safetensors",
+    "config_huge.safetensors",
+    "malicious.pth",
+    "model.caffemodel",
+    "folder.safetensors",
+    "missing.safetensors",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_weights_are_one_line_exit_2(tmp_path: Path, data_root: Path, tiny, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_weights_are_one_line_exit_2(
+    tmp_path: Path, data_root: Path, tiny, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     weights = _bad_weights(kind, tmp_path, tiny)
-    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(weights), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "--dataset",
+            "ade20k",
+            "--data-root",
+            str(data_root),
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("port.evaluate: error: "), err
     assert not (tmp_path / "pwned").exists()
@@ -132,7 +157,16 @@ def test_resume_restores_a_missing_colour_png_and_removes_stale_temp_files(
 ) -> None:
     write_ade20k(tmp_path / "ade", [(6, 7), (7, 5)])
     out = tmp_path / "out"
-    args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(constant_model), "--out", str(out)]
+    args = [
+        "--dataset",
+        "ade20k",
+        "--data-root",
+        str(tmp_path / "ade"),
+        "--weights",
+        str(constant_model),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     colour = out / "color" / "ADE_val_00000002.png"
     first = colour.read_bytes()
@@ -149,12 +183,28 @@ def test_resume_restores_a_missing_colour_png_and_removes_stale_temp_files(
     assert not any(path.exists() for path in stale) and keep.exists()
 
 
-def test_interrupt_is_one_line_exit_130(tmp_path: Path, data_root: Path, constant_model: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_interrupt_is_one_line_exit_130(
+    tmp_path: Path,
+    data_root: Path,
+    constant_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(port.evaluate.cli, "evaluate", interrupted)
-    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(constant_model), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "--dataset",
+            "ade20k",
+            "--data-root",
+            str(data_root),
+            "--weights",
+            str(constant_model),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 130 and err == "port.evaluate: interrupted\n"

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from port.evaluate import InferenceSettings, LabelCodec, evaluate, find_samples
 from port.classes import CLASS_COLORS
+from port.evaluate import InferenceSettings, LabelCodec, evaluate, find_samples
 from port.evaluate.datasets import read_list
 from port.tests.support.evaluate import ConstantNet, write_ade20k, write_cityscapes, write_voc2012
 
@@ -45,7 +45,9 @@ def test_ade20k_layout_decoding_and_saved_ids(tmp_path: Path) -> None:
     raw = write_ade20k(tmp_path / "ade", SIZES)
     samples = find_samples("ade20k", tmp_path / "ade")
     assert [s.name for s in samples] == ["ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"]
-    result = evaluate(ConstantNet(150, CROP, 4), samples, LabelCodec("ade20k", 150), _settings(150), CPU, tmp_path / "out")
+    result = evaluate(
+        ConstantNet(150, CROP, 4), samples, LabelCodec("ade20k", 150), _settings(150), CPU, tmp_path / "out"
+    )
     # ADE stores class k as k + 1 and 0 as "other" (ignored).
     _check(result, [np.where(r == 0, 255, r.astype(int) - 1) for r in raw], 4, 150)
     gray = np.asarray(Image.open(tmp_path / "out" / "gray" / "ADE_val_00000002.png"))
@@ -59,7 +61,9 @@ def test_voc2012_layout_reads_palette_indices(tmp_path: Path) -> None:
     labels = write_voc2012(tmp_path / "voc", SIZES)
     samples = find_samples("voc2012", tmp_path / "voc")
     assert len(samples) == 3
-    result = evaluate(ConstantNet(21, CROP, 15), samples, LabelCodec("voc2012", 21), _settings(21), CPU, tmp_path / "out")
+    result = evaluate(
+        ConstantNet(21, CROP, 15), samples, LabelCodec("voc2012", 21), _settings(21), CPU, tmp_path / "out"
+    )
     _check(result, labels, 15, 21)
     assert (np.asarray(Image.open(tmp_path / "out" / "gray" / "2007_000000.png")) == 15).all()
 
@@ -67,8 +71,14 @@ def test_voc2012_layout_reads_palette_indices(tmp_path: Path) -> None:
 def test_cityscapes_layout_maps_label_ids_to_train_ids(tmp_path: Path) -> None:
     ids = write_cityscapes(tmp_path / "cs", SIZES)
     samples = find_samples("cityscapes", tmp_path / "cs")
-    assert {s.name for s in samples} == {"aachen_000000_000019_leftImg8bit", "bonn_000001_000019_leftImg8bit", "aachen_000002_000019_leftImg8bit"}
-    result = evaluate(ConstantNet(19, CROP, 13), samples, LabelCodec("cityscapes", 19), _settings(19), CPU, tmp_path / "out")
+    assert {s.name for s in samples} == {
+        "aachen_000000_000019_leftImg8bit",
+        "bonn_000001_000019_leftImg8bit",
+        "aachen_000002_000019_leftImg8bit",
+    }
+    result = evaluate(
+        ConstantNet(19, CROP, 13), samples, LabelCodec("cityscapes", 19), _settings(19), CPU, tmp_path / "out"
+    )
     # Official table: ids 7,8,11,12,13,17,19,20,21,22,23,24,25,26,27,28,31,32,33 are trainIds 0..18.
     train_of = {i: t for t, i in enumerate([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33])}
     _check(result, [np.vectorize(lambda v: train_of.get(int(v), 255))(label) for label in ids], 13, 19)
@@ -97,7 +107,9 @@ def test_unlabeled_list_entries_are_predicted_only(tmp_path: Path) -> None:
     list_file = tmp_path / "test.txt"
     list_file.write_text("VOCdevkit/VOC2012/JPEGImages/2007_000000.jpg\n")
     samples = find_samples("voc2012", tmp_path, list_file)
-    result = evaluate(ConstantNet(21, CROP, 3), samples, LabelCodec("voc2012", 21), _settings(21), CPU, tmp_path / "out")
+    result = evaluate(
+        ConstantNet(21, CROP, 3), samples, LabelCodec("voc2012", 21), _settings(21), CPU, tmp_path / "out"
+    )
     assert (result.predicted, result.stats.images) == (1, 0)
     assert (tmp_path / "out" / "gray" / "2007_000000.png").is_file()
 
@@ -133,7 +145,9 @@ def test_label_with_values_outside_the_classes_is_a_bad_file(tmp_path: Path) -> 
     write_voc2012(tmp_path, [(6, 6)])
     label_path = tmp_path / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000000.png"
     Image.fromarray(np.full((6, 6), 40, dtype=np.uint8)).save(label_path)
-    result = evaluate(ConstantNet(21, CROP, 0), find_samples("voc2012", tmp_path), LabelCodec("voc2012", 21), _settings(21), CPU, None)
+    result = evaluate(
+        ConstantNet(21, CROP, 0), find_samples("voc2012", tmp_path), LabelCodec("voc2012", 21), _settings(21), CPU, None
+    )
     assert len(result.bad_files) == 1 and "outside the 21 classes" in result.bad_files[0]
 
 

@@ -17,7 +17,14 @@ SETTINGS = InferenceSettings(CROP, CLASSES, base_size=40, scales=(0.5, 1.0))
 
 
 def _run(root: Path, out: Path | None) -> tuple[list[int], list[str], int]:
-    result = evaluate(StandInNet(CLASSES, CROP, seed=1), find_samples("ade20k", root), LabelCodec("ade20k", CLASSES), SETTINGS, torch.device("cpu"), out)
+    result = evaluate(
+        StandInNet(CLASSES, CROP, seed=1),
+        find_samples("ade20k", root),
+        LabelCodec("ade20k", CLASSES),
+        SETTINGS,
+        torch.device("cpu"),
+        out,
+    )
     return result.stats.as_vector().tolist(), result.bad_files, result.predicted
 
 
@@ -33,7 +40,9 @@ def _worker(rank: int, world: int, tmp: str) -> None:
 
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     write_ade20k(tmp_path / "ade", [(20, 30), (41, 17), (9, 9), (25, 25), (12, 40)], seed=4)
-    (tmp_path / "ade" / "ADEChallengeData2016" / "images" / "validation" / "ADE_val_00000004.jpg").write_bytes(b"broken")
+    (tmp_path / "ade" / "ADEChallengeData2016" / "images" / "validation" / "ADE_val_00000004.jpg").write_bytes(
+        b"broken"
+    )
     single_vector, single_bad, single_predicted = _run(tmp_path / "ade", None)
     mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     for rank in (0, 1):

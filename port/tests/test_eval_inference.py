@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from port.evaluate.geometry import scaled_size
 from port.contracts import CAFFE
+from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import InferenceSettings, predict, predict_probabilities, to_network_input
 from port.evaluate.matlab_resize import resize_image, resize_scores
 from port.tests.support.evaluate import StandInNet
@@ -32,7 +32,11 @@ def _pre_img(image: np.ndarray, crop: int) -> np.ndarray:
     rows, cols = image.shape[:2]
     out = np.empty((max(rows, crop), max(cols, crop), 3), dtype=np.float32)
     for c in range(3):
-        out[:, :, c] = np.pad(image[:, :, c].astype(np.float32), ((0, out.shape[0] - rows), (0, out.shape[1] - cols)), constant_values=MEAN_RGB[c])
+        out[:, :, c] = np.pad(
+            image[:, :, c].astype(np.float32),
+            ((0, out.shape[0] - rows), (0, out.shape[1] - cols)),
+            constant_values=MEAN_RGB[c],
+        )
         out[:, :, c] -= np.float32(MEAN_RGB[c])
     return out[:, :, ::-1]
 
@@ -58,7 +62,11 @@ def _scale_process(net: torch.nn.Module, img: np.ndarray, ori: tuple[int, int], 
         # padarray on the uint8 image: MATLAB casts the pad value to the array's class, uint8(123.68) = 124 etc.
         padded = np.empty((pad_rows, pad_cols, 3), dtype=np.uint8)
         for c in range(3):
-            padded[:, :, c] = np.pad(img[:, :, c], ((0, pad_rows - new_rows), (0, pad_cols - new_cols)), constant_values=_to_uint8(MEAN_RGB[c]))
+            padded[:, :, c] = np.pad(
+                img[:, :, c],
+                ((0, pad_rows - new_rows), (0, pad_cols - new_cols)),
+                constant_values=_to_uint8(MEAN_RGB[c]),
+            )
         data = np.zeros((pad_rows, pad_cols, CLASSES))
         count = np.zeros((pad_rows, pad_cols, CLASSES))
         for gy in range(1, math.ceil((pad_rows - CROP) / stride) + 2):
@@ -96,7 +104,9 @@ def test_sliding_window_padding_is_the_uint8_mean() -> None:
     # i.e. 0.32/0.221/0.061 after the mean; a 20x10 image is one crop padded with the float mean, i.e. 0.
     sliding = to_network_input(np.zeros((40, 10, 3), dtype=np.uint8), CROP)
     assert sliding.shape == (3, 40, 33)
-    np.testing.assert_allclose(sliding[:, :, 10:].numpy(), np.broadcast_to([[[0.061]], [[0.221]], [[0.32]]], (3, 40, 23)), atol=1e-5)
+    np.testing.assert_allclose(
+        sliding[:, :, 10:].numpy(), np.broadcast_to([[[0.061]], [[0.221]], [[0.32]]], (3, 40, 23)), atol=1e-5
+    )
     single = to_network_input(np.zeros((20, 10, 3), dtype=np.uint8), CROP)
     assert single.shape == (3, 33, 33) and not single[:, 20:, :].any() and not single[:, :, 10:].any()
 
@@ -115,7 +125,9 @@ def test_matches_literal_matlab_procedure(net: StandInNet, rows: int, cols: int,
 def test_batching_does_not_change_the_result(net: StandInNet) -> None:
     image = _image(45, 70, 1)
     results = [
-        predict_probabilities(net, image, InferenceSettings(CROP, CLASSES, BASE, (1.0, 1.5), True, b), torch.device("cpu"))
+        predict_probabilities(
+            net, image, InferenceSettings(CROP, CLASSES, BASE, (1.0, 1.5), True, b), torch.device("cpu")
+        )
         for b in (1, 2, 3, 64)
     ]
     for other in results[1:]:

@@ -1,4 +1,6 @@
-"""`port.evaluate` on a converted PSPNet: the network sees crops of its own config's size, not the dataset's PSANet crop."""
+"""`port.evaluate` on a converted PSPNet: the network sees crops of its own config's size, not the dataset's PSANet
+crop."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +10,13 @@ import pytest
 import torch
 
 import port.model
+from port.classes import CLASS_NAMES
 from port.evaluate.cli import main
 from port.evaluate.metrics import SegmentationStats
-from port.classes import CLASS_NAMES
 from port.evaluate.report import format_report
-from port.tests.support.evaluate import write_ade20k
 from port.io import save_weights
 from port.model import PSANet
+from port.tests.support.evaluate import write_ade20k
 from port.variants import DATASETS, VARIANTS
 
 

@@ -148,7 +148,9 @@ def test_cli_writes_onnx_and_openvino_int8_and_evaluate_reads_them(tmp_path: Pat
     from PIL import Image
 
     for i in range(3):
-        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(images / f"{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(
+            images / f"{i}.png"
+        )
     args = ["--weights", str(weights), "--format", "openvino", "-o", str(tmp_path / "q.xml"), "--int8",
             "--calibration", str(images)]
     code, _, err = _cli(args, capsys)
@@ -187,8 +189,9 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys, ar
 
 def test_cli_bad_weights_file(tmp_path: Path, capsys) -> None:
     (tmp_path / "w.safetensors").write_bytes(b"\x00" * 16)
-    code, _, err = _cli(["--weights", str(tmp_path / "w.safetensors"), "--format", "onnx", "-o", str(tmp_path / "m.onnx")],
-                        capsys)
+    code, _, err = _cli(
+        ["--weights", str(tmp_path / "w.safetensors"), "--format", "onnx", "-o", str(tmp_path / "m.onnx")], capsys
+    )
     assert code == 2 and "w.safetensors" in err and not (tmp_path / "m.onnx").exists()
 
 

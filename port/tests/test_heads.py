@@ -112,7 +112,9 @@ def test_global_pool_against_hand_computation() -> None:
 
 def test_aspp_against_direct_loops() -> None:
     head = _randomize(ASPPHead(_cfg("aspp"), TRUNK), seed=3)
-    x = np.random.default_rng(1).standard_normal((TRUNK, 27, 30))  # rate 24 still reaches inside, rate 36 only the centre
+    x = np.random.default_rng(1).standard_normal(
+        (TRUNK, 27, 30)
+    )  # rate 24 still reaches inside, rate 36 only the centre
     expected = [_conv_bn_np(head.conv5_3_aspp_1x1, x)]
     expected += [_dilated_conv3x3_np(getattr(head, rate_name(r)), x, r) for r in ASPP_RATES]
     pooled = _conv_bn_np(head.conv5_3_aspp_pool.conv, x.mean(axis=(1, 2)))

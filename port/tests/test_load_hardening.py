@@ -29,7 +29,11 @@ def tiny() -> tuple[dict[str, torch.Tensor], PSANetConfig]:
 
 def _safetensors(path: Path, state: dict[str, torch.Tensor], config: object) -> Path:
     """A file written by the safetensors library itself (an independent writer), config as given."""
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"format": FORMAT, "config": json.dumps(config)})
+    save_file(
+        {k: v.contiguous() for k, v in state.items()},
+        str(path),
+        metadata={"format": FORMAT, "config": json.dumps(config)},
+    )
     return path
 
 
@@ -74,7 +78,10 @@ def test_config_not_a_mapping(tiny, tmp_path: Path) -> None:
         (lambda s: {k: v for k, v in s.items() if k != "conv6.bias"}, "lack conv6.bias"),
         (lambda s: {**s, "extra.weight": torch.zeros(1)}, "unexpected extra.weight"),
         (lambda s: {**s, "conv6.bias": s["conv6.bias"].half()}, "conv6.bias is torch.float16"),
-        (lambda s: {**s, "conv5_4.conv.weight": s["conv5_4.conv.weight"].transpose(0, 1)}, "conv5_4.conv.weight is torch.float32 (64, 8, 3, 3)"),
+        (
+            lambda s: {**s, "conv5_4.conv.weight": s["conv5_4.conv.weight"].transpose(0, 1)},
+            "conv5_4.conv.weight is torch.float32 (64, 8, 3, 3)",
+        ),
     ],
 )
 def test_tensors_checked_against_the_config(tiny, tmp_path: Path, edit, match: str) -> None:
@@ -90,7 +97,9 @@ def test_foreign_inputs(tmp_path: Path) -> None:
     (tmp_path / "m.bin").write_bytes(b"hello")
     _refused(tmp_path / "m.bin", "not a converted PSANet file")
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pth")
-    _refused(tmp_path / "x.pth", "neither a converted PSANet file nor a hszhao/semseg or mmsegmentation PSANet checkpoint")
+    _refused(
+        tmp_path / "x.pth", "neither a converted PSANet file nor a hszhao/semseg or mmsegmentation PSANet checkpoint"
+    )
 
 
 class _Exploit:
@@ -159,7 +168,8 @@ import port
 from port.io import FORMAT, WeightsFileError
 from port.config import PSANetConfig
 cfg = PSANetConfig(depth=101, crop=4001)  # full width: the model alone would take gigabytes
-save_file({"conv6.bias": torch.zeros(150)}, sys.argv[1], metadata={"format": FORMAT, "config": json.dumps(cfg.to_dict())})
+save_file({"conv6.bias": torch.zeros(150)}, sys.argv[1], metadata={"format": FORMAT, "config":
+json.dumps(cfg.to_dict())})
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     port.load(sys.argv[1])

@@ -25,7 +25,9 @@ def test_param_table_is_a_bijection_onto_state_dict(name: str, aux: bool) -> Non
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize("name", ["psanet101_ade20k_465", "psanet50_voc2012_465_collect_compact", "psanet50_cityscapes_705_fcn"])
+@pytest.mark.parametrize(
+    "name", ["psanet101_ade20k_465", "psanet50_voc2012_465_collect_compact", "psanet50_cityscapes_705_fcn"]
+)
 def test_blob_modules_exist(name: str) -> None:
     model = _meta_model(name, True)
     modules = dict(model.named_modules())

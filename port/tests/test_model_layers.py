@@ -22,7 +22,10 @@ def _bn(seed: int = 0) -> tuple[CaffeBN, np.ndarray]:
 
 def test_bn_eval_uses_stored_stats_with_eps() -> None:
     bn, x = _bn()
-    w, b, m, v = (t.detach().numpy().astype(np.float64)[None, :, None, None] for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var))
+    w, b, m, v = (
+        t.detach().numpy().astype(np.float64)[None, :, None, None]
+        for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    )
     want = w * (x - m) / np.sqrt(v + 1e-3) + b
     got = bn.eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -1,7 +1,6 @@
 """Output shapes of every registered variant at small widths, stage sizes against the Caffe size helpers."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -37,8 +36,13 @@ def test_stage_sizes_follow_caffe_rules() -> None:
     with torch.no_grad():
         model(torch.randn(1, 3, 97, 97))
     stem = conv_out(97, 3, 2, 1)
-    assert sizes == {"conv1_1_3x3_s2": stem, "pool1_3x3_s2": pool_out(stem, 3, 2, 1), "conv2.3": pool_out(stem, 3, 2, 1),
-                     "conv3.4": feature_size(97), "conv5.3": feature_size(97)}
+    assert sizes == {
+        "conv1_1_3x3_s2": stem,
+        "pool1_3x3_s2": pool_out(stem, 3, 2, 1),
+        "conv2.3": pool_out(stem, 3, 2, 1),
+        "conv3.4": feature_size(97),
+        "conv5.3": feature_size(97),
+    }
 
 
 def test_even_feature_size_is_a_clear_error() -> None:
@@ -50,7 +54,9 @@ def test_even_feature_size_is_a_clear_error() -> None:
 def test_stride_placement_follows_config() -> None:
     for depth, in_3x3 in ((101, True), (50, False)):
         block = create_model(f"psanet{depth}_ade20k_465", width_divisor=32).conv3["1"]
-        assert (block.reduce.conv.stride, block.conv3x3.conv.stride) == (((1, 1), (2, 2)) if in_3x3 else ((2, 2), (1, 1)))
+        assert (block.reduce.conv.stride, block.conv3x3.conv.stride) == (
+            ((1, 1), (2, 2)) if in_3x3 else ((2, 2), (1, 1))
+        )
         assert block.proj.conv.stride == (2, 2)
     flipped = create_model("psanet101_ade20k_465", width_divisor=32, stride_in_3x3=False).conv3["1"]
     assert flipped.reduce.conv.stride == (2, 2)

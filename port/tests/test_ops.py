@@ -44,7 +44,9 @@ def test_psa_mask_matches_reference(
     got = psa_mask(mask, psa_type, (mask_h, mask_w), compact)
     torch.testing.assert_close(got, psa_mask_reference(mask, psa_type, mask_h, mask_w, compact), rtol=0, atol=0)
     grad = torch.randn_like(got)
-    expected = torch.autograd.grad(psa_mask_reference(mask.requires_grad_(), psa_type, mask_h, mask_w, compact), mask, grad)
+    expected = torch.autograd.grad(
+        psa_mask_reference(mask.requires_grad_(), psa_type, mask_h, mask_w, compact), mask, grad
+    )
     got_grad = torch.ops.psanet.psa_mask_backward(grad, psa_type, mask_h, mask_w, compact)
     torch.testing.assert_close(got_grad, expected[0], rtol=0, atol=0)
 

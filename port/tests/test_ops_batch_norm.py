@@ -59,12 +59,16 @@ def test_matches_reference(case: tuple, dtype: torch.dtype, relu: bool) -> None:
     torch.testing.assert_close(invstd.double(), ref_invstd, rtol=1e-5, atol=0)
     # the output from the kernel's (checked) statistics: a float32 mean is 2**-24 |mean| off, which |mean| >> std
     # turns into more than the output's own rounding
-    stats = (x.double() - mean.double()[:, None, None]) * (invstd.double() * weight)[:, None, None] + bias[:, None, None]
+    stats = (x.double() - mean.double()[:, None, None]) * (invstd.double() * weight)[:, None, None] + bias[
+        :, None, None
+    ]
     torch.testing.assert_close(out.double(), torch.relu(stats) if relu else stats, **TOL[dtype])
     masked = grad.double() * (out > 0) if relu else grad.double()
     if relu:  # the backward recomputes the mask; it must be the forward output's sign
         assert 0 < int((out > 0).sum()) < out.numel()
-    _, want = grads_of(lambda *t: batch_norm_relu_reference(*t, EPS, False), x.double(), weight.double(), bias.double(), masked)
+    _, want = grads_of(
+        lambda *t: batch_norm_relu_reference(*t, EPS, False), x.double(), weight.double(), bias.double(), masked
+    )
     # within rounding of the terms that cancel in them (e.g. every gradient is 0 for one row per channel)
     scale = {torch.float32: 1e-4, torch.bfloat16: 2e-2}[dtype]
     terms = (masked.abs() * (ref_invstd * weight)[:, None, None]).max().item()
@@ -76,7 +80,9 @@ def test_reference_equals_pytorch_batch_norm() -> None:
     """The reference itself against torch's train-mode batch norm (and relu): the oracle is the layer it claims."""
     x, weight, bias, grad = case_inputs(2, 24, 6, 7, 0.5, 2.0, torch.float64)
     weight, bias = weight.double(), bias.double()
-    (ref, mean, invstd), ref_grads = grads_of(lambda *t: batch_norm_relu_reference(*t, EPS, True), x, weight, bias, grad)
+    (ref, mean, invstd), ref_grads = grads_of(
+        lambda *t: batch_norm_relu_reference(*t, EPS, True), x, weight, bias, grad
+    )
 
     def native(x, weight, bias):
         out, m, s = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, EPS)
@@ -106,7 +112,9 @@ def test_same_numbers_for_any_thread_count(dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("relu", [False, True])
 def test_opcheck(relu: bool) -> None:
     x, weight, bias, _ = case_inputs(2, 12, 5, 4, 0.0, 1.0, torch.float32)
-    torch.library.opcheck(torch.ops.psanet.batch_norm_relu, (x, weight.requires_grad_(), bias.requires_grad_(), EPS, relu))
+    torch.library.opcheck(
+        torch.ops.psanet.batch_norm_relu, (x, weight.requires_grad_(), bias.requires_grad_(), EPS, relu)
+    )
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous", "float64"])
@@ -122,7 +130,9 @@ def test_batch_norm_train_dispatch(layout: str) -> None:
     ops = {e.name for e in prof.function_events}
     assert ("psanet::batch_norm_relu" in ops) == (layout == "channels_last")
     assert ("aten::native_batch_norm" in ops) == (layout != "channels_last")
-    (ref, ref_mean, ref_invstd), want = grads_of(lambda *t: batch_norm_relu_reference(*t, EPS, True), x, weight, bias, grad)
+    (ref, ref_mean, ref_invstd), want = grads_of(
+        lambda *t: batch_norm_relu_reference(*t, EPS, True), x, weight, bias, grad
+    )
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
     for a, b in zip((out, mean, invstd, *got), (ref, ref_mean, ref_invstd, *want)):
         torch.testing.assert_close(a, b, **tol)

@@ -11,7 +11,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 from port.tests.support.ops import require_extension
 
 ROOT = Path(__file__).resolve().parents[2]

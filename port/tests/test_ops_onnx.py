@@ -28,7 +28,9 @@ def test_onnx_export_runs_in_reference_evaluator(tmp_path: Path) -> None:
     distribute = torch.randn(2, 63, 4, 5, generator=gen)
     model = TwoBranchPSA().eval()
     path = tmp_path / "psa.onnx"
-    torch.onnx.export(model, (x, collect, distribute), str(path), input_names=["x", "collect", "distribute"], dynamo=True)
+    torch.onnx.export(
+        model, (x, collect, distribute), str(path), input_names=["x", "collect", "distribute"], dynamo=True
+    )
     session = onnx_reference.ReferenceEvaluator(str(path))
     feeds = {"x": x.numpy(), "collect": collect.numpy(), "distribute": distribute.numpy()}
     (got,) = session.run(None, feeds)

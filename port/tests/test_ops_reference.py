@@ -67,7 +67,9 @@ CASES = [  # (h, w, mask_h, mask_w, compact)
 @pytest.mark.parametrize("h,w,mask_h,mask_w,compact", CASES)
 @pytest.mark.parametrize("psa_type", [COLLECT, DISTRIBUTE])
 @pytest.mark.parametrize("softmax", [False, True])
-def test_reference_matches_loops(h: int, w: int, mask_h: int, mask_w: int, compact: bool, psa_type: int, softmax: bool) -> None:
+def test_reference_matches_loops(
+    h: int, w: int, mask_h: int, mask_w: int, compact: bool, psa_type: int, softmax: bool
+) -> None:
     gen = torch.Generator().manual_seed(h * 100 + mask_w)
     mask = torch.randn(2, mask_h * mask_w, h, w, generator=gen, dtype=torch.float64)
     x = torch.randn(2, 3, h, w, generator=gen, dtype=torch.float64)

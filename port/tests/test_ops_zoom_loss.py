@@ -76,7 +76,8 @@ def test_opcheck(zoom: int, kernel_device: str) -> None:
     torch.library.opcheck(torch.ops.psanet.zoom_cross_entropy.default, (logits.requires_grad_(), labels, zoom, IGNORE))
     loss, lse = torch.ops.psanet.zoom_cross_entropy(logits.detach(), labels, zoom, IGNORE)
     torch.library.opcheck(
-        torch.ops.psanet.zoom_cross_entropy_backward.default, (torch.randn_like(loss), logits.detach(), labels, lse, zoom, IGNORE)
+        torch.ops.psanet.zoom_cross_entropy_backward.default,
+        (torch.randn_like(loss), logits.detach(), labels, lse, zoom, IGNORE),
     )
 
 
@@ -123,7 +124,12 @@ def test_label_outside_the_classes_is_an_error(bad: int, kernel_device: str) -> 
 @pytest.mark.parametrize(
     "logits,labels,zoom,match",
     [
-        (torch.zeros(1, 3, 4, 4, dtype=torch.bfloat16), torch.zeros(1, 25, 25, dtype=torch.int64), 8, "float32/float64"),
+        (
+            torch.zeros(1, 3, 4, 4, dtype=torch.bfloat16),
+            torch.zeros(1, 25, 25, dtype=torch.int64),
+            8,
+            "float32/float64",
+        ),
         (torch.zeros(3, 4, 4), torch.zeros(1, 25, 25, dtype=torch.int64), 8, "float32/float64"),
         (torch.zeros(1, 3, 4, 4), torch.zeros(1, 25, 25, dtype=torch.int32), 8, "int64"),
         (torch.zeros(1, 3, 4, 4), torch.zeros(1, 25, 24, dtype=torch.int64), 8, r"\(1, 25, 25\)"),
@@ -139,7 +145,11 @@ def test_bad_arguments_raise_value_error(logits: torch.Tensor, labels: torch.Ten
 def test_op_checks_its_arguments_itself() -> None:
     """Called directly, the operator rejects what the Python wrapper would (no out-of-bounds reads)."""
     with pytest.raises(RuntimeError, match="do not fit logits"):
-        torch.ops.psanet.zoom_cross_entropy(torch.zeros(1, 3, 4, 4), torch.zeros(1, 25, 24, dtype=torch.int64), 8, IGNORE)
+        torch.ops.psanet.zoom_cross_entropy(
+            torch.zeros(1, 3, 4, 4), torch.zeros(1, 25, 24, dtype=torch.int64), 8, IGNORE
+        )
     with pytest.raises(RuntimeError, match="must match labels"):
         labels = torch.zeros(1, 25, 25, dtype=torch.int64)
-        torch.ops.psanet.zoom_cross_entropy_backward(torch.zeros(1, 25, 24), torch.zeros(1, 3, 4, 4), labels, torch.zeros(1, 25, 25), 8, IGNORE)
+        torch.ops.psanet.zoom_cross_entropy_backward(
+            torch.zeros(1, 25, 24), torch.zeros(1, 3, 4, 4), labels, torch.zeros(1, 25, 25), 8, IGNORE
+        )

@@ -1,7 +1,6 @@
 """The inference fast path (`port.optimize.for_inference`) against the unoptimised model it was made from."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
@@ -10,7 +9,7 @@ import port.ops
 from port.model import create_model
 from port.model.layers import CaffeBN
 from port.ops._extension import AVAILABLE
-from port.optimize import FusedPSA, for_inference, folded_conv
+from port.optimize import FusedPSA, folded_conv, for_inference
 
 pytestmark = pytest.mark.cpu_isa
 

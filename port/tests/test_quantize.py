@@ -13,7 +13,12 @@ from port.optimize import for_inference
 pytest.importorskip("torchao")
 
 from port.quantize import (  # noqa: E402
-    FLOAT_MODULES, Int8PSANet, check_lowering, check_quantised, int8_convolutions, quantize_int8,
+    FLOAT_MODULES,
+    Int8PSANet,
+    check_lowering,
+    check_quantised,
+    int8_convolutions,
+    quantize_int8,
 )
 
 SMALL = {"width_divisor": 16, "crop": 97}

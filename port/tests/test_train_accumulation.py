@@ -11,12 +11,21 @@ from PIL import Image
 
 from port.model.layers import interp
 from port.model.psanet import PSANetOutput
+from port.tests.support.train import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
 from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
-from port.tests.support.train import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
 
-NO_AUGMENT = ["--recipe-opt", "scale_range=[1,1]", "--recipe-opt", "rotate_degrees=0", "--recipe-opt", "blur=false", "--recipe-opt", "mirror=false"]
+NO_AUGMENT = [
+    "--recipe-opt",
+    "scale_range=[1,1]",
+    "--recipe-opt",
+    "rotate_degrees=0",
+    "--recipe-opt",
+    "blur=false",
+    "--recipe-opt",
+    "mirror=false",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +45,10 @@ def test_split_batch_loss_gradient_equals_whole_batch() -> None:
     whole = F.cross_entropy(logits, labels, ignore_index=255) + 0.4 * F.cross_entropy(aux, labels, ignore_index=255)
     expected = torch.autograd.grad(whole, (logits, aux))
     count = valid_count(labels)
-    pieces = [summed_loss(PSANetOutput(logits[i : i + 2], aux[i : i + 2]), labels[i : i + 2], 0.4) / normaliser(count) for i in (0, 2)]
+    pieces = [
+        summed_loss(PSANetOutput(logits[i : i + 2], aux[i : i + 2]), labels[i : i + 2], 0.4) / normaliser(count)
+        for i in (0, 2)
+    ]
     got = torch.autograd.grad(sum(pieces), (logits, aux))
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-15)
@@ -90,10 +102,23 @@ def test_accumulation_equals_batch_where_bn_statistics_agree(tmp_path: Path, los
     equal the batch's): same weights after 3 steps; running statistics see 2 updates per iteration instead of 1."""
     data = tmp_path / "data"
     listing = _duplicated_sample_set(data)
-    common = ["--batch-size", "2", "--dtype", "float64", "--train-list", str(listing), "--loss-scale", loss_scale, *NO_AUGMENT]
+    common = [
+        "--batch-size",
+        "2",
+        "--dtype",
+        "float64",
+        "--train-list",
+        str(listing),
+        "--loss-scale",
+        loss_scale,
+        *NO_AUGMENT,
+    ]
     runs = {}
     for name, micro, iterations in (("acc", "1", "3"), ("batch", "2", "3"), ("acc1", "1", "1"), ("batch1", "2", "1")):
-        assert main(tiny_train_args(data, tmp_path / name, *common, "--batch-per-proc", micro, "--iterations", iterations)) == 0
+        assert (
+            main(tiny_train_args(data, tmp_path / name, *common, "--batch-per-proc", micro, "--iterations", iterations))
+            == 0
+        )
         runs[name] = load_checkpoint(tmp_path / name / "last.pt")["model"]
     # float64; 1e-7 of each tensor's largest value: summation-order noise amplified by near-constant BN channels
     # (measured 4e-10 and 1.4e-8 for the two loss scales with CaffeBN's fused batch norm)
@@ -110,7 +135,9 @@ def test_accumulation_equals_batch_where_bn_statistics_agree(tmp_path: Path, los
 
 def test_batch_must_split_evenly(tmp_path: Path, capsys) -> None:
     data = write_voc_shapes(tmp_path / "data", 2, 0, 40)
-    code = main(tiny_train_args(data, tmp_path / "run", "--batch-size", "4", "--batch-per-proc", "3", "--iterations", "1"))
+    code = main(
+        tiny_train_args(data, tmp_path / "run", "--batch-size", "4", "--batch-per-proc", "3", "--iterations", "1")
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "multiple" in err[0]
     assert not list((tmp_path / "run").glob("*.pt"))

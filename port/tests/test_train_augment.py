@@ -15,19 +15,24 @@ MARK = 100.0  # constant third channel: exactly MARK where a pixel is interpolat
 
 def _coordinate_image(rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Image whose channels are (2*x + 50, 2*y + 50, MARK): bilinear resampling returns the source position."""
-    ys, xs = torch.meshgrid(torch.arange(rows, dtype=torch.float32), torch.arange(cols, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(rows, dtype=torch.float32), torch.arange(cols, dtype=torch.float32), indexing="ij"
+    )
     image = torch.stack([2 * xs + 50, 2 * ys + 50, torch.full_like(xs, MARK)])
     label = ((ys * 7 + xs * 3) % 200).long()  # a label that differs between neighbouring pixels
     return image, label
 
 
-def _source_label(source_label: torch.Tensor, src_y: torch.Tensor, src_x: torch.Tensor, dy: int = 0, dx: int = 0) -> torch.Tensor:
+def _source_label(
+    source_label: torch.Tensor, src_y: torch.Tensor, src_x: torch.Tensor, dy: int = 0, dx: int = 0
+) -> torch.Tensor:
     rows, cols = source_label.shape
     return source_label[(src_y.round().long() + dy).clamp(0, rows - 1), (src_x.round().long() + dx).clamp(0, cols - 1)]
 
 
 def _check_consistent(image: torch.Tensor, label: torch.Tensor, source_label: torch.Tensor) -> int:
-    """Every fully-interior output pixel of ONE resampling carries the label of the source pixel nearest to where its image came from."""
+    """Every fully-interior output pixel of ONE resampling carries the label of the source pixel nearest to where its
+    image came from."""
     inside = (image[2] - MARK).abs() < 1e-3
     src_x = ((image[0] - 50) / 2).double()
     src_y = ((image[1] - 50) / 2).double()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from port.tests.support.train import one_thread, run_train, tiny_train_args, write_voc_shapes
 from port.train.cli import main
 from port.train.table import readme_block, reproduce_table
-from port.tests.support.train import one_thread, run_train, tiny_train_args, write_voc_shapes
 from port.variants import VARIANTS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -69,7 +69,9 @@ def test_empty_list(tmp_path: Path, data: Path, train) -> None:
 
 def test_missing_file_is_named_up_front(tmp_path: Path, data: Path, train) -> None:
     listing = tmp_path / "list.txt"
-    listing.write_text("VOCdevkit/VOC2012/JPEGImages/train_aug_00000.jpg VOCdevkit/VOC2012/SegmentationClassAug/gone.png\n")
+    listing.write_text(
+        "VOCdevkit/VOC2012/JPEGImages/train_aug_00000.jpg VOCdevkit/VOC2012/SegmentationClassAug/gone.png\n"
+    )
     _fails(train(tiny_train_args(data, tmp_path / "out", "--train-list", str(listing))), "gone.png", "missing")
     _no_checkpoint(tmp_path / "out")
 
@@ -79,11 +81,15 @@ def test_corrupt_image_mid_epoch(tmp_path: Path, data: Path, train) -> None:
     write_voc_shapes(corrupt, 4, 0, 40)
     bad = corrupt / "VOCdevkit" / "VOC2012" / "JPEGImages" / "train_aug_00002.jpg"
     bad.write_bytes(b"not an image at all")
-    args = tiny_train_args(corrupt, tmp_path / "out", "--batch-size", "2", "--iterations", "3", "--save-every", "100", "--keep-every", "0")
+    args = tiny_train_args(
+        corrupt, tmp_path / "out", "--batch-size", "2", "--iterations", "3", "--save-every", "100", "--keep-every", "0"
+    )
     _fails(train(args), "train_aug_00002.jpg")
     _no_checkpoint(tmp_path / "out")
     # skip: the run completes and lists the bad sample at the end
-    skipped = train(tiny_train_args(corrupt, tmp_path / "skip", "--batch-size", "2", "--iterations", "3", "--bad-samples", "skip"))
+    skipped = train(
+        tiny_train_args(corrupt, tmp_path / "skip", "--batch-size", "2", "--iterations", "3", "--bad-samples", "skip")
+    )
     assert skipped.returncode == 0, skipped.stderr
     assert "skipped 1 bad sample" in skipped.stderr and "train_aug_00002.jpg" in skipped.stderr
     assert (tmp_path / "skip" / "final.safetensors").is_file()

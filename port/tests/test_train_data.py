@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from port.evaluate.datasets import BadFile, LabelCodec
+from port.tests.support.train import write_voc_shapes
 from port.train.augment import AugmentSettings
 from port.train.data import PositionSampler, Schedule, TrainSet, list_training_samples, missing_files
-from port.tests.support.train import write_voc_shapes
 
 
 def _png(path: Path, value: int = 1, mode: str = "L") -> None:
@@ -23,7 +23,10 @@ def test_train_splits_of_each_layout(tmp_path: Path) -> None:
     _png(ade / "images" / "training" / "ADE_train_00000001.jpg", mode="RGB")
     _png(ade / "images" / "validation" / "ADE_val_00000001.jpg", mode="RGB")
     [sample] = list_training_samples("ade20k", tmp_path / "ade")
-    assert sample.image.parent.name == "training" and sample.label == ade / "annotations" / "training" / "ADE_train_00000001.png"
+    assert (
+        sample.image.parent.name == "training"
+        and sample.label == ade / "annotations" / "training" / "ADE_train_00000001.png"
+    )
 
     city = tmp_path / "city"
     _png(city / "leftImg8bit" / "train" / "ulm" / "ulm_000001_000019_leftImg8bit.png", mode="RGB")

@@ -16,7 +16,9 @@ def test_new_layers_get_caffe_msra_and_the_trunk_is_left_alone() -> None:
         weight = conv.weight.detach()
         expected = (2.0 / (weight.shape[1] * weight.shape[2] * weight.shape[3])) ** 0.5  # sqrt(2 / fan_in)
         assert abs(float(weight.std()) / expected - 1) < 0.05, conv
-    assert float(model.conv6.bias.detach().abs().max()) == 0.0 and float(model.conv6_aux.bias.detach().abs().max()) == 0.0
+    assert (
+        float(model.conv6.bias.detach().abs().max()) == 0.0 and float(model.conv6_aux.bias.detach().abs().max()) == 0.0
+    )
     assert torch.equal(model.conv3["1"].conv3x3.conv.weight.detach(), trunk_before)
 
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 import port
 from port.io import read_weights
-from port.train import loop
-from port.train.cli import main
 from port.tests.support.release import convert_release
 from port.tests.support.train import one_thread, shapes_sample
+from port.train import loop
+from port.train.cli import main
 
 NAMES = ("background", "red", "green", "unused", "blue")  # shapes_sample's class 3 is stored as 4 here
 

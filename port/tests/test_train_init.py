@@ -38,7 +38,9 @@ def source_shapes(layout: str, depth: int, d: int = DIVISOR) -> dict[str, tuple[
             shapes |= {f"{p}.conv2.weight": (planes, planes, 3, 3)} | _bn(f"{p}.bn2", planes)
             shapes |= {f"{p}.conv3.weight": (4 * planes, planes, 1, 1)} | _bn(f"{p}.bn3", 4 * planes)
             if b == 0:
-                shapes |= {f"{p}.downsample.0.weight": (4 * planes, inplanes, 1, 1)} | _bn(f"{p}.downsample.1", 4 * planes)
+                shapes |= {f"{p}.downsample.0.weight": (4 * planes, inplanes, 1, 1)} | _bn(
+                    f"{p}.downsample.1", 4 * planes
+                )
             inplanes = 4 * planes
     return shapes | {"fc.weight": (1000, 2048 // d), "fc.bias": (1000,)}
 
@@ -83,7 +85,11 @@ def test_every_trunk_tensor_gets_exactly_one_source_tensor(layout: str, depth: i
     path = tmp_path / "init.pth"
     torch.save(state, path)
     net = model(depth)
-    head_before = {k: v.clone() for k, v in net.state_dict().items() if not k.startswith(("conv1_", "conv2.", "conv3.", "conv4.", "conv5."))}
+    head_before = {
+        k: v.clone()
+        for k, v in net.state_dict().items()
+        if not k.startswith(("conv1_", "conv2.", "conv3.", "conv4.", "conv5."))
+    }
     load_imagenet_init(net, path)
     ours = net.state_dict()
     trunk = {k: v for k, v in ours.items() if k not in head_before}
@@ -123,7 +129,9 @@ def test_first_conv_takes_bgr_0_255_minus_mean(layout: str, tmp_path: Path) -> N
     mean = torch.tensor([123.68, 116.779, 103.939], dtype=torch.float64)[None, :, None, None]
     std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64)[None, :, None, None]
     x = F.conv2d((rgb - mean) / (255 * std), src[f"{conv}.weight"], stride=2, padding=1)
-    expected = F.batch_norm(x, src[f"{bn}.running_mean"], src[f"{bn}.running_var"], src[f"{bn}.weight"], src[f"{bn}.bias"], eps=1e-5)
+    expected = F.batch_norm(
+        x, src[f"{bn}.running_mean"], src[f"{bn}.running_var"], src[f"{bn}.weight"], src[f"{bn}.bias"], eps=1e-5
+    )
     got = net.conv1_1_3x3_s2((rgb - mean).flip(1))
     torch.testing.assert_close(got, F.relu(expected), rtol=1e-9, atol=1e-9)
 
@@ -144,7 +152,11 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     files["malicious"] = tmp_path / "evil.pth"
     files["malicious"].write_bytes(pickle.dumps({"conv1.weight": Evil()}))
     files["missing"] = tmp_path / "absent.pth"
-    seven = {"conv1.weight": torch.zeros(64, 3, 7, 7), "bn1.weight": torch.zeros(64), "fc.weight": torch.zeros(10, 2048)}
+    seven = {
+        "conv1.weight": torch.zeros(64, 3, 7, 7),
+        "bn1.weight": torch.zeros(64),
+        "fc.weight": torch.zeros(10, 2048),
+    }
     files["7x7 stem"] = tmp_path / "r50.pth"
     torch.save(seven, files["7x7 stem"])
     depth = constant_state("semseg", 101)
@@ -178,7 +190,9 @@ def test_bad_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.Captur
     assert "pwned" not in capsys.readouterr().out
     assert "deep-stem" in messages["7x7 stem"]
     assert "unexpected" in messages["wrong depth"] and "layer3." in messages["wrong depth"]
-    assert "layer2.1.conv2.weight" in messages["wrong shape"] and "conv3.2.conv3x3.conv.weight" in messages["wrong shape"]
+    assert (
+        "layer2.1.conv2.weight" in messages["wrong shape"] and "conv3.2.conv3x3.conv.weight" in messages["wrong shape"]
+    )
     assert "bn1.running_var" in messages["nan"] and "does not exist" in messages["missing"]
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "a refused file changed the model"
 

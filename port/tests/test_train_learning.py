@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from port.train.cli import main
 from port.tests.support.train import one_thread, write_voc_shapes
+from port.train.cli import main
 
 
 @pytest.fixture(autouse=True)

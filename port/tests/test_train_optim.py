@@ -33,7 +33,8 @@ def _run(make, start: list[torch.Tensor], grads: list[list[torch.Tensor]], poly:
 
 
 def _caffe_loop(start: list[torch.Tensor], grads: list[list[torch.Tensor]], poly: bool) -> list[torch.Tensor]:
-    """Caffe's SGDSolver written out: rate_k = base * (1 - k / max_iter) ** power; v = m*v + rate_k*(g + wd*w); w -= v."""
+    """Caffe's SGDSolver written out: rate_k = base * (1 - k / max_iter) ** power; v = m*v + rate_k*(g + wd*w); w -=
+    v."""
     weights = [w.clone() for w in start]
     history = [torch.zeros_like(w) for w in start]
     for k, step in enumerate(grads):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from port.model import load
+from port.tests.support.train import one_thread, write_voc_shapes
 from port.train.cli import build_parser, main
 from port.train.loop import RunSettings
 from port.train.recipe import recipe_for
-from port.tests.support.train import one_thread, write_voc_shapes
 from port.variants import VARIANTS
 
 
@@ -45,7 +45,9 @@ def test_validation_tensorboard_history_and_plot(tmp_path: Path, capsys) -> None
     acc = EventAccumulator(str(out / "tensorboard"))
     acc.Reload()
     assert {"train/loss", "train/lr", "val/miou", "val/pacc"} <= set(acc.Tags()["scalars"])
-    assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx([loss for _, loss in history["loss"]], rel=1e-6)
+    assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx(
+        [loss for _, loss in history["loss"]], rel=1e-6
+    )
     net = load(out / "final.safetensors")  # what port.evaluate reads
     assert not net.cfg.aux
 

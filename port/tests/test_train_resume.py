@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from port.tests.support.train import one_thread, tiny_train_args, write_voc_shapes
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
-from port.tests.support.train import one_thread, tiny_train_args, write_voc_shapes
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,10 @@ def test_resume_in_the_other_layout(tmp_path: Path) -> None:
 
 def test_resume_refuses_another_recipe(tmp_path: Path, capsys) -> None:
     data = write_voc_shapes(tmp_path / "data", 2, 0, 40)
-    assert main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "2", "--stop-after", "1")) == 0
+    assert (
+        main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "2", "--stop-after", "1"))
+        == 0
+    )
     capsys.readouterr()
     code = main(tiny_train_args(data, tmp_path / "run", "--batch-size", "2", "--iterations", "3", "--resume"))
     err = capsys.readouterr().err.strip().splitlines()

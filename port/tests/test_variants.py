@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from port.variants import RELEASED, VARIANTS, paper_rows
 
-# Rows of the paper's Tables 1, 4, 5 (DenseCRF aside: no network of its own), typed from the paper (psanet-facts.md): an oracle
+# Rows of the paper's Tables 1, 4, 5 (DenseCRF aside: no network of its own), typed from the paper (psanet-facts.md):
+# an oracle
 # independent of the registry's own tables. (table, depth, row label suffix) -> mIoU ss, or None where lost.
 PAPER_MIOU_SS = {
     (1, 50, "baseline (FCN)"): 37.23,

@@ -33,7 +33,10 @@ def image(tmp_path: Path) -> Path:
 
 def test_figure_has_image_and_both_branches(tmp_path: Path, image: Path) -> None:
     out = tmp_path / "fig.png"
-    assert main(["--weights", str(_weights(tmp_path)), "--image", str(image), "--pixel", "30", "40", "--out", str(out)]) == 0
+    assert (
+        main(["--weights", str(_weights(tmp_path)), "--image", str(image), "--pixel", "30", "40", "--out", str(out)])
+        == 0
+    )
     figure = Image.open(out)
     assert figure.size == (3 * 80, 60 + 18)
 
@@ -78,11 +81,25 @@ def test_attention_columns_follow_eq9(tmp_path: Path, image: Path) -> None:
 
 def test_model_without_psa_branch_is_refused(tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     weights = _weights(tmp_path, branches=())
-    code = main(["--weights", str(weights), "--image", str(image), "--pixel", "1", "1", "--out", str(tmp_path / "f.png")])
+    code = main(
+        ["--weights", str(weights), "--image", str(image), "--pixel", "1", "1", "--out", str(tmp_path / "f.png")]
+    )
     assert code == 2 and "no PSA branch" in capsys.readouterr().err
     assert not (tmp_path / "f.png").exists()
 
 
 def test_pixel_outside_the_image_is_refused(tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--weights", str(_weights(tmp_path)), "--image", str(image), "--pixel", "60", "0", "--out", str(tmp_path / "f.png")])
+    code = main(
+        [
+            "--weights",
+            str(_weights(tmp_path)),
+            "--image",
+            str(image),
+            "--pixel",
+            "60",
+            "0",
+            "--out",
+            str(tmp_path / "f.png"),
+        ]
+    )
     assert code == 2 and "outside" in capsys.readouterr().err

@@ -49,7 +49,9 @@ def scale(image: torch.Tensor, label: torch.Tensor, factor: float) -> tuple[torc
 def _rotation_grid(rows: int, cols: int, degrees: float) -> torch.Tensor:
     """grid_sample grid rotating about the image centre by `degrees` (counter-clockwise), same output size."""
     theta = math.radians(degrees)
-    ys, xs = torch.meshgrid(torch.arange(rows, dtype=torch.float64), torch.arange(cols, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(rows, dtype=torch.float64), torch.arange(cols, dtype=torch.float64), indexing="ij"
+    )
     cy, cx = (rows - 1) / 2, (cols - 1) / 2
     dy, dx = ys - cy, xs - cx
     # source pixel of each output pixel: the inverse rotation of its offset from the centre
@@ -64,7 +66,9 @@ def rotate(image: torch.Tensor, label: torch.Tensor, degrees: float) -> tuple[to
     grid = _rotation_grid(*label.shape, degrees)
     image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     # labels shifted by +1 so that grid_sample's zero padding becomes IGNORE after shifting back
-    shifted = F.grid_sample((label + 1)[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    shifted = F.grid_sample(
+        (label + 1)[None, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )
     label = shifted[0, 0].long() - 1
     label[label < 0] = IGNORE
     return image, label
@@ -100,7 +104,8 @@ def pad_to(image: torch.Tensor, label: torch.Tensor, crop: int) -> tuple[torch.T
 def augment(
     image: torch.Tensor, label: torch.Tensor, settings: AugmentSettings, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random training crop (3 x crop x crop float32, crop x crop int64) of a mean-subtracted image and its labels."""
+    """One random training crop (3 x crop x crop float32, crop x crop int64) of a mean-subtracted image and its
+    labels."""
     low, high = settings.scale_range
     image, label = scale(image, label, float(rng.uniform(low, high)))
     if settings.rotate_degrees and rng.random() < 0.5:

@@ -21,7 +21,10 @@ def rng_state() -> dict[str, Any]:
     numpy = np.random.get_state(legacy=False)
     state = {
         "python": random.getstate(),
-        "numpy": {**numpy, "state": {**numpy["state"], "key": torch.from_numpy(numpy["state"]["key"].astype(np.int64))}},
+        "numpy": {
+            **numpy,
+            "state": {**numpy["state"], "key": torch.from_numpy(numpy["state"]["key"].astype(np.int64))},
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

@@ -17,16 +17,16 @@ import torch
 import torch.distributed as dist
 
 from port.classes import ClassTable, read_class_names, read_palette
+from port.cli import UsageError
 from port.config import PSANetConfig
 from port.cpu import CpuFeatureError
-from port.cli import UsageError
 from port.errors import first_line
 from port.evaluate.datasets import CUSTOM, BadFile, Sample, find_samples
 from port.evaluate.metrics import IGNORE
 from port.model.builders import match_variant
 from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
-from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
 from port.train.finetune import Start, read_start
+from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
 from port.train.recipe import LOSS_SCALES, PRESETS, Recipe, recipe_for
 from port.train.table import format_variant_list
 from port.variants import VARIANTS, Variant
@@ -47,10 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", choices=sorted(PRESETS), default="caffe", help="caffe (paper, default) or semseg")
     p.add_argument("--iterations", type=int, help="override the recipe's iteration count")
     p.add_argument("--batch-size", type=int, help="GLOBAL batch (default: the recipe's 16)")
-    p.add_argument("--batch-per-proc", type=int, default=1, help="images per process and forward; the rest is accumulation")
+    p.add_argument(
+        "--batch-per-proc", type=int, default=1, help="images per process and forward; the rest is accumulation"
+    )
     p.add_argument("--loss-scale", choices=LOSS_SCALES, help="full (default) or eighth (conv6 vs 1/8 labels)")
-    p.add_argument("--recipe-opt", action="append", default=[], metavar="KEY=VALUE", help="any Recipe field (JSON value)")
-    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="any PSANetConfig field, e.g. crop=65")
+    p.add_argument(
+        "--recipe-opt", action="append", default=[], metavar="KEY=VALUE", help="any Recipe field (JSON value)"
+    )
+    p.add_argument(
+        "--model-opt", action="append", default=[], metavar="KEY=VALUE", help="any PSANetConfig field, e.g. crop=65"
+    )
     p.add_argument("--init", type=Path, help="start: a converted release or a file of ours (fine-tuning: tensors "
                    "that fit are kept), or ImageNet weights of the trunk (semseg resnet*_v2 or timm resnet*s)")
     own = p.add_argument_group("your own dataset (list files; labels hold class indices 0..K-1, 255 = ignored)")
@@ -110,9 +116,9 @@ def _recipe(args: argparse.Namespace, dataset: str, dataset_size: int) -> Recipe
 
 def _config(args: argparse.Namespace, base: PSANetConfig, recipe: Recipe) -> PSANetConfig:
     try:
-        config = base.with_(aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum).with_(
-            **_options(args.model_opt, "--model-opt")
-        )
+        config = base.with_(
+            aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum
+        ).with_(**_options(args.model_opt, "--model-opt"))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad model option: {exc}") from None
     return config
@@ -201,7 +207,10 @@ def _samples(args: argparse.Namespace, dataset: str, out_skipped: list[str]) -> 
     except (OSError, ValueError) as exc:
         raise UsageError(first_line(exc)) from None
     if not train:
-        raise UsageError(f"no {dataset} training samples under {args.data_root}" + (f" in {args.train_list}" if args.train_list else ""))
+        raise UsageError(
+            f"no {dataset} training samples under {args.data_root}"
+            + (f" in {args.train_list}" if args.train_list else "")
+        )
     missing = missing_files(train)
     if missing and args.bad_samples == "fail":
         raise UsageError(f"{len(missing)} training file(s) missing, first: {missing[0]} (or pass --bad-samples skip)")
@@ -236,7 +245,17 @@ def _run(args: argparse.Namespace) -> int:
     for flag in ("data_root", "out"):
         if getattr(args, flag) is None:
             raise UsageError(f"--{flag.replace('_', '-')} is required (or --list)")
-    for flag in ("batch_per_proc", "save_every", "log_every", "workers", "val_limit", "val_base_size", "stop_after", "keep_every", "val_every"):
+    for flag in (
+        "batch_per_proc",
+        "save_every",
+        "log_every",
+        "workers",
+        "val_limit",
+        "val_base_size",
+        "stop_after",
+        "keep_every",
+        "val_every",
+    ):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag in ("workers", "keep_every", "val_every") else 1):
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
@@ -251,11 +270,29 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args, variant.config, recipe)
     _check_out(args.out, args.resume)
     settings = RunSettings(
-        variant, config, recipe, args.out, micro=args.batch_per_proc, seed=args.seed, amp=args.amp, dtype=args.dtype,
-        channels_last=args.channels_last, workers=args.workers, bad_samples=args.bad_samples, save_every=args.save_every,
-        keep_every=args.keep_every, val_every=args.val_every, val_limit=args.val_limit, val_base_size=args.val_base_size,
-        log_every=args.log_every, stop_after=args.stop_after, tensorboard=not args.no_tensorboard, plot=not args.no_plot,
-        init=args.init if start is None else None, start=start, classes=classes,
+        variant,
+        config,
+        recipe,
+        args.out,
+        micro=args.batch_per_proc,
+        seed=args.seed,
+        amp=args.amp,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        workers=args.workers,
+        bad_samples=args.bad_samples,
+        save_every=args.save_every,
+        keep_every=args.keep_every,
+        val_every=args.val_every,
+        val_limit=args.val_limit,
+        val_base_size=args.val_base_size,
+        log_every=args.log_every,
+        stop_after=args.stop_after,
+        tensorboard=not args.no_tensorboard,
+        plot=not args.no_plot,
+        init=args.init if start is None else None,
+        start=start,
+        classes=classes,
     )
     from port.train.distributed import init_world
 

@@ -23,7 +23,8 @@ BAD_SAMPLE_POLICIES = ("fail", "skip")
 
 
 def list_training_samples(dataset: str, root: Path, list_file: Path | None = None) -> list[Sample]:
-    """The train split of `dataset` under `root` (ADE20K training, VOC train_aug, Cityscapes fine train) or a list file."""
+    """The train split of `dataset` under `root` (ADE20K training, VOC train_aug, Cityscapes fine train) or a list
+    file."""
     samples = find_samples(dataset, root, list_file, split="train")
     unlabeled = [s.image for s in samples if s.label is None]
     if unlabeled:
@@ -135,7 +136,8 @@ class Schedule:
         """Raise ValueError unless world * micro divides the global batch."""
         if self.micro < 1 or self.batch_size % (self.world * self.micro):
             raise ValueError(
-                f"global batch {self.batch_size} is not a multiple of {self.world} process(es) x {self.micro} per process"
+                f"global batch {self.batch_size} is not a multiple of {self.world} process(es) x {self.micro} per "
+                "process"
             )
 
     def positions(self, iteration: int, step: int, rank: int) -> range:

@@ -97,8 +97,10 @@ def load_start(model: nn.Module, start: Start) -> InitReport:
     (another depth or width: fine-tuning keeps the trunk whole)."""
     cfg = getattr(model, "cfg", None)
     if cfg is not None and start.config.family != cfg.family:
-        raise ValueError(f"--init {start.path} is a {start.config.family} PSANet; the trainer trains the Caffe "
-                         "release's network (its stem, strides and head differ): evaluate, predict or export it instead")
+        raise ValueError(
+            f"--init {start.path} is a {start.config.family} PSANet; the trainer trains the Caffe "
+            "release's network (its stem, strides and head differ): evaluate, predict or export it instead"
+        )
     kept: list[str] = []
     initialised: list[tuple[str, str]] = []
     target = model.state_dict()

@@ -22,7 +22,11 @@ BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 # Our stem layer -> (source conv, source BN) per layout.
 STEMS = {
     "semseg": {"conv1_1_3x3_s2": ("conv1", "bn1"), "conv1_2_3x3": ("conv2", "bn2"), "conv1_3_3x3": ("conv3", "bn3")},
-    "timm": {"conv1_1_3x3_s2": ("conv1.0", "conv1.1"), "conv1_2_3x3": ("conv1.3", "conv1.4"), "conv1_3_3x3": ("conv1.6", "bn1")},
+    "timm": {
+        "conv1_1_3x3_s2": ("conv1.0", "conv1.1"),
+        "conv1_2_3x3": ("conv1.3", "conv1.4"),
+        "conv1_3_3x3": ("conv1.6", "bn1"),
+    },
 }
 # Our bottleneck unit -> (source conv, source BN), the same in both layouts.
 BLOCK_UNITS = {
@@ -82,16 +86,22 @@ def plan(state: dict[str, torch.Tensor], model: nn.Module) -> InitPlan:
     target = model.state_dict()
     trunk = {k for k in target if is_trunk(k)}
     if set(mapping.values()) != trunk or len(mapping) != len(trunk):  # a bug of ours, not the file's fault
-        raise RuntimeError(f"key map for {layout!r} does not cover the trunk: {sorted(trunk ^ set(mapping.values()))[:3]}")
+        raise RuntimeError(
+            f"key map for {layout!r} does not cover the trunk: {sorted(trunk ^ set(mapping.values()))[:3]}"
+        )
     missing = sorted(set(mapping) - set(state))
     if missing:
-        raise ValueError(f"{layout} state dict lacks {len(missing)} trunk tensor(s), e.g. {missing[0]} (truncated or wrong depth?)")
+        raise ValueError(
+            f"{layout} state dict lacks {len(missing)} trunk tensor(s), e.g. {missing[0]} (truncated or wrong depth?)"
+        )
     unknown = sorted(k for k in state if k not in mapping and not _ignorable(k))
     if unknown:
         raise ValueError(f"{layout} state dict has {len(unknown)} unexpected key(s), e.g. {unknown[0]} (wrong depth?)")
     for source, ours in mapping.items():
         if tuple(state[source].shape) != tuple(target[ours].shape):
-            raise ValueError(f"{source}: shape {tuple(state[source].shape)}, the trunk's {ours} needs {tuple(target[ours].shape)}")
+            raise ValueError(
+                f"{source}: shape {tuple(state[source].shape)}, the trunk's {ours} needs {tuple(target[ours].shape)}"
+            )
         if not state[source].is_floating_point() or not torch.isfinite(state[source]).all():
             raise ValueError(f"{source}: not a finite floating-point tensor")
     return InitPlan(layout, mapping, tuple(sorted(k for k in state if _ignorable(k))))
@@ -147,4 +157,10 @@ def load_imagenet_init(model: nn.Module, path: str | Path) -> None:
         if ours == "conv1_1_3x3_s2.conv.weight":
             value = bgr_first_conv(value.double())
         target[ours].copy_(value)
-    LOG.info("ImageNet init (%s layout): %d trunk tensors from %s; ignored %s", found.layout, len(found.mapping), path, ", ".join(found.ignored) or "nothing")
+    LOG.info(
+        "ImageNet init (%s layout): %d trunk tensors from %s; ignored %s",
+        found.layout,
+        len(found.mapping),
+        path,
+        ", ".join(found.ignored) or "nothing",
+    )

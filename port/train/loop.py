@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from port import cpu
 from port.classes import ClassTable
 from port.config import PSANetConfig
+from port.contracts import contract_of
 from port.evaluate.datasets import CUSTOM, LabelCodec, Sample
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
 from port.evaluate.runner import evaluate
@@ -31,7 +32,6 @@ from port.train.optim import build_optimizer
 from port.train.progress import Progress, Scalars, plot_history, write_history
 from port.train.recipe import Recipe
 from port.variants import Variant, eval_base_size
-from port.contracts import contract_of
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # float64: parity tests (solver, distributed)
@@ -169,7 +169,12 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint of the same variant, recipe and seed."""
         payload = ckpt.load_checkpoint(path)
-        for key, ours in (("variant", self.s.variant.name), ("config", self.s.config.to_dict()), ("recipe", self.s.recipe.to_dict()), ("seed", self.s.seed)):
+        for key, ours in (
+            ("variant", self.s.variant.name),
+            ("config", self.s.config.to_dict()),
+            ("recipe", self.s.recipe.to_dict()),
+            ("seed", self.s.seed),
+        ):
             if payload[key] != ours:
                 raise ValueError(f"{path} was written with another {key} ({payload[key]!r}, this run: {ours!r})")
         self.model.load_state_dict(payload["model"])
@@ -191,7 +196,8 @@ class Trainer:
                 num_workers=self.s.workers,
                 collate_fn=collate,
                 pin_memory=self.world.device.type == "cuda",
-                # NOTE: its own generator, so that starting a loader (again, on resume) leaves the global RNG (dropout) alone.
+                # NOTE: its own generator, so that starting a loader (again, on resume) leaves the global RNG
+                # (dropout) alone.
                 generator=torch.Generator(),
             )
         )
@@ -199,7 +205,9 @@ class Trainer:
     def _all_reduce(self, values: list[float]) -> list[float]:
         if self.world.size == 1:
             return values
-        t = torch.tensor(values, dtype=torch.float64, device=self.world.device if dist.get_backend() == "nccl" else "cpu")
+        t = torch.tensor(
+            values, dtype=torch.float64, device=self.world.device if dist.get_backend() == "nccl" else "cpu"
+        )
         dist.all_reduce(t)
         return t.tolist()
 
@@ -220,7 +228,9 @@ class Trainer:
             with sync:
                 with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     output = net(images)
-                piece = summed_loss(output, lab.to(device, non_blocking=True), recipe.aux_weight, loss_zoom(recipe.loss_scale))
+                piece = summed_loss(
+                    output, lab.to(device, non_blocking=True), recipe.aux_weight, loss_zoom(recipe.loss_scale)
+                )
                 self.scaler.scale(piece * scale).backward()
             total += float(piece.detach())
         self.scaler.step(self.optimizer)
@@ -236,13 +246,19 @@ class Trainer:
             return None
         cfg = self.s.config
         base_size = self.s.val_base_size or eval_base_size(self.s.variant.dataset, {})
-        settings = InferenceSettings(cfg.crop, cfg.num_classes, base_size, SINGLE_SCALE, True, contract=contract_of(cfg))
+        settings = InferenceSettings(
+            cfg.crop, cfg.num_classes, base_size, SINGLE_SCALE, True, contract=contract_of(cfg)
+        )
         self.model.eval()
         try:
             result = evaluate(self.model, self.val[: self.s.val_limit], self.codec, settings, self.world.device)
         finally:
             self.model.train()
-        row = {"iteration": self.state.iteration, "miou": 100 * result.stats.mean_iou, "pacc": 100 * result.stats.pixel_accuracy}
+        row = {
+            "iteration": self.state.iteration,
+            "miou": 100 * result.stats.mean_iou,
+            "pacc": 100 * result.stats.pixel_accuracy,
+        }
         self.state.history["val"].append(row)
         return row
 

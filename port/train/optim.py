@@ -143,7 +143,9 @@ def is_dense(t: torch.Tensor) -> bool:
 class PolyLR(torch.optim.lr_scheduler.LRScheduler):
     """Caffe's "poly" policy per iteration: lr_k = base * (1 - k / max_iter) ** power (k counts from 0)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, max_iter: int, power: float = 0.9, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, max_iter: int, power: float = 0.9, last_epoch: int = -1
+    ) -> None:
         self.max_iter, self.power = max_iter, power
         super().__init__(optimizer, last_epoch)
 

@@ -17,7 +17,9 @@ class Progress:
         self.start, self.total, self.batch_size, self.log_every = start, total, batch_size, log_every
         self.enabled = enabled
         self.began = time.perf_counter()
-        self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True) if enabled and sys.stderr.isatty() else None
+        self.bar = (
+            tqdm(total=total, initial=start, unit="it", dynamic_ncols=True) if enabled and sys.stderr.isatty() else None
+        )
 
     def update(self, iteration: int, loss: float, lr: float) -> None:
         """Report iteration `iteration` (1-based count of finished iterations)."""

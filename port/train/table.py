@@ -33,7 +33,10 @@ def _row_label(variant: Variant) -> str:
 
 def format_variant_list() -> str:
     """Every registered variant: dataset, depth, released?, published ss and ms mIoU/pAcc, paper row."""
-    lines = [f"{'variant':38s} {'dataset':10s} {'depth':>5s} {'released':>8s} {'ss mIoU/pAcc':>13s} {'ms mIoU/pAcc':>13s}  paper row"]
+    lines = [
+        f"{'variant':38s} {'dataset':10s} {'depth':>5s} {'released':>8s} {'ss mIoU/pAcc':>13s} {'ms mIoU/pAcc':>13s}  "
+        "paper row"
+    ]
     for v in registry.VARIANTS.values():
         lines.append(
             f"{v.name:38s} {v.dataset:10s} {v.config.depth:5d} {'yes' if v.released else 'no':>8s} "
@@ -52,11 +55,21 @@ def reproduce_table() -> str:
         "|---|---|---|---|---|",
     ]
     for v in registry.paper_rows():
-        cmd = f"`torchrun --nproc_per_node 8 -m port.train --variant {v.name} --data-root {DATA_ROOTS[v.dataset]} --init R{v.config.depth}.pth --out runs/{v.name}`"
+        cmd = (
+            f"`torchrun --nproc_per_node 8 -m port.train --variant {v.name} --data-root {DATA_ROOTS[v.dataset]} "
+            f"--init R{v.config.depth}.pth --out runs/{v.name}`"
+        )
         lines.append(f"| {_row_label(v) or v.dataset} | {v.name} | {cmd} | {_pair(v, 'ss')} | {_pair(v, 'ms')} |")
     crf = registry.CRF_ROW
-    cmd = f"after training its baseline row: `python -m port.evaluate --dataset ade20k --data-root {DATA_ROOTS['ade20k']} --weights runs/{crf.variant}/final.safetensors --crf`"
-    lines.append(f"| Table 1: {crf.label} | {crf.variant} | {cmd} | {_published(crf.published, 'ss')} | {_published(crf.published, 'ms')} |")
+    cmd = (
+        "after training its baseline row: "
+        f"`python -m port.evaluate --dataset ade20k --data-root {DATA_ROOTS['ade20k']} "
+        f"--weights runs/{crf.variant}/final.safetensors --crf`"
+    )
+    lines.append(
+        f"| Table 1: {crf.label} | {crf.variant} | {cmd} | {_published(crf.published, 'ss')} | "
+        f"{_published(crf.published, 'ms')} |"
+    )
     return "\n".join(lines)
 
 

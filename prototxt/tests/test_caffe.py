@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from port.variants import RELEASED, VARIANTS
-from prototxt.emit import render
 from prototxt.context import has_definition, tied_to_crop
+from prototxt.emit import render
 from prototxt.generate import HERE
 from prototxt.parse import Message, parse
-from prototxt.tests.shapes import infer
 from prototxt.tests.facts import CLASSES, FEATURE, MASK_CHANNELS, PSA_INPUT
+from prototxt.tests.shapes import infer
 
 pytestmark = pytest.mark.caffe
 SMALL = 97  # 8k+1 with an odd feature (13) and PSA input (7): the explicit mask sizes keep it valid
@@ -22,7 +22,9 @@ HEAVY = os.environ.get("PSANET_HEAVY") == "1"
 BIG_CROP = 705  # full-width forwards at this crop take about a minute each on 2 cores: PSANET_HEAVY=1 only
 ABLATIONS = [n for n, v in VARIANTS.items() if not v.released and has_definition(v.config)]
 # A compact mask is tied to the PSA input size and image pooling to the feature size: these run at the crop size.
-COMPACT = [n for n in ABLATIONS if tied_to_crop(VARIANTS[n].config) and (HEAVY or n == "psanet50_ade20k_465_collect_compact")]
+COMPACT = [
+    n for n in ABLATIONS if tied_to_crop(VARIANTS[n].config) and (HEAVY or n == "psanet50_ade20k_465_collect_compact")
+]
 
 
 def resized(net: Message, batch: int, size: int) -> Message:
@@ -88,7 +90,9 @@ def test_ablation_deploy_runs(caffe: Any, name: str, tmp_path: Path) -> None:
     assert out.shape == (1, config.num_classes, size, size) and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", [v.name for v in RELEASED] + [n for n in ABLATIONS if not tied_to_crop(VARIANTS[n].config)])
+@pytest.mark.parametrize(
+    "name", [v.name for v in RELEASED] + [n for n in ABLATIONS if not tied_to_crop(VARIANTS[n].config)]
+)
 def test_train_definition_gives_finite_losses(caffe: Any, name: str, tmp_path: Path) -> None:
     config = VARIANTS[name].config
     net_text = resized(parse((HERE / f"{name}_train.prototxt").read_text()), 2, SMALL)

@@ -24,9 +24,19 @@ def _by_name(net: Message) -> dict[str, Message]:
 
 def _image_pool_is_stock(table: dict[str, Message], name: str, side: int) -> None:
     assert value(table[name], "type") == "Pooling"
-    assert value(table[name], "pooling_param.pool") == "AVE" and value(table[name], "pooling_param.global_pooling") is True
-    assert values(table[f"{name}_conv"], "bottom") == [name] and f"{name}_conv/bn" in table and f"{name}_conv/relu" in table
-    assert value(table[f"{name}_interp"], "interp_param.height") == side == value(table[f"{name}_interp"], "interp_param.width")
+    assert (
+        value(table[name], "pooling_param.pool") == "AVE" and value(table[name], "pooling_param.global_pooling") is True
+    )
+    assert (
+        values(table[f"{name}_conv"], "bottom") == [name]
+        and f"{name}_conv/bn" in table
+        and f"{name}_conv/relu" in table
+    )
+    assert (
+        value(table[f"{name}_interp"], "interp_param.height")
+        == side
+        == value(table[f"{name}_interp"], "interp_param.width")
+    )
 
 
 def test_global_pool_definition(nets: dict[str, Message]) -> None:
@@ -58,12 +68,21 @@ def test_new_layers_learn_ten_times_faster(nets: dict[str, Message], head: str) 
     net = _by_name(nets[f"psanet50_ade20k_465_{head}_train"])
     convs = [n for n, layer in net.items() if n.startswith(f"conv5_3_{head}") and value(layer, "type") == "Convolution"]
     assert len(convs) == {"global_pool": 1, "aspp": 5}[head]
-    assert all(values(net[n], "param.lr_mult") == [10] and values(net[f"{n}/bn"], "param.lr_mult") == [10, 10, 0, 0] for n in convs)
+    assert all(
+        values(net[n], "param.lr_mult") == [10] and values(net[f"{n}/bn"], "param.lr_mult") == [10, 10, 0, 0]
+        for n in convs
+    )
 
 
 def test_which_heads_have_definitions() -> None:
-    assert [has_definition(VARIANTS[f"psanet50_ade20k_465_{h}"].config) for h in (*HEADS, "nonlocal")] == [True, True, False]
-    assert tied_to_crop(VARIANTS["psanet50_ade20k_465_aspp"].config) and not tied_to_crop(VARIANTS["psanet50_ade20k_465_fcn"].config)
+    assert [has_definition(VARIANTS[f"psanet50_ade20k_465_{h}"].config) for h in (*HEADS, "nonlocal")] == [
+        True,
+        True,
+        False,
+    ]
+    assert tied_to_crop(VARIANTS["psanet50_ade20k_465_aspp"].config) and not tied_to_crop(
+        VARIANTS["psanet50_ade20k_465_fcn"].config
+    )
 
 
 @pytest.mark.caffe

@@ -35,7 +35,8 @@ def test_named_layers_indexes_by_name_last_wins() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["layer { name: 1", "}", 'name: "unterminated', "key", "name: }", ": 5", "{ a: 1 }", "a: 1 }", "layer < a: 1 >"]
+    "text",
+    ["layer { name: 1", "}", 'name: "unterminated', "key", "name: }", ": 5", "{ a: 1 }", "a: 1 }", "layer < a: 1 >"],
 )
 def test_reader_rejects_broken_text(text: str) -> None:
     with pytest.raises(PrototxtError):

@@ -97,7 +97,9 @@ def test_only_classifiers_have_bias_and_bn_follows_every_other_conv(nets: dict[s
         assert [values(table[n], "param.lr_mult") for n in classifiers] == [[10, 20]] * len(classifiers)
 
 
-@pytest.mark.parametrize(("name", "frozen"), [("psanet101_cityscapes_705", True), ("psanet50_voc2012_465_train", False)])
+@pytest.mark.parametrize(
+    ("name", "frozen"), [("psanet101_cityscapes_705", True), ("psanet50_voc2012_465_train", False)]
+)
 def test_bn_parameters(nets: dict[str, Message], name: str, frozen: bool) -> None:
     bns = [layer for layer in layers(nets[name]) if value(layer, "type") == "BN"]
     assert {value(b, "bn_param.frozen") for b in bns} == {frozen}

@@ -26,7 +26,9 @@ def test_pyramid_layers_and_shapes(nets: dict[str, Message], name: str) -> None:
         assert (value(pool, "pooling_param.kernel_size"), value(pool, "pooling_param.stride")) == (kernel, kernel)
         assert shapes[f"conv5_3_pool{bins}"] == (1, 2048, bins, bins)
         assert shapes[f"conv5_3_pool{bins}_interp"] == (1, 512, side, side)
-    assert values(by_name["conv5_3_concat"], "bottom") == ["conv5_3"] + [f"conv5_3_pool{b}_interp" for b in (6, 3, 2, 1)]
+    assert values(by_name["conv5_3_concat"], "bottom") == ["conv5_3"] + [
+        f"conv5_3_pool{b}_interp" for b in (6, 3, 2, 1)
+    ]
     assert shapes["conv5_3_concat"] == (1, 4096, side, side)
     assert shapes["conv6_interp"] == (1, cfg.num_classes, cfg.crop, cfg.crop) and "conv6_zoom" not in shapes
 

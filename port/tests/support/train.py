@@ -47,7 +47,9 @@ def write_voc_shapes(root: Path, train: int, val: int, size: int, seed: int = 0)
             image, label = shapes_sample(rng, size)
             Image.fromarray(image).save(base / "JPEGImages" / f"{name}.png", format="PNG")
             Image.fromarray(label).save(base / folder / f"{name}.png")
-            (base / "JPEGImages" / f"{name}.png").rename(base / "JPEGImages" / f"{name}.jpg")  # lossless under a .jpg name
+            (base / "JPEGImages" / f"{name}.png").rename(
+                base / "JPEGImages" / f"{name}.jpg"
+            )  # lossless under a .jpg name
         (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return root
 
@@ -66,7 +68,15 @@ def run_train(args: list[str], nproc: int = 1, timeout: float = 300) -> subproce
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "port.train"]
     if nproc > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "port.train"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "port.train",
+        ]
     return subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -81,7 +91,9 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def max_relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip: str = "\0") -> tuple[float, str]:
+def max_relative_difference(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip: str = "\0"
+) -> tuple[float, str]:
     """Largest |a - b| / max|a| over the floating-point tensors of two state dicts (keys containing `skip` left out)."""
     worst = (0.0, "")
     for key, x in a.items():
