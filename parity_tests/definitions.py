@@ -5,7 +5,7 @@ from pathlib import Path
 
 from port.config import PSANetConfig
 from prototxt.emit import render
-from prototxt.generate import HERE as PROTOTXT_DIR
+from prototxt.generate import DEFINITIONS as PROTOTXT_DIR
 from prototxt.network import deploy_text, train_text
 from prototxt.parse import Message, layers, parse, value
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prototxt.network import definitions
 
-HERE = Path(__file__).resolve().parent
+DEFINITIONS = Path(__file__).resolve().parent / "definitions"  # generated files only; the generator stays apart
 
 
 def stale(out: Path, files: dict[str, str]) -> list[str]:
@@ -35,7 +35,8 @@ def write(out: Path, files: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry; exit 0 on success, 1 when --check finds stale files, 2 on bad input."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=HERE, help="folder for the .prototxt files (default: this package)")
+    parser.add_argument("--out", type=Path, default=DEFINITIONS,
+                        help="folder for the .prototxt files (default: prototxt/definitions)")
     parser.add_argument("--check", action="store_true", help="write nothing; fail if the folder's files are stale")
     args = parser.parse_args(argv)
     if not args.out.is_dir():

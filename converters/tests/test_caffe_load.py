@@ -23,7 +23,7 @@ def test_caffe_loads_written_caffemodel(tmp_path: Path, name: str) -> None:
     model = create_model(name)
     path = save_caffemodel(tmp_path / f"{name}.caffemodel", model.state_dict(), model.cfg)
     caffe.set_mode_cpu()
-    net = caffe.Net(str(ROOT / "prototxt" / f"{name}.prototxt"), str(path), caffe.TEST)
+    net = caffe.Net(str(ROOT / "prototxt" / "definitions" / f"{name}.prototxt"), str(path), caffe.TEST)
     layers = {layer.name: layer for layer in read_caffemodel(path)}
     assert set(net.params) == set(layers)
     for layer_name, blobs in net.params.items():

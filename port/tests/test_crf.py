@@ -108,7 +108,7 @@ def test_predict_applies_the_crf_to_the_averaged_probabilities() -> None:
 def fcn_model(monkeypatch: pytest.MonkeyPatch) -> StandInNet:
     net = StandInNet(150, 465, seed=0)
     net.variant = VARIANTS["psanet50_ade20k_465_fcn"]
-    monkeypatch.setattr(port.model, "load", lambda _path: net)
+    monkeypatch.setattr(port.model, "load", lambda _path, **_family: net)
     return net
 
 

@@ -198,7 +198,7 @@ def test_byte_flips_never_escape_as_another_exception(tmp_path: Path, good: byte
 def test_evaluation_lists_each_bad_file_and_scores_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(port.model, "load", lambda _path: ConstantNet(150, 465, 0))
+    monkeypatch.setattr(port.model, "load", lambda _path, **_family: ConstantNet(150, 465, 0))
     (tmp_path / "w.safetensors").write_bytes(b"stand-in; port.model.load is patched")
     write_ade20k(tmp_path / "ade", [(6, 7)] * 6)
     base = tmp_path / "ade" / "ADEChallengeData2016"

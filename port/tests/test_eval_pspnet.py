@@ -28,8 +28,8 @@ def test_pspnet_is_fed_crops_of_its_config(tmp_path: Path, monkeypatch: pytest.M
     seen: list[tuple[int, int, int]] = []
     real_load = port.model.load
 
-    def recording_load(path: Path) -> torch.nn.Module:
-        net = real_load(path)
+    def recording_load(path: Path, **family: object) -> torch.nn.Module:
+        net = real_load(path, **family)
         net.register_forward_pre_hook(lambda _m, args: seen.append((args[0].shape[0], *args[0].shape[-2:])))
         return net
 

@@ -11,7 +11,7 @@ import pytest
 from port.variants import RELEASED, VARIANTS
 from prototxt.context import has_definition, tied_to_crop
 from prototxt.emit import render
-from prototxt.generate import HERE
+from prototxt.generate import DEFINITIONS
 from prototxt.parse import Message, parse
 from prototxt.tests.facts import CLASSES, FEATURE, MASK_CHANNELS, PSA_INPUT
 from prototxt.tests.shapes import infer
@@ -47,7 +47,7 @@ def load(caffe: Any, net: Message, phase: int, folder: Path) -> Any:
 
 def run_deploy(caffe: Any, name: str, size: int, tmp_path: Path) -> tuple[Any, dict[str, tuple[int, ...]]]:
     """Load deploy `name` at input `size`, forward random data, return the net and the expected shapes."""
-    net_text = resized(parse((HERE / f"{name}.prototxt").read_text()), 1, size)
+    net_text = resized(parse((DEFINITIONS / f"{name}.prototxt").read_text()), 1, size)
     net = load(caffe, net_text, caffe.TEST, tmp_path)
     rng = np.random.default_rng(0)
     net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].data.shape) * 50
@@ -95,7 +95,7 @@ def test_ablation_deploy_runs(caffe: Any, name: str, tmp_path: Path) -> None:
 )
 def test_train_definition_gives_finite_losses(caffe: Any, name: str, tmp_path: Path) -> None:
     config = VARIANTS[name].config
-    net_text = resized(parse((HERE / f"{name}_train.prototxt").read_text()), 2, SMALL)
+    net_text = resized(parse((DEFINITIONS / f"{name}_train.prototxt").read_text()), 2, SMALL)
     net = load(caffe, net_text, caffe.TRAIN, tmp_path)
     rng = np.random.default_rng(1)
     net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].data.shape) * 50

@@ -7,11 +7,11 @@ import pytest
 
 from port.variants import VARIANTS
 from prototxt.context import has_definition
-from prototxt.generate import HERE, main, stale
+from prototxt.generate import DEFINITIONS, main, stale
 
 
 def test_committed_files_equal_generator_output(texts: dict[str, str]) -> None:
-    assert stale(HERE, texts) == [], "run `python -m prototxt.generate` and commit the result"
+    assert stale(DEFINITIONS, texts) == [], "run `python -m prototxt.generate` and commit the result"
 
 
 def test_one_deploy_and_one_train_file_per_variant(texts: dict[str, str]) -> None:
