@@ -2,18 +2,15 @@
 
 Prints, per model, the seconds to read the file's bytes, to convert (parse + map + strict load)
 and to run the whole CLI (plus writing .safetensors), and their ratios to the plain read.
-Usage: python bench/convert.py [--variants psanet101_ade20k_465 psanet101_voc2012_465] [--repeat 3]
+Usage: python -m bench.convert [--variants psanet101_ade20k_465 psanet101_voc2012_465] [--repeat 3]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 

@@ -18,6 +18,8 @@ for part in "${parts[@]}"; do
   [[ $part == @(layers|infer|train) ]] || { echo "cpu_report: unknown part '$part' (layers, infer, train)" >&2; exit 2; }
 done
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the repository root: the benchmarks run as `python3 -m bench.<script>`
 python3 -c "import port._C" 2>/dev/null || { echo "cpu_report: port._C is not built (python setup.py build_ext --inplace)" >&2; exit 2; }
 pin=()
 if command -v taskset >/dev/null && (($(nproc) > 2)); then pin=(taskset -c 0,1); fi
@@ -27,13 +29,13 @@ for part in "${parts[@]}"; do
   echo "[cpu_report] $part" >&2
   case $part in
     layers) for dtype in bf16 fp32; do
-        "${pin[@]}" python3 bench/layer_profile.py --size 465 --dtype $dtype --threads 2 --reps 2 --onednn \
+        "${pin[@]}" python3 -m bench.layer_profile --size 465 --dtype $dtype --threads 2 --reps 2 --onednn \
           | tee "$out/layers_$dtype.md"
       done
-      "${pin[@]}" python3 bench/interp.py --threads 2 --reps 5 | tee "$out/interp.md" ;;
-    infer) "${pin[@]}" python3 bench/end_to_end.py --depths 101 --sizes 465 --batches 1 --warmup 1 --reps 2 --threads 2 \
+      "${pin[@]}" python3 -m bench.interp --threads 2 --reps 5 | tee "$out/interp.md" ;;
+    infer) "${pin[@]}" python3 -m bench.end_to_end --depths 101 --sizes 465 --batches 1 --warmup 1 --reps 2 --threads 2 \
       --modes "${caffe[@]}" eager fast bf16 int8 --out "$out/infer.md" ;;
-    train) "${pin[@]}" python3 bench/train_step.py --modes "${caffe[@]}" fp32 bf16 --threads 2 --warmup 1 --reps 2 --profile --onednn \
+    train) "${pin[@]}" python3 -m bench.train_step --modes "${caffe[@]}" fp32 bf16 --threads 2 --warmup 1 --reps 2 --profile --onednn \
       --out "$out/train.md" ;;
   esac
 done

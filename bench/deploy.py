@@ -2,15 +2,14 @@
 path and its int8 path, on one BN-calibrated random-weight PSANet, each mode in its own process (peak memory: its
 VmHWM), with each output's agreement with the fast path.
 
-    python bench/deploy.py --depth 101 --sizes 465 705 --rounds 3  # the docs/PERFORMANCE.md table (~45 min, 2 cores)
-    python bench/deploy.py --depth 50 --sizes 465 --width-divisor 8 --reps 1   # a smoke test (~3 min)
-    python bench/deploy.py ... --profile                           # also each runtime's own per-node profile
+    python -m bench.deploy --depth 101 --sizes 465 705 --rounds 3  # the docs/PERFORMANCE.md table (~45 min, 2 cores)
+    python -m bench.deploy --depth 50 --sizes 465 --width-divisor 8 --reps 1   # a smoke test (~3 min)
+    python -m bench.deploy ... --profile                           # also each runtime's own per-node profile
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,13 +18,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.capability import isa_line, missing_feature  # noqa: E402
-from bench.e2e_worker import peak_rss_bytes  # noqa: E402
-from bench.end_to_end import Parser  # noqa: E402
-from bench.timing import median_seconds  # noqa: E402
-from port.contracts import CAFFE  # noqa: E402
+from bench.capability import isa_line, missing_feature
+from bench.e2e_worker import peak_rss_bytes
+from bench.end_to_end import Parser
+from bench.isolated import run_module
+from bench.timing import median_seconds
+from port.contracts import CAFFE
 
 MODES = ("fast", "int8", "onnxruntime", "openvino", "openvino_int8")
 CALIBRATION_IMAGES = 4
@@ -138,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict]] = {}
             for _ in range(args.rounds):
                 for mode in (["fast"] if "fast" not in modes else []) + modes:
-                    cmd = [sys.executable, __file__, "--worker", mode, str(folder), str(size), str(args.reps),
+                    cmd = ["--worker", mode, str(folder), str(size), str(args.reps),
                            "--threads", str(args.threads), "--warmup", str(args.warmup)]
-                    done = subprocess.run(cmd, capture_output=True, text=True)
+                    done = run_module("bench.deploy", cmd)
                     if done.returncode != 0:
                         print(f"{mode} at {size}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
                         continue

@@ -1,4 +1,4 @@
-"""One measurement of bench/end_to_end.py in a process of its own: `python bench/e2e_worker.py '<json job>'`.
+"""One measurement of bench/end_to_end.py in a process of its own: `python -m bench.e2e_worker '<json job>'`.
 
 Prints one `RESULT <json>` line: median seconds per forward for each batch size, peak RSS, the
 torch.mm roof measured right after (end_to_end.py keeps the fastest roof seen in the run), and
@@ -21,11 +21,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench import caffe_binary  # noqa: E402
-from bench.e2e_report import GLIBC  # noqa: E402
-from bench.timing import median_seconds, module_times  # noqa: E402
+from bench import caffe_binary
+from bench.e2e_report import GLIBC
+from bench.timing import median_seconds, module_times
 
 MM_SIDE = 4096
 CUDA_MM_SIDE = 8192

@@ -6,10 +6,10 @@ process of its own (so its peak RSS is that mode's own). Caffe runs batch 1 (its
 batch 1 and 4. Times are medians after warm-up; GFLOP/s is measured against `torch.mm` 4096² run
 in the same session. Caffe's OpenBLAS and torch both get `--threads` threads (default: all cores).
 
-    python bench/end_to_end.py --quick               # PSANet50+101 at 465², batch 1, 1 warm-up + 2 reps
-    python bench/end_to_end.py --out e2e.md          # everything (tens of minutes on 2 cores)
-    python bench/end_to_end.py --depths 101 --modes caffe fast bf16
-    python bench/end_to_end.py --depths 101 --modes fast compile_frozen --rounds 3   # modes interleaved 3 times
+    python -m bench.end_to_end --quick               # PSANet50+101 at 465², batch 1, 1 warm-up + 2 reps
+    python -m bench.end_to_end --out e2e.md          # everything (tens of minutes on 2 cores)
+    python -m bench.end_to_end --depths 101 --modes caffe fast bf16
+    python -m bench.end_to_end --depths 101 --modes fast compile_frozen --rounds 3   # modes interleaved 3 times
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,14 +28,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import caffe_binary
+from bench.capability import isa_line, model_name, roof_text, runnable_modes
+from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines
+from bench.isolated import run_module
+from port import cpu
 
-from bench import caffe_binary  # noqa: E402
-from bench.capability import isa_line, model_name, roof_text, runnable_modes  # noqa: E402
-from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines  # noqa: E402
-from port import cpu  # noqa: E402
-
-WORKER = Path(__file__).resolve().parent / "e2e_worker.py"
+WORKER = "bench.e2e_worker"
 DATASET_OF_SIZE = {465: "ade20k", 705: "cityscapes"}
 MODES = ("caffe", *PORT_MODES)  # the default run; GLIBC_MODES on request
 GPU_CROP = 513  # nearest valid (8k+1, k even) side to mmsegmentation's 512² crop
@@ -88,11 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_worker(job: dict[str, Any], threads: int, worker: Path = WORKER) -> dict[str, Any]:
-    """One `worker` process (default: the end-to-end one); its RESULT line, or {"error": last stderr line}."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, str(worker), json.dumps(job)], capture_output=True, text=True, env=env)
+def run_worker(job: dict[str, Any], threads: int, worker: str = WORKER) -> dict[str, Any]:
+    """One `worker` module's process (default: the end-to-end one); its RESULT line, or {"error": last stderr line}."""
+    env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    proc = run_module(worker, [json.dumps(job)], env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -235,7 +232,7 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
     lines = [
         f"# PSANet end to end, legacy Caffe vs port ({datetime.date.today()})",
         "",
-        f"Command: `python bench/end_to_end.py {' '.join(argv)}`; {model_name()}, {os.cpu_count()} cores; torch "
+        f"Command: `python -m bench.end_to_end {' '.join(argv)}`; {model_name()}, {os.cpu_count()} cores; torch "
         f"{torch.__version__}; "
         f"{args.threads} threads for torch and for Caffe's OpenBLAS (OPENBLAS_NUM_THREADS); warm-up {args.warmup}, "
         f"median of {args.reps}{rounds_text(args.rounds)}; load average before {load_before[0]:.2f}, after "

@@ -7,14 +7,13 @@ The network is a PSANet of the dataset's real crop and depth with random weights
 `--width-divisor` narrows every layer so that the default run stays short on a small CPU.
 Read the ratio column: absolute numbers depend on the machine and on the divisor.
 
-    python bench/eval_speed.py                 # width/8, ResNet-50, ss + ms (about an hour on 2 busy cores)
-    python bench/eval_speed.py --quick         # width/32, single scale only (about 4 minutes on 2 busy cores)
-    python bench/eval_speed.py --width-divisor 1 --device cuda   # the released network's size
+    python -m bench.eval_speed                 # width/8, ResNet-50, ss + ms (about an hour on 2 busy cores)
+    python -m bench.eval_speed --quick         # width/32, single scale only (about 4 minutes on 2 busy cores)
+    python -m bench.eval_speed --width-divisor 1 --device cuda   # the released network's size
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +21,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, predict_probabilities  # noqa: E402
-from port.memory import keep_freed_memory_after_first_forward  # noqa: E402
-from port.model import PSANet  # noqa: E402
-from port.variants import DATASETS, dataset_config  # noqa: E402
+from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, predict_probabilities
+from port.memory import keep_freed_memory_after_first_forward
+from port.model import PSANet
+from port.variants import DATASETS, dataset_config
 
 CASES = {"ade20k": (512, 683), "cityscapes": (1024, 2048)}
 

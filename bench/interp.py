@@ -6,7 +6,7 @@ branches' shrink and zoom back (512 channels, 59² <-> 30²), float32, channels-
 and output) at the speed of a 1 GiB copy. Freed memory is kept, as after a model's first eval forward, so no row
 pays page faults for its output.
 
-    python bench/interp.py                  # ~1 min on 2 cores
+    python -m bench.interp                  # ~1 min on 2 cores
 """
 from __future__ import annotations
 
@@ -16,15 +16,13 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.capability import isa_line, model_name  # noqa: E402
-from bench.end_to_end import Parser  # noqa: E402
-from bench.layer_profile import copy_bandwidth  # noqa: E402
-from bench.timing import median_seconds  # noqa: E402
-from port import ops  # noqa: E402
-from port.memory import keep_freed_memory  # noqa: E402
-from port.ops.reference import interp_reference  # noqa: E402
+from bench.capability import isa_line, model_name
+from bench.end_to_end import Parser
+from bench.layer_profile import copy_bandwidth
+from bench.timing import median_seconds
+from port import ops
+from port.memory import keep_freed_memory
+from port.ops.reference import interp_reference
 
 # (role, channels, input side, output side)
 SHAPES = (
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     print(f"# Interp: separable kernel vs F.interpolate ({model_name()})\n")
-    print(f"Command: `python bench/interp.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+    print(f"Command: `python -m bench.interp {' '.join(argv if argv is not None else sys.argv[1:])}`; "
           f"torch {torch.__version__}, {args.threads} threads, median of {args.reps}.\n{isa_line()}\n")
     print("\n".join(table(args.reps, args.threads)))
     return 0

@@ -3,10 +3,12 @@ memory it needs and its median time."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from bench.timing import median_seconds
@@ -25,8 +27,18 @@ def peak_and_median(call: Callable[[], Any], repeats: int) -> dict[str, float]:
     return {"ms": 1000 * median_seconds(call, 0, repeats), "peak_mb": peak}
 
 
-def worker_result(script: str, *args: object) -> dict[str, float]:
-    """Runs `python script --worker args...` and returns the JSON its last stdout line holds."""
-    cmd = [sys.executable, script, "--worker", *map(str, args)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, args: list[str], env: Mapping[str, str] | None = None, check: bool = False
+               ) -> subprocess.CompletedProcess:
+    """`python -m module args...` in a fresh process that imports the repository's packages (the root on its path)."""
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=check)
+
+
+def worker_result(module: str, *args: object) -> dict[str, float]:
+    """Runs `python -m module --worker args...` and returns the JSON its last stdout line holds."""
+    done = run_module(module, ["--worker", *map(str, args)], check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -12,9 +12,9 @@ The PSA op, the Interp layers and everything else (pooling, concatenation, casts
 inside a hooked module) are shown by share of time only. `--onednn` adds which oneDNN kernels ran (AMX or
 not), their layouts and any reorders, from ONEDNN_VERBOSE over one more forward.
 
-    python bench/layer_profile.py --size 705                 # PSANet-101 Cityscapes, fast fp32
-    python bench/layer_profile.py --size 705 --dtype bf16 --onednn
-    python bench/layer_profile.py --width-divisor 16 --reps 1   # smoke test of this script
+    python -m bench.layer_profile --size 705                 # PSANet-101 Cityscapes, fast fp32
+    python -m bench.layer_profile --size 705 --dtype bf16 --onednn
+    python -m bench.layer_profile --width-divisor 16 --reps 1   # smoke test of this script
 """
 from __future__ import annotations
 
@@ -30,13 +30,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.capability import isa_line, missing_feature  # noqa: E402
-from bench.e2e_worker import mm_roof  # noqa: E402
-from bench.end_to_end import Parser  # noqa: E402
-from bench.onednn_verbose import capture, summary  # noqa: E402
-from bench.timing import median_seconds, module_times  # noqa: E402
+from bench.capability import isa_line, missing_feature
+from bench.e2e_worker import mm_roof
+from bench.end_to_end import Parser
+from bench.onednn_verbose import capture, summary
+from bench.timing import median_seconds, module_times
 
 VARIANT_OF_SIZE = {465: "psanet101_ade20k_465", 705: "psanet101_cityscapes_705"}
 COPY_BYTES = 1 << 30
@@ -224,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
           f"port.optimize fast path {args.dtype}")
     print()
-    print(f"Command: `python bench/layer_profile.py {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
+    print(f"Command: `python -m bench.layer_profile {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
           f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); roof {roof:.0f} "
           f"GFLOP/s ({args.dtype} torch.mm 4096², the faster of before and after the forwards); memory "
           f"roof {bandwidth / 1e9:.1f} GB/s (1 GiB copy); own roofs from torch.mm at {len(rates)} GEMM shapes "

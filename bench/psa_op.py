@@ -8,8 +8,8 @@ first call, which doubles as warm-up). "GEMM floor" times only the batched matri
 implementation of the layer must do (1 forward, 3 for forward+backward) on a precomputed attention,
 the bound a fused kernel can approach but not beat. All rows come from one run on the same machine; read ratios.
 
-    python bench/psa_op.py            # ADE 30x30/59x59 and Cityscapes 45x45/89x89, N=1 and 8 (~3 min)
-    python bench/psa_op.py --quick    # N=1 only, fewer repeats
+    python -m bench.psa_op            # ADE 30x30/59x59 and Cityscapes 45x45/89x89, N=1 and 8 (~3 min)
+    python -m bench.psa_op --quick    # N=1 only, fewer repeats
 """
 from __future__ import annotations
 
@@ -24,13 +24,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.isolated import peak_and_median, worker_result  # noqa: E402
-from port.config import COLLECT, DISTRIBUTE  # noqa: E402
-from port.ops import psa_aggregate  # noqa: E402
-from port.ops._extension import AVAILABLE  # noqa: E402
-from port.ops.reference import _window_index, psa_aggregate_reference  # noqa: E402
+from bench.isolated import peak_and_median, worker_result
+from port.config import COLLECT, DISTRIBUTE
+from port.ops import psa_aggregate
+from port.ops._extension import AVAILABLE
+from port.ops.reference import _window_index, psa_aggregate_reference
 
 SHAPES = {"ADE20K": (30, 59), "Cityscapes": (45, 89)}
 CHANNELS = 512
@@ -139,7 +137,7 @@ def main() -> int:
         for batch in batches:
             for backward in (False, True):
                 repeats = (2 if args.quick else 3) if batch > 1 or h > 40 else 5
-                r = {m: worker_result(__file__, m, dataset, batch, int(backward), repeats) for m in METHODS}
+                r = {m: worker_result("bench.psa_op", m, dataset, batch, int(backward), repeats) for m in METHODS}
                 fused = r["fused"]["ms"]
                 print(
                     f"| {dataset} {h}x{h}, mask {mask_side}x{mask_side} | {batch} | {'fwd+bwd' if backward else 'fwd'} "

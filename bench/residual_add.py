@@ -8,8 +8,8 @@ references; each row a median of --reps calls. With --network also the whole fas
 (port.optimize.for_inference, PSANet-101 ADE20K, BN calibrated) with each variant, taken in turn over --rounds
 forwards, and how far their logits differ. One process, side by side.
 
-    python bench/residual_add.py                  # layers, fp32 and bf16 (~1 min on 2 cores)
-    python bench/residual_add.py --network        # and the whole network at 465² (~4 min on 2 cores)
+    python -m bench.residual_add                  # layers, fp32 and bf16 (~1 min on 2 cores)
+    python -m bench.residual_add --network        # and the whole network at 465² (~4 min on 2 cores)
 """
 from __future__ import annotations
 
@@ -23,12 +23,10 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.capability import isa_line, model_name, runnable_modes  # noqa: E402
-from bench.end_to_end import Parser  # noqa: E402
-from bench.timing import median_seconds  # noqa: E402
-from port.optimize import FusedConv, conv_binary_add, conv_sum_into  # noqa: E402
+from bench.capability import isa_line, model_name, runnable_modes
+from bench.end_to_end import Parser
+from bench.timing import median_seconds
+from port.optimize import FusedConv, conv_binary_add, conv_sum_into
 
 # (role, input channels, output channels, map side at the 465² crop)
 INCREASE_SHAPES = (("conv2", 64, 256, 117), ("conv3", 128, 512, 59), ("conv4", 256, 1024, 59), ("conv5", 512, 2048, 59))
@@ -149,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args.dtypes, skipped = runnable_modes(args.dtypes)
     torch.set_num_threads(args.threads)
     print(f"# Residual add in the 1x1 increase convolution ({model_name()})\n")
-    print(f"Command: `python bench/residual_add.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+    print(f"Command: `python -m bench.residual_add {' '.join(argv if argv is not None else sys.argv[1:])}`; "
           f"torch {torch.__version__}, {args.threads} threads.\n{isa_line()}\n")
     print("".join(f"{line}\n" for line in skipped))
     if not args.dtypes:

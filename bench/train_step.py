@@ -8,10 +8,10 @@ counts forward + backward (FlopCounterMode on the meta device, plus the PSA aggr
 against the `torch.mm` roof measured in the same run. With --device cuda the port runs on the GPU (no Caffe mode:
 legacy Caffe is measured on the CPU), the roof is the GPU's and the report adds the GPU-hours of the variant's recipe.
 
-    python bench/train_step.py                                  # PSANet-101 ADE20K 465², caffe fp32 bf16
-    python bench/train_step.py --modes caffe fp32 bf16 bf16_nchw --profile --out train.md
-    python bench/train_step.py --device cuda --batch 2          # one GPU of the paper's 8 x 2: fp32 tf32 bf16 bf16_nchw
-    python bench/train_step.py --width-divisor 16 --reps 1      # smoke test of this script
+    python -m bench.train_step                                  # PSANet-101 ADE20K 465², caffe fp32 bf16
+    python -m bench.train_step --modes caffe fp32 bf16 bf16_nchw --profile --out train.md
+    python -m bench.train_step --device cuda --batch 2          # one GPU of the paper's 8 x 2: fp32 tf32 bf16 bf16_nchw
+    python -m bench.train_step --width-divisor 16 --reps 1      # smoke test of this script
 """
 from __future__ import annotations
 
@@ -29,15 +29,13 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import caffe_binary, train_layers
+from bench.capability import isa_line, model_name, roof_text, runnable_modes
+from bench.e2e_report import GIB
+from bench.end_to_end import Parser, run_worker, write_report
+from port import cpu
 
-from bench import caffe_binary, train_layers  # noqa: E402
-from bench.capability import isa_line, model_name, roof_text, runnable_modes  # noqa: E402
-from bench.e2e_report import GIB  # noqa: E402
-from bench.end_to_end import Parser, run_worker, write_report  # noqa: E402
-from port import cpu  # noqa: E402
-
-WORKER = Path(__file__).resolve().parent / "train_worker.py"
+WORKER = "bench.train_worker"
 MODES = ("caffe", "fp32", "fp32_nchw", "fp32_aten_bn", "tf32", "bf16", "bf16_nchw", "bf16_aten_bn")
 CUDA_MODES = ["fp32", "tf32", "bf16", "bf16_nchw"]
 TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
@@ -310,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# PSANet training step, {'the port on CUDA' if cuda else 'legacy Caffe vs port'} ({datetime.date.today()})",
         "",
-        f"Command: `python bench/train_step.py {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch "
+        f"Command: `python -m bench.train_step {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch "
         f"{args.batch}; {where}; warm-up {args.warmup}, median of {args.reps}; load average before "
         f"{load_before[0]:.2f}, "
         f"after {os.getloadavg()[0]:.2f}; wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward "

@@ -1,4 +1,4 @@
-"""One training-step measurement of bench/train_step.py in a process of its own: `python bench/train_worker.py
+"""One training-step measurement of bench/train_step.py in a process of its own: `python -m bench.train_worker
 '<json>'`.
 
 Prints one `RESULT <json>` line: median seconds per step, the loss (main + aux_weight x aux) of the last step, peak RSS
@@ -24,11 +24,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench import caffe_binary  # noqa: E402
-from bench.e2e_worker import cuda_mm_roof, mm_roof, peak_rss_bytes  # noqa: E402
-from bench.timing import median_seconds  # noqa: E402
+from bench import caffe_binary
+from bench.e2e_worker import cuda_mm_roof, mm_roof, peak_rss_bytes
+from bench.timing import median_seconds
 
 PROFILE_TOP = 8
 

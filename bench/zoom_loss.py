@@ -6,8 +6,8 @@ is port.ops.zoom_cross_entropy. One forward + backward per call, float32, ADE20K
 Each (crop, batch, method) runs in its own subprocess: the peak resident set size after one call minus the one before
 it (inputs allocated) is the extra memory the call needed; times are medians of repeated calls after it. Read ratios.
 
-    python bench/zoom_loss.py                 # crops 465 and 705, batch 1 and 2
-    python bench/zoom_loss.py --sizes 465 --batches 1 --repeats 3
+    python -m bench.zoom_loss                 # crops 465 and 705, batch 1 and 2
+    python -m bench.zoom_loss --sizes 465 --batches 1 --repeats 3
 """
 from __future__ import annotations
 
@@ -20,14 +20,12 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.capability import isa_line  # noqa: E402
-from bench.isolated import peak_and_median, worker_result  # noqa: E402
-from port.config import zoom_out  # noqa: E402
-from port.ops import zoom_cross_entropy  # noqa: E402
-from port.ops._extension import AVAILABLE  # noqa: E402
-from port.ops.reference import zoom_cross_entropy_reference  # noqa: E402
+from bench.capability import isa_line
+from bench.isolated import peak_and_median, worker_result
+from port.config import zoom_out
+from port.ops import zoom_cross_entropy
+from port.ops._extension import AVAILABLE
+from port.ops.reference import zoom_cross_entropy_reference
 
 CLASSES = 150
 ZOOM = 8
@@ -76,7 +74,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for crop in args.sizes:
         for batch in args.batches:
-            row = {m: worker_result(__file__, m, crop, batch, args.repeats) for m in METHODS}
+            row = {m: worker_result("bench.zoom_loss", m, crop, batch, args.repeats) for m in METHODS}
             fused, unfused = row["fused"], row["unfused"]
             print(f"| {crop}² | {batch} | {fused['ms']:.0f} | {unfused['ms']:.0f} | {unfused['ms'] / fused['ms']:.1f}× "
                   f"| {fused['peak_mb']:.0f} | {unfused['peak_mb']:.0f} |", flush=True)
