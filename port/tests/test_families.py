@@ -206,3 +206,19 @@ def test_the_trainer_refuses_other_families(family_model: tuple[PSANet, Path]) -
     target = PSANet(PSANetConfig(depth=50, num_classes=150, width_divisor=16))
     with pytest.raises(ValueError, match=f"is a {start.config.family} PSANet; the trainer trains the Caffe release"):
         load_start(target, start)
+
+
+def test_evaluate_cli_reads_their_checkpoints(family_model: tuple[PSANet, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m port.evaluate --weights their.pth` scores them by the authors' procedure, fed their contract."""
+    from port.evaluate.cli import main
+    from port.tests.support.evaluate import write_ade20k
+
+    _, path = family_model
+    write_ade20k(tmp_path / "ade", [(40, 30)])
+    argv = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(path), "--base-size", "48",
+            "--out", str(tmp_path / "pred")]
+    assert main(argv) == 0
+    assert "mIoU" in capsys.readouterr().out
+    assert main([*argv, "--config", '{"branches": 2}']) == 2
+    assert "bad configuration" in capsys.readouterr().err
