@@ -50,7 +50,7 @@ def odd_sizes(name: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 RELEASED_AT_CROP = [Case(v.name, 1, v.config.crop, v.config.crop) for v in RELEASED]
-# NonLocal has no Caffe definition (its oracle is a direct loop in port/tests/test_heads.py).
+# NonLocal has no Caffe definition (its oracle is a direct loop in port/tests/model/test_heads.py).
 ABLATIONS_SMALL = [
     Case(name, 1, SMALL, SMALL) for name, v in VARIANTS.items() if not v.released and has_definition(v.config)
 ]

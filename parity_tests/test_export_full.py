@@ -1,5 +1,5 @@
 """Full-size exports of the six released configurations (BN-calibrated random weights), one dynamic graph each run at
-two sizes in both runtimes, held to float64 as PyTorch fp32 is (see port/tests/test_export.py for why not 1e-4 of
+two sizes in both runtimes, held to float64 as PyTorch fp32 is (see port/tests/deploy/test_export.py for why not 1e-4 of
 PyTorch's fp32 logits). Heavy: PSANET_HEAVY=1 (about 2 min per configuration on 2 cores)."""
 from __future__ import annotations
 

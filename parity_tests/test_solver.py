@@ -43,7 +43,7 @@ NOISE_MARGIN, NOISE_FLOOR = 4.0, 1e-3
 UPDATE_RTOL, UPDATE_ULPS, UPDATE_LOSS_RTOL = 1e-5, 5e-7, 1e-5
 
 
-# NonLocal has no Caffe definition; port/tests/test_heads.py checks its multipliers.
+# NonLocal has no Caffe definition; port/tests/model/test_heads.py checks its multipliers.
 @pytest.mark.parametrize("name", sorted(n for n, v in VARIANTS.items() if has_definition(v.config)))
 def test_param_mults_equal_the_train_definition(name: str) -> None:
     """Every param blob of the committed train definition <-> every parameter of the model, same (lr, decay) mults."""

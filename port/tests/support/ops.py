@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,3 +45,21 @@ def inputs(
     if contiguous:
         return x.contiguous(), mask.contiguous()
     return x, mask
+
+
+def bilinear_np(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Aligned-corner bilinear by the textbook formula, one output pixel at a time."""
+    h, w = x.shape[-2:]
+    out = np.zeros(x.shape[:-2] + (out_h, out_w))
+    for i in range(out_h):
+        sy = i * (h - 1) / (out_h - 1) if out_h > 1 else 0.0
+        y0 = min(int(np.floor(sy)), h - 1)
+        y1, fy = min(y0 + 1, h - 1), sy - y0
+        for j in range(out_w):
+            sx = j * (w - 1) / (out_w - 1) if out_w > 1 else 0.0
+            x0 = min(int(np.floor(sx)), w - 1)
+            x1, fx = min(x0 + 1, w - 1), sx - x0
+            top = (1 - fx) * x[..., y0, x0] + fx * x[..., y0, x1]
+            bottom = (1 - fx) * x[..., y1, x0] + fx * x[..., y1, x1]
+            out[..., i, j] = (1 - fy) * top + fy * bottom
+    return out

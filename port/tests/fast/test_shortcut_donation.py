@@ -6,8 +6,7 @@ import torch
 
 import port.optimize
 from port.optimize import FusedBottleneck, FusedConv, for_inference
-from port.tests.test_fusedconv_memory import conv_pair
-from port.tests.test_optimize import small_model
+from port.tests.support.fast import conv_pair, small_model
 
 pytestmark = pytest.mark.cpu_isa
 

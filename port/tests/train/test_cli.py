@@ -16,7 +16,7 @@ from port.train.cli import main
 from port.train.table import readme_block, reproduce_table
 from port.variants import VARIANTS
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 @dataclass

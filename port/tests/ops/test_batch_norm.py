@@ -155,7 +155,7 @@ def test_bad_input() -> None:
 _ISA_SCRIPT = """
 import sys, torch
 import port.ops
-from port.tests.test_ops_batch_norm import grads_of
+from port.tests.ops.test_batch_norm import grads_of
 results = []
 for x, weight, bias, grad in torch.load(sys.argv[1]):
     fwd, bwd = grads_of(lambda *t: torch.ops.psanet.batch_norm_relu(*t, 1e-5, True), x, weight, bias, grad)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from port.optimize import FusedConv, InferencePSANet, for_inference, output_parts
-from port.tests.test_optimize import PARITY, relative_error, small_model
+from port.tests.support.fast import PARITY, conv_pair, relative_error, small_model
 
 pytestmark = pytest.mark.cpu_isa
 
@@ -87,12 +87,6 @@ def test_deepcopy_and_pickle_after_packing() -> None:
         assert isinstance(twin, InferencePSANet) and not any(c.released for c in fused_convs(twin))
         assert torch.equal(run(twin, x), ref)
     assert all(c.released for c in fused_convs(fast))
-
-
-def conv_pair(dtype: torch.dtype) -> tuple[nn.Conv2d, FusedConv]:
-    torch.manual_seed(4)
-    conv = nn.Conv2d(16, 24, 3, padding=2, dilation=2).to(dtype).requires_grad_(False)
-    return conv, FusedConv(copy.deepcopy(conv), relu=True)
 
 
 @pytest.mark.native_bf16

@@ -8,6 +8,7 @@ from torch import nn
 
 from port.config import pool_out
 from port.model.layers import CaffeBN, Concat, interp
+from port.tests.support.ops import bilinear_np
 
 
 def _bn(seed: int = 0) -> tuple[CaffeBN, np.ndarray]:
@@ -76,22 +77,7 @@ def test_bn_train_on_bf16_keeps_fp32_statistics() -> None:
     torch.testing.assert_close(bn.running_mean, ref.running_mean, rtol=1e-6, atol=1e-7)
 
 
-def _bilinear_np(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Aligned-corner bilinear by the textbook formula, one output pixel at a time."""
-    h, w = x.shape[-2:]
-    out = np.zeros(x.shape[:-2] + (out_h, out_w))
-    for i in range(out_h):
-        sy = i * (h - 1) / (out_h - 1) if out_h > 1 else 0.0
-        y0 = min(int(np.floor(sy)), h - 1)
-        y1, fy = min(y0 + 1, h - 1), sy - y0
-        for j in range(out_w):
-            sx = j * (w - 1) / (out_w - 1) if out_w > 1 else 0.0
-            x0 = min(int(np.floor(sx)), w - 1)
-            x1, fx = min(x0 + 1, w - 1), sx - x0
-            top = (1 - fx) * x[..., y0, x0] + fx * x[..., y0, x1]
-            bottom = (1 - fx) * x[..., y1, x0] + fx * x[..., y1, x1]
-            out[..., i, j] = (1 - fy) * top + fy * bottom
-    return out
+
 
 
 @pytest.mark.parametrize(
@@ -112,7 +98,7 @@ def test_interp_matches_numpy_bilinear(size: tuple[int, int], kwargs: dict, out:
     assert got.shape[-2:] == out
     beg, end = kwargs.get("pad_beg", 0), kwargs.get("pad_end", 0)
     cropped = x[..., -beg : size[0] + end, -beg : size[1] + end]
-    np.testing.assert_allclose(got, _bilinear_np(cropped, *out), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got, bilinear_np(cropped, *out), rtol=1e-10, atol=1e-10)
 
 
 def test_interp_rejects_positive_pad() -> None:

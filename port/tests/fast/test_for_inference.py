@@ -10,34 +10,9 @@ from port.model import create_model
 from port.model.layers import CaffeBN
 from port.ops._extension import AVAILABLE
 from port.optimize import FusedPSA, folded_conv, for_inference
+from port.tests.support.fast import PARITY, randomize_bn, relative_error, small_model
 
 pytestmark = pytest.mark.cpu_isa
-
-SMALL = {"width_divisor": 16, "crop": 97}  # 97 = 8k+1 with k even: the shrink/zoom round trip holds
-PARITY = 1e-4  # max|diff| <= PARITY * max|ref|, the project's fp32 parity tolerance
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN slope/bias/statistics, so that folding has something to fold."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for bn in (m for m in model.modules() if isinstance(m, CaffeBN)):
-            c = bn.weight.numel()
-            bn.weight.copy_(0.5 + torch.rand(c, generator=gen))
-            bn.bias.copy_(0.2 * torch.randn(c, generator=gen))
-            bn.running_mean.copy_(0.2 * torch.randn(c, generator=gen))
-            bn.running_var.copy_(0.5 + torch.rand(c, generator=gen))
-    return model
-
-
-def small_model(name: str, **changes: object) -> nn.Module:
-    torch.manual_seed(0)
-    return randomize_bn(create_model(name, **{**SMALL, **changes})).eval()
-
-
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((out - ref).abs().max() / ref.abs().max()).item()
-
 
 def test_folded_conv_matches_conv_then_bn_in_float64() -> None:
     torch.manual_seed(1)

@@ -11,7 +11,7 @@ from port.io import WeightsFileError, save_weights
 from port.model import create_model
 from port.variants import VARIANTS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = {"width_divisor": 32, "crop": 33}
 
 

@@ -17,7 +17,7 @@ from port.config import PSANetConfig
 from port.io import FORMAT, WeightsFileError, read_weights, save_weights
 from port.model import create_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

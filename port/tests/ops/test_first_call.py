@@ -13,7 +13,7 @@ from pathlib import Path
 
 from port.tests.support.ops import require_extension
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROCESSES = 20
 CONCURRENT = 4
 # Each process: the op's very first call (2 threads, fp32 then fp64), worst error relative to max|reference|.

@@ -8,7 +8,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from port import ops
 from port.ops.reference import interp_reference
-from port.tests.test_model_layers import _bilinear_np
+from port.tests.support.ops import bilinear_np
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -36,7 +36,7 @@ def case_input(n: int, c: int, h: int, w: int, dtype: torch.dtype, layout: torch
 def test_matches_the_formula_and_atens_layout(case: tuple, layout: torch.memory_format, dtype: torch.dtype) -> None:
     x = case_input(*case[:4], dtype, layout)
     got = torch.ops.psanet.interp(x, *case[4:])
-    expected = torch.from_numpy(_bilinear_np(x.double().numpy(), *case[4:]))
+    expected = torch.from_numpy(bilinear_np(x.double().numpy(), *case[4:]))
     torch.testing.assert_close(got.double(), expected, **TOL[dtype])
     assert got.dtype == dtype and got.stride() == interp_reference(x, *case[4:]).stride()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CSRC = Path(__file__).resolve().parents[1] / "csrc"
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
 NVCC = os.environ.get("NVCC") or shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
 CXX_AARCH64 = os.environ.get("CXX_AARCH64") or shutil.which("aarch64-linux-gnu-g++") or "aarch64-linux-gnu-g++"
 TARGETS = {  # script, compiler, sources, what installs the compiler

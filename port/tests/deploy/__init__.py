@@ -1,0 +1,1 @@
+"""Tests of export, prediction, class tables and visualisation."""

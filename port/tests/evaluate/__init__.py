@@ -1,0 +1,1 @@
+"""Tests of the authors' evaluation procedure and its CLI."""

@@ -1,0 +1,1 @@
+"""Tests of the model, its config, names, loading and the weight families."""
