@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as module_hooks
 
-from port import cpu, ops
+from port import cpu, ops, torch_private
 from port.model.layers import CaffeBN, ConvBN
 from port.model.psanet import PointwiseSpatialAttention, PSANet
 from port.model.resnet import Bottleneck
@@ -37,26 +37,6 @@ def output_parts(out_channels: int, weight_bytes: int, chunk_bytes: int = CHUNK_
 def _join(parts: list[torch.Tensor]) -> torch.Tensor:
     """Output-channel parts concatenated; a single part as it is (no copy)."""
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-
-
-def conv_sum_into(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor,
-    geometry: tuple, relu: bool,
-) -> torch.Tensor:
-    """oneDNN convolution (packed weight) accumulated into `residual` itself (sum post-op), then the ReLU."""
-    return torch.ops.mkldnn._convolution_pointwise_.binary(
-        residual, x, weight, bias, *geometry, "add", 1.0, "relu" if relu else None, [], None
-    )
-
-
-def conv_binary_add(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor,
-    geometry: tuple, relu: bool,
-) -> torch.Tensor:
-    """oneDNN convolution (packed weight) plus `residual` into a new tensor (binary-add post-op), then the ReLU."""
-    return torch.ops.mkldnn._convolution_pointwise.binary(
-        x, residual, weight, bias, *geometry, "add", None, "relu" if relu else None, [], None
-    )
 
 
 def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
@@ -122,7 +102,7 @@ class FusedConv(nn.Module):
         enabled, not traced)."""
         return (
             not torch.compiler.is_compiling() and x.device.type == "cpu" and cpu.info().packed_convolutions
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and torch.backends.mkldnn.enabled and torch_private.packed_convolutions()
         )
 
     def packed_weight(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -137,7 +117,7 @@ class FusedConv(nn.Module):
             geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
             with torch.no_grad():
                 self._packed = [
-                    torch._C._nn.mkldnn_reorder_conv2d_weight(part.to_mkldnn(), *geometry, list(x.shape))
+                    torch_private.pack_conv_weight(part, geometry, list(x.shape))
                     for part in self.weight.detach().chunk(self.parts())
                 ]
             self._plain_layout = (self.weight.shape, self.weight.stride())
@@ -229,8 +209,9 @@ class FusedConv(nn.Module):
         """
         if residual is None:
             unary = "relu" if relu else "none"
-            return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, unary, [], "")
-        add = conv_sum_into if x.is_contiguous(memory_format=torch.channels_last) else conv_binary_add
+            return torch_private.conv_pointwise(x, weight, bias, geometry, unary)
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        add = torch_private.conv_sum_into if channels_last else torch_private.conv_binary_add
         return add(x, weight, bias, residual, geometry, relu)
 
     def extra_repr(self) -> str:

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from port import cpu
+from port import cpu, torch_private
 
 BUILD_HINT = "pip install --no-build-isolation -e .  (or: python setup.py build_ext --inplace)"
 KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)  # half types accumulate in float
@@ -29,9 +29,11 @@ def _kernel_devices() -> frozenset[str]:
     is built; CUDA only where it was built with nvcc (setup.py: a visible GPU or FORCE_CUDA=1)."""
     if not AVAILABLE:
         return frozenset()
-    has = torch._C._dispatch_has_kernel_for_dispatch_key
-    types = ("cpu", "meta", "cuda")
-    return frozenset(t for t in types if has("psanet::psa_aggregate", torch._C._dispatch_key_for_device(t)))
+    def call(device: str) -> object:
+        x = torch.zeros(1, 1, 1, 1, device=device)
+        return torch.ops.psanet.psa_aggregate(x, x, 0, 1, 1, True, 1.0, False)
+
+    return frozenset(t for t in ("cpu", "meta", "cuda") if torch_private.has_kernel("psanet::psa_aggregate", t, call))
 
 
 AVAILABLE = _load()

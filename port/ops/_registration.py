@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch._prims_common import suggest_memory_format
 
+from port import torch_private
 from port.ops.layout import memory_format_of
 
 
@@ -96,7 +96,7 @@ def _resized(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """An empty (N, C, height, width) tensor in x's layout as ATen's suggest_memory_format reads it (a channels-last
     crop too): what both Interp kernels return."""
     n, c = x.shape[:2]
-    return x.new_empty((n, c, height, width)).contiguous(memory_format=suggest_memory_format(x))
+    return x.new_empty((n, c, height, width)).contiguous(memory_format=torch_private.suggest_memory_format(x))
 
 
 torch.library.register_fake("psanet::interp")(_resized)

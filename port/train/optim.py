@@ -6,6 +6,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from port import torch_private
 from port.model.layers import CaffeBN
 from port.train.recipe import Recipe
 
@@ -106,10 +107,7 @@ def caffe_sgd_update_(
         )
         for out, t in zip(flat, used):
             out.append(t)
-    torch._fused_sgd_(
-        *flat, weight_decay=weight_decay, momentum=momentum, lr=1.0, dampening=1.0 - lr,
-        nesterov=False, maximize=False, is_first_step=False,
-    )
+    torch_private.fused_sgd_(*flat, weight_decay=weight_decay, momentum=momentum, lr=lr)
     for t, u in write_back:
         t.copy_(u)
 

@@ -17,7 +17,7 @@ def spy_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]]:
     """Records, per bottleneck call: whether it projects, its input's data pointer and where its add accumulated."""
     calls: list[tuple[bool, int, int]] = []
     inputs: list[tuple[bool, int]] = []
-    block_forward, sum_into = FusedBottleneck.forward, port.optimize.conv_sum_into
+    block_forward, sum_into = FusedBottleneck.forward, port.torch_private.conv_sum_into
 
     def forward(self: FusedBottleneck, x: torch.Tensor) -> torch.Tensor:
         inputs.append((self.proj is not None, x.data_ptr()))
@@ -29,7 +29,7 @@ def spy_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]]:
         return sum_into(x, weight, bias, residual, *args)
 
     monkeypatch.setattr(FusedBottleneck, "forward", forward)
-    monkeypatch.setattr(port.optimize, "conv_sum_into", conv_sum_into)
+    monkeypatch.setattr(port.torch_private, "conv_sum_into", conv_sum_into)
     return calls
 
 

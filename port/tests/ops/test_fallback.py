@@ -36,7 +36,7 @@ def test_missing_extension_warns_once_and_uses_reference(monkeypatch: pytest.Mon
     "mask_shape,kwargs,match",
     [
         ((1, 35, 3, 4), dict(psa_type=2), "psa_type"),
-        ((1, 35, 3, 4), dict(psa_type=COLLECT, mask_size=(4, 7)), "odd"),
+        ((1, 35, 3, 4), dict(psa_type=COLLECT, mask_size=(0, 7)), "positive ints"),
         ((1, 15, 3, 4), dict(psa_type=COLLECT, mask_size=(3, 5), compact=True), "compact"),
         ((1, 34, 3, 4), dict(psa_type=COLLECT), "channels"),
         ((35, 3, 4), dict(psa_type=COLLECT), "4-D"),
