@@ -82,10 +82,8 @@ def infer_config(state: Mapping[str, torch.Tensor], family: str, path: Path, **c
         "aux": any(k.startswith(("aux.", "auxiliary_head.")) for k in state),
     }  # shrink_factor: the default 2, which both families use on VOC too (the Caffe release does not)
     fields.update(changes)
-    try:
-        cfg = PSANetConfig(**fields)
-    except (TypeError, ValueError) as err:
-        raise WeightsFileError(f"{path}: bad configuration: {err}") from None
+    # the checks a converted file's config gets (field names, types, ranges), then PSANetConfig's own
+    cfg = config_from_file({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}, path)
     if cfg.mask_size == cfg.with_(mask_size=None).resolved_mask_size:
         cfg = cfg.with_(mask_size=None)  # the default of its crop: stored as such, like converted releases
     return cfg

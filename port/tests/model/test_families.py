@@ -221,4 +221,6 @@ def test_evaluate_cli_reads_their_checkpoints(family_model: tuple[PSANet, Path],
     assert main(argv) == 0
     assert "mIoU" in capsys.readouterr().out
     assert main([*argv, "--config", '{"branches": 2}']) == 2
-    assert "bad configuration" in capsys.readouterr().err
+    assert "config branches=2 is not of type tuple[str, ...]" in capsys.readouterr().err
+    assert main([*argv, "--config", '{"crops": 465}']) == 2
+    assert "unknown config key 'crops'" in capsys.readouterr().err
