@@ -138,10 +138,10 @@ def build_port_model(job: dict[str, Any]) -> Any:
 
         return quantize_int8(model, torch.from_numpy(np.load(Path(job["workdir"]) / "calibration.npy")))
     if mode.startswith("compile"):
-        import torch._inductor.config as inductor
+        from port.torch_private import set_inductor_freezing
 
         # freezing: weights become constants, so oneDNN prepacks the convolution weights once
-        inductor.freezing = mode == "compile_frozen"
+        set_inductor_freezing(mode == "compile_frozen")
         model = torch.compile(model, dynamic=False)
     return model
 

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 from bench.capability import isa_line, model_name, runnable_modes
 from bench.end_to_end import Parser
 from bench.timing import median_seconds
-from port.optimize import FusedConv, conv_binary_add, conv_sum_into
+from port.optimize import FusedConv
+from port.torch_private import conv_binary_add, conv_sum_into, pack_conv_weight
 
 # (role, input channels, output channels, map side at the 465² crop)
 INCREASE_SHAPES = (("conv2", 64, 256, 117), ("conv3", 128, 512, 59), ("conv4", 256, 1024, 59), ("conv5", 512, 2048, 59))
@@ -43,7 +44,7 @@ def layer_calls(cin: int, cout: int, side: int, dtype: torch.dtype) -> dict[str,
     shortcut = torch.randn(1, cout, side, side, generator=gen).to(dtype).contiguous(memory_format=cl)
     weight = (torch.randn(cout, cin, 1, 1, generator=gen) / cin**0.5).to(dtype)
     bias = torch.randn(cout, generator=gen).to(dtype)
-    packed = torch._C._nn.mkldnn_reorder_conv2d_weight(weight.to_mkldnn(), *GEOMETRY, list(x.shape))
+    packed = pack_conv_weight(weight, GEOMETRY, list(x.shape))
     # donated: each call adds into the next of these copies (from the second round on they hold earlier sums)
     donated, turn = [shortcut.clone(memory_format=cl) for _ in range(4)], itertools.count()
     rows = x.permute(0, 2, 3, 1).reshape(-1, cin)

@@ -126,3 +126,14 @@ def inductor_freezing() -> Iterator[None]:
         return
     with inductor.patch(freezing=True):
         yield
+
+
+def set_inductor_freezing(on: bool) -> bool:
+    """inductor's `freezing` set for the whole process (a benchmark worker's own choice; never called by the library);
+    False where the config cannot be reached."""
+    try:
+        import torch._inductor.config as inductor
+    except ImportError:
+        return False
+    inductor.freezing = on
+    return True
