@@ -15,8 +15,8 @@ import sys
 import torch
 import port, port._C, converters.caffe2torch, prototxt.network
 target = sys.argv[1]
-assert all(m.__file__.startswith(target) for m in (port, port._C, converters.caffe2torch, prototxt.network)),
-port.__file__
+modules = (port, port._C, converters.caffe2torch, prototxt.network)
+assert all(m.__file__.startswith(target) for m in modules), port.__file__
 model = port.create_model("psanet50_ade20k_465", width_divisor=32, crop=33).eval()
 with torch.inference_mode():
     print(tuple(model(torch.zeros(1, 3, 33, 33)).shape))

@@ -25,7 +25,7 @@ from port.model import PSANet
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-    "uordblks", "fordblks", "keepcost")]
+                                                "uordblks", "fordblks", "keepcost")]
 
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = MallInfo2

@@ -168,8 +168,8 @@ import port
 from port.io import FORMAT, WeightsFileError
 from port.config import PSANetConfig
 cfg = PSANetConfig(depth=101, crop=4001)  # full width: the model alone would take gigabytes
-save_file({"conv6.bias": torch.zeros(150)}, sys.argv[1], metadata={"format": FORMAT, "config":
-json.dumps(cfg.to_dict())})
+meta = {"format": FORMAT, "config": json.dumps(cfg.to_dict())}
+save_file({"conv6.bias": torch.zeros(150)}, sys.argv[1], metadata=meta)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     port.load(sys.argv[1])
