@@ -36,6 +36,9 @@ def mmseg_config(cfg: PSANetConfig) -> dict:
     if cfg.family == "semseg":
         raise ValueError("a semseg PSANet has no mmseg form (its stem pools and its head resizes as the Caffe release"
                          " does, its proj is unpadded): write it as a converted file instead")
+    a, b, c = cfg.stem_widths
+    if not (a == b and 2 * a == c):
+        raise ValueError(f"mmseg's deep stem is w/2-w/2-w wide, this model's {cfg.stem_widths}")
     caffe = cfg.family == "caffe"
     contract = contract_of(cfg)
     mean = contract.mean_rgb[::-1] if contract.bgr else contract.mean_rgb  # mmseg loads BGR images
@@ -77,14 +80,6 @@ def mmseg_config(cfg: PSANetConfig) -> dict:
     return model
 
 
-def check_mmseg_form(cfg: PSANetConfig) -> None:
-    """Refuse what mmseg's modules cannot build exactly: its stem pools with floor and its stem has 3 convolutions
-    of widths w/2, w/2, w."""
-    a, b, c = cfg.stem_widths
-    if not (a == b and 2 * a == c):
-        raise ValueError(f"mmseg's deep stem is w/2-w/2-w wide, this model's {cfg.stem_widths}")
-
-
 def config_text(cfg: PSANetConfig, checkpoint: str) -> str:
     """The mmseg config file: the model, the plugin head a Caffe release needs, and the checkpoint to load."""
     lines = [f"# PSANet written by converters/torch2mmseg.py ({cfg.family} family, ResNet-{cfg.depth}, "
@@ -112,13 +107,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> list[str]:
     check_input(args.weights)
     state, cfg, source = read_any(args.weights)
-    check_mmseg_form(cfg)
     output = args.output or args.weights.with_name(f"{args.weights.stem}_mmseg.pth")
+    text = config_text(cfg, output.name)  # refuses what mmseg cannot build, before the output is looked at
     if output.suffix != ".pth":
         raise ValueError(f"output must end in .pth, got {output.name}")
     if not output.parent.resolve().is_dir():
         raise ValueError(f"output folder does not exist: {output.parent}")
-    text = config_text(cfg, output.name)
     classes = model_classes(cfg.num_classes, source, source.get("dataset"))
     meta = {CONFIG_KEY: cfg.to_dict(), "dataset_meta": {"classes": list(classes.names),
                                                       "palette": [list(c) for c in classes.colors]}}

@@ -43,14 +43,14 @@ def require_weights_file(path: Path) -> None:
 
 
 def config_fields(text: str) -> dict[str, Any]:
-    """--config: a JSON object of PSANetConfig fields (lists stand for tuples)."""
+    """--config: a JSON object of PSANetConfig fields (lists stand for tuples, as in a converted file's config)."""
     try:
         fields = json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
     if not isinstance(fields, dict):
         raise argparse.ArgumentTypeError(f'must be a JSON object like {{"branches": ["COLLECT"]}}, got {text!r}')
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return fields
 
 
 def add_family_options(parser: argparse.ArgumentParser) -> None:

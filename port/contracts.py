@@ -26,8 +26,10 @@ class InputContract:
     def pad_rgb(self, sliding: bool) -> tuple[float, float, float]:
         """The RGB value an image is padded with (the mean; rounded for the Caffe release's sliding windows)."""
         if sliding and self.uint8_sliding_pad:
-            # uint8(mean): 124, 117, 104
-            return tuple(float(int(m + 0.5)) for m in self.mean_rgb)  # type: ignore[return-value]
+            from port.evaluate.geometry import matlab_round  # here: port.evaluate imports this module
+
+            # uint8(mean) as MATLAB rounds it: 124, 117, 104
+            return tuple(float(matlab_round(m)) for m in self.mean_rgb)  # type: ignore[return-value]
         return self.mean_rgb
 
     def normalise(self, rgb: torch.Tensor) -> torch.Tensor:

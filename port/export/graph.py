@@ -63,7 +63,7 @@ class Contract:
     @property
     def form(self) -> str:
         """The sides it takes, as text: "16k+1"."""
-        return f"{self.step}k+{self.offset}" if self.offset else f"{self.step}k"
+        return side_form(self.step, self.offset)
 
 
 def side_step(cfg: PSANetConfig) -> int:
@@ -89,6 +89,11 @@ def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
     return None
 
 
+def side_form(step: int, offset: int) -> str:
+    """Sides of step·k+offset as text: "16k+1", "16k"."""
+    return f"{step}k+{offset}" if offset else f"{step}k"
+
+
 def check_side(side: int, step: int, offset: int = 1) -> None:
     """A side the network takes (step·k+offset, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
     if MIN_SIDE <= side <= MAX_SIDE and (side - offset) % step == 0:
@@ -96,8 +101,8 @@ def check_side(side: int, step: int, offset: int = 1) -> None:
     below = side - (side - offset) % step
     first = MIN_SIDE + (offset - MIN_SIDE) % step
     nearest = [s for s in (below, below + step) if MIN_SIDE <= s <= MAX_SIDE] or [first]
-    form = f"{step}k+{offset}" if offset else f"{step}k"
-    raise ExportError(f"side {side} is not {form} in {MIN_SIDE}..{MAX_SIDE}: nearest {' and '.join(map(str, nearest))}")
+    choices = " and ".join(map(str, nearest))
+    raise ExportError(f"side {side} is not {side_form(step, offset)} in {MIN_SIDE}..{MAX_SIDE}: nearest {choices}")
 
 
 class DeployNet(nn.Module):

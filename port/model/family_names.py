@@ -3,6 +3,7 @@ state_dict keys: one explicit entry per tensor, checked both ways by `to_ours` /
 every tensor filled), as `caffe_names` is for caffemodels."""
 from __future__ import annotations
 
+import functools
 from typing import Iterator, Mapping
 
 import torch
@@ -106,3 +107,14 @@ def to_theirs(
     out = {theirs: state[ours] for theirs, ours in table.items()}
     out.update({key: torch.tensor(0, dtype=torch.int64) for key in counters(cfg, layout)})
     return out
+
+
+@functools.cache
+def _reference_names(layout: str) -> dict[str, str]:
+    """Our key -> theirs in a bi-directional ResNet-50 with aux: the names every PSANet of `layout` shares."""
+    return {ours: theirs for theirs, ours in key_table(PSANetConfig(family=layout, depth=50, aux=True)).items()}
+
+
+def their_key(layout: str, ours: str) -> str:
+    """The checkpoint key `layout` stores our state_dict key `ours` under (from the same table)."""
+    return _reference_names(layout)[ours]

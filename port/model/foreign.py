@@ -2,6 +2,7 @@
 (or one given), and their tensors in our names through `family_names`."""
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,7 +11,8 @@ import torch
 
 from port.config import FAMILIES, STAGE_BLOCKS, PSANetConfig
 from port.io import ForeignCheckpoint, WeightsFileError, config_from_file, read_weights
-from port.model.family_names import STEM_PREFIX, TRUNK_PREFIX, to_ours
+from port.model.family_names import TRUNK_PREFIX, their_key, to_ours
+from port.model.resnet import STEM
 from port.variants import DATASETS
 
 DATASET_OF_CLASSES = {d.num_classes: d.name for d in DATASETS.values()}
@@ -52,34 +54,36 @@ def _shape(state: Mapping[str, torch.Tensor], key: str, path: Path) -> tuple[int
 def infer_config(state: Mapping[str, torch.Tensor], family: str, path: Path, **changes: Any) -> PSANetConfig:
     """The PSANetConfig a family's state_dict states; what keys and shapes cannot say comes from `changes` or the
     family's released defaults (bi-directional PSA, shrink 2, non-compact masks)."""
-    trunk, head = TRUNK_PREFIX[family], "psa." if family == "semseg" else "decode_head."
-    stage3 = f"{trunk}layer3."
+    name = functools.partial(their_key, family)  # their key of one of ours
+    stage3 = f"{TRUNK_PREFIX[family]}layer3."
     blocks = len({k[len(stage3):].split(".")[0] for k in state if k.startswith(stage3)})
     depth = next((d for d, b in STAGE_BLOCKS.items() if b[2] == blocks), None)
     if depth is None:
         raise WeightsFileError(f"{path}: layer3 has {blocks} blocks; a PSANet trunk has 6 (ResNet-50) or 23 "
                                "(ResNet-101)")
-    divisor = 2048 // _shape(state, f"{trunk}layer4.0.conv3.weight", path)[0]  # > 1: a reduced-width test model
-    stem = tuple(divisor * _shape(state, f"{STEM_PREFIX[family]}.{3 * i}.weight", path)[0] for i in range(3))
-    cls = "cls.4" if family == "semseg" else "decode_head.conv_seg"
-    num_classes = _shape(state, f"{cls}.weight", path)[0]
-    fc2 = f"{head}attention.{3 if family == 'semseg' else 1}.weight"
-    if f"{head}reduce.{'0' if family == 'semseg' else 'conv'}.weight" not in state:
-        raise WeightsFileError(f"{path}: a {family} checkpoint without a PSA head (no {head}reduce): not a PSANet")
-    two_way = any(k.startswith(f"{head}reduce_p.") for k in state)
-    if not two_way and "branches" not in changes:
+    divisor = 2048 // _shape(state, name("conv5.1.increase.conv.weight"), path)[0]  # > 1: a reduced-width test model
+    stem = tuple(divisor * _shape(state, name(f"{unit}.conv.weight"), path)[0] for unit, _ in STEM)
+    num_classes = _shape(state, name("conv6.weight"), path)[0]
+    reduce = name("psa.COLLECT.reduce.conv.weight")
+    if reduce not in state:
+        raise WeightsFileError(f"{path}: a {family} checkpoint without a PSA head (no {reduce}): not a PSANet")
+    second = name("psa.DISTRIBUTE.reduce.conv.weight").rsplit(".", 2)[0] + "."  # the `*_p` branch's modules
+    if not any(k.startswith(second) for k in state) and "branches" not in changes:
         raise WeightsFileError(f"{path}: one PSA branch, COLLECT or DISTRIBUTE; say which with "
                                "--config '{\"branches\": [\"COLLECT\"]}' (or DISTRIBUTE)")
-    side = math.isqrt(_shape(state, fc2, path)[0])
-    if side * side != _shape(state, fc2, path)[0] and "mask_size" not in changes:
-        raise WeightsFileError(f"{path}: {fc2} has {_shape(state, fc2, path)[0]} outputs, not a square mask; "
+    fc2 = name("psa.COLLECT.fc2.weight")
+    channels = _shape(state, fc2, path)[0]
+    side = math.isqrt(channels)
+    if side * side != channels and "mask_size" not in changes:
+        raise WeightsFileError(f"{path}: {fc2} has {channels} outputs, not a square mask; "
                                "give --config '{\"mask_size\": [H, W]}'")
+    aux = name("conv4_aux_3x3.conv.weight").split(".")[0] + "."  # the aux head's modules
     dataset = DATASET_OF_CLASSES.get(num_classes)
     crop = CROPS.get((family, dataset or ""), 8 * side - 7 if side % 2 else 8 * side - 16)
     fields: dict[str, Any] = {
         "family": family, "depth": depth, "num_classes": num_classes, "crop": crop, "stem_widths": stem,
         "width_divisor": divisor, "mask_size": (side, side), "bn_momentum": PYTORCH_BN_MOMENTUM,
-        "aux": any(k.startswith(("aux.", "auxiliary_head.")) for k in state),
+        "aux": any(k.startswith(aux) for k in state),
     }  # shrink_factor: the default 2, which both families use on VOC too (the Caffe release does not)
     fields.update(changes)
     # the checks a converted file's config gets (field names, types, ranges), then PSANetConfig's own

@@ -77,7 +77,6 @@ class PSABranch(nn.Module):
         return self.attention(x, self.fc2(self.fc1(x)))
 
 
-
 class PSANet(nn.Module):
     """PSANet as released in Caffe; eval forward returns `conv6_zoom` logits, train forward a PSANetOutput."""
 
