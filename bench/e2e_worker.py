@@ -150,7 +150,7 @@ def psa_share(model: Any, x: Any, reps: int) -> dict[str, float]:
     """Fractions of a forward spent in the PSA head (branches + conv_post_PSA + zoom) and in the PSA op alone."""
     import torch
 
-    from port.optimize import FusedPSA
+    from port.optimize.rewrite import FusedPSA
 
     net = model.net
     head = [*net.psa.values(), net.conv_post_PSA] + ([net.conv_post_PSA_zoom] if net.conv_post_PSA_zoom else [])

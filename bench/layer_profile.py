@@ -114,7 +114,9 @@ def profile(
     from port.memory import keep_freed_memory_after_first_forward
     from port.model import create_model
     from port.model.layers import Interp, InterpTo
-    from port.optimize import FusedConv, FusedPSA, for_inference
+    from port.optimize import for_inference
+    from port.optimize.fused_conv import FusedConv
+    from port.optimize.rewrite import FusedPSA
 
     dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
     torch.manual_seed(0)

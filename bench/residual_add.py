@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from bench.capability import isa_line, model_name, runnable_modes
 from bench.end_to_end import Parser
 from bench.timing import median_seconds
-from port.optimize import FusedConv
+from port.optimize.fused_conv import FusedConv
 from port.torch_private import conv_binary_add, conv_sum_into, pack_conv_weight
 
 # (role, input channels, output channels, map side at the 465² crop)

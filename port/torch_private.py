@@ -5,6 +5,8 @@ public-API fallback, so a torch release that renames or drops one costs speed, n
   `torch._C._nn.mkldnn_reorder_conv2d_weight`): callers check `packed_convolutions()` and otherwise take F.conv2d.
 - dispatcher queries (`torch._C._dispatch_has_kernel_for_dispatch_key`): fallback, an op call on an empty tensor.
 - ATen's memory-format choice (`torch._prims_common.suggest_memory_format`): fallback, the same rule in public calls.
+- whether global module forward hooks are registered (`torch.nn.modules.module._global_forward_hooks`): fallback,
+  "yes" (the caller then takes its safe path).
 - the fused SGD step (`torch._fused_sgd_`): fallback, the same update in in-place tensor ops.
 - dynamo's counters and inductor's config (int8 lowering checks, freezing): fallbacks, no count and no patch.
 """
@@ -92,6 +94,16 @@ def suggest_memory_format(x: torch.Tensor) -> torch.memory_format:
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def global_forward_hooks() -> bool:
+    """Whether any global module forward hook or pre-hook is registered (True where torch no longer says)."""
+    from torch.nn.modules import module
+
+    found = [getattr(module, name, None) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")]
+    if any(not isinstance(hooks, dict) for hooks in found):
+        return True
+    return any(bool(hooks) for hooks in found)
 
 
 def fused_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], history: Sequence[torch.Tensor],

@@ -10,7 +10,8 @@ import torch
 
 from port import cpu
 from port.model import create_model
-from port.optimize import FusedConv, for_inference
+from port.optimize import for_inference
+from port.optimize.fused_conv import FusedConv
 
 pytestmark = pytest.mark.cpu_isa
 

@@ -9,7 +9,9 @@ import port.ops
 from port.model import create_model
 from port.model.layers import CaffeBN
 from port.ops._extension import AVAILABLE
-from port.optimize import FusedPSA, folded_conv, for_inference
+from port.optimize import for_inference
+from port.optimize.fold import folded_conv
+from port.optimize.rewrite import FusedPSA
 from port.tests.support.fast import PARITY, randomize_bn, relative_error, small_model
 
 pytestmark = pytest.mark.cpu_isa

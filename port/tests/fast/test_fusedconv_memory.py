@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from port.optimize import FusedConv, InferencePSANet, for_inference, output_parts
+from port.optimize import for_inference
+from port.optimize.fused_conv import FusedConv, output_parts
+from port.optimize.network import InferencePSANet
 from port.tests.support.fast import PARITY, conv_pair, relative_error, small_model
 
 pytestmark = pytest.mark.cpu_isa

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import port.optimize
-from port.optimize import FusedBottleneck, FusedConv, for_inference
+from port import torch_private
+from port.optimize import for_inference
+from port.optimize.donation import FusedBottleneck
+from port.optimize.fused_conv import FusedConv
 from port.tests.support.fast import conv_pair, small_model
 
 pytestmark = pytest.mark.cpu_isa
@@ -17,7 +19,7 @@ def spy_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]]:
     """Records, per bottleneck call: whether it projects, its input's data pointer and where its add accumulated."""
     calls: list[tuple[bool, int, int]] = []
     inputs: list[tuple[bool, int]] = []
-    block_forward, sum_into = FusedBottleneck.forward, port.torch_private.conv_sum_into
+    block_forward, sum_into = FusedBottleneck.forward, torch_private.conv_sum_into
 
     def forward(self: FusedBottleneck, x: torch.Tensor) -> torch.Tensor:
         inputs.append((self.proj is not None, x.data_ptr()))
@@ -29,7 +31,7 @@ def spy_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, int, int]]:
         return sum_into(x, weight, bias, residual, *args)
 
     monkeypatch.setattr(FusedBottleneck, "forward", forward)
-    monkeypatch.setattr(port.torch_private, "conv_sum_into", conv_sum_into)
+    monkeypatch.setattr(torch_private, "conv_sum_into", conv_sum_into)
     return calls
 
 

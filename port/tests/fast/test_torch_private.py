@@ -54,3 +54,17 @@ def test_fast_path_without_packed_convolutions(monkeypatch: pytest.MonkeyPatch) 
         reference = model(x)
         monkeypatch.setattr(torch_private, "packed_convolutions", lambda: False)
         assert relative_error(for_inference(model)(x), reference) <= 1e-4
+
+
+def test_global_hook_query_sees_hooks_and_assumes_them_when_torch_cannot_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.nn.modules import module
+
+    assert not torch_private.global_forward_hooks()
+    handle = module.register_module_forward_pre_hook(lambda mod, args: None)
+    try:
+        assert torch_private.global_forward_hooks()
+    finally:
+        handle.remove()
+    assert not torch_private.global_forward_hooks()
+    monkeypatch.delattr(module, "_global_forward_hooks")
+    assert torch_private.global_forward_hooks()  # unknown: the caller's safe path (no shortcut donation)

@@ -8,7 +8,7 @@ from torch import nn
 
 from port.model import create_model
 from port.model.layers import CaffeBN
-from port.optimize import FusedConv
+from port.optimize.fused_conv import FusedConv
 
 SMALL = {"width_divisor": 16, "crop": 97}  # 97 = 8k+1 with k even: the shrink/zoom round trip holds
 PARITY = 1e-4  # max|diff| <= PARITY * max|ref|, the project's fp32 parity tolerance

@@ -1,24 +1,15 @@
-"""Inference fast path: `for_inference(model)` gives a copy with BN folded, channels-last, the fused PSA op and
-optional bf16."""
-
+"""FusedConv: a folded convolution with its ReLU and residual add in one oneDNN call, its weight packed once."""
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules import module as module_hooks
 
-from port import cpu, ops, torch_private
-from port.model.layers import CaffeBN, ConvBN
-from port.model.psanet import PointwiseSpatialAttention, PSANet
-from port.model.resnet import Bottleneck
+from port import cpu, torch_private
+from port.model.layers import ConvBN
 
-AUX_MODULES = ("conv4_aux_3x3", "conv6_aux", "conv6_aux_zoom")
-FAST_DTYPES = (None, torch.float32, torch.bfloat16)
 # oneDNN runs a convolution whose weight dwarfs the caches (conv5_4: 4096 -> 512 3x3, 75 MB in fp32) well
 # below its speed on smaller weights; cut by output channels into parts of at most this size it ran 1.3-1.4x
 # faster in fp32 (4 parts) and 1.15-1.3x in bf16 (2 parts) on 59² and 89² maps (AMD EPYC; docs/DESIGN.md).
@@ -37,22 +28,6 @@ def output_parts(out_channels: int, weight_bytes: int, chunk_bytes: int = CHUNK_
 def _join(parts: list[torch.Tensor]) -> torch.Tensor:
     """Output-channel parts concatenated; a single part as it is (no copy)."""
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-
-
-def folded_conv(conv: nn.Conv2d, bn: CaffeBN) -> nn.Conv2d:
-    """A biased convolution equal to `bn(conv(x))` in eval mode; the algebra runs in float64, then casts back."""
-    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-    shift = bn.bias.detach().double() - bn.running_mean.detach().double() * scale
-    if conv.bias is not None:
-        shift = shift + conv.bias.detach().double() * scale
-    fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups,
-        bias=True, padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype,
-    )
-    with torch.no_grad():
-        fused.weight.copy_(conv.weight.detach().double() * scale[:, None, None, None])
-        fused.bias.copy_(shift)
-    return fused
 
 
 class FusedConv(nn.Module):
@@ -218,199 +193,6 @@ class FusedConv(nn.Module):
         return f"{tuple(self.plain_shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
 
 
-class FusedBottleneck(nn.Module):
-    """A bottleneck whose `increase` convolution adds the shortcut and applies the ReLU in the same call.
-
-    `donate` (False unless `InferencePSANet.forward` sets it for one call) lets the add accumulate into the
-    shortcut itself: the block's input, which only this block reads once `reduce` has run (the previous
-    block's output inside a stage of PSANet.forward), or the projection's fresh output.
-    """
-
-    def __init__(self, block: Bottleneck) -> None:
-        super().__init__()
-        self.reduce, self.conv3x3 = fused(block.reduce), fused(block.conv3x3)
-        self.proj = None if block.proj is None else fused(block.proj)
-        self.increase = FusedConv(block.increase.conv, relu=True)
-        self.donate = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.proj is None else self.proj(x)
-        return self.increase(self.conv3x3(self.reduce(x)), shortcut, donated=self.donate)
-
-
 def fused(unit: ConvBN) -> FusedConv:
     """The FusedConv of a ConvBN whose BN is already folded (dropout dropped)."""
     return FusedConv(unit.conv, relu=isinstance(unit.relu, nn.ReLU))
-
-
-class FusedPSA(nn.Module):
-    """The PSA layer through the fused op (`port.ops.psa_aggregate`) in the network's dtype.
-
-    The kernel takes bf16/fp16 natively (float softmax and accumulation; channels-last inputs read
-    in place), so a bf16 network neither casts the mask up nor falls back to the reference. Autocast does not
-    touch the op (it has no autocast rule), so none is disabled here: that would put the op inside
-    a wrap_with_autocast region of exported graphs, out of the quantizer's and inductor's sight.
-    """
-
-    def __init__(self, layer: PointwiseSpatialAttention) -> None:
-        super().__init__()
-        self.psa_type = layer.psa_type
-        self.mask_size = layer.mask_size
-        self.softmax = layer.softmax
-        self.normalization_factor = layer.normalization_factor
-        self.compact = layer.compact
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return ops.psa_aggregate(
-            x, mask.to(x.dtype), self.psa_type, mask_size=self.mask_size, softmax=self.softmax,
-            normalization_factor=self.normalization_factor, compact=self.compact,
-        )
-
-    def extra_repr(self) -> str:
-        return f"psa_type={self.psa_type}, mask_size={self.mask_size}, softmax={self.softmax}, compact={self.compact}"
-
-
-def _fold(module: nn.Module) -> None:
-    """In place on the copy: fold every ConvBN's BN into its convolution."""
-    for unit in module.modules():
-        if isinstance(unit, ConvBN):
-            unit.conv, unit.bn = folded_conv(unit.conv, unit.bn), nn.Identity()
-
-
-def _rewrite(module: nn.Module, fuse: bool) -> None:
-    """In place on the copy: drop dropout, route PSA through FusedPSA, fuse folded units when `fuse`."""
-    for name, child in list(module.named_children()):
-        if fuse and isinstance(child, Bottleneck):
-            setattr(module, name, FusedBottleneck(child))
-        elif isinstance(child, ConvBN):
-            child.dropout = nn.Identity()
-            if fuse:
-                setattr(module, name, fused(child))
-        elif fuse and type(child) is nn.Conv2d and child.padding_mode == "zeros":
-            setattr(module, name, FusedConv(child, relu=False))  # fc2, conv6: prepacked weights too
-        elif isinstance(child, PointwiseSpatialAttention):
-            setattr(module, name, FusedPSA(child))
-        elif isinstance(child, nn.Dropout):
-            setattr(module, name, nn.Identity())
-        else:
-            _rewrite(child, fuse)
-
-
-class InferencePSANet(nn.Module):
-    """An inference-only PSANet: `forward(x)` returns float32 `conv6_zoom` logits; training is refused.
-
-    donate_shortcuts: None (default): each bottleneck accumulates its residual add into its shortcut in place (no
-    copy of it per block) during a forward with no module hook in the network (a hook may hold a block's input or
-    output, which would then change); True: also with hooks (their caller vouches that none keeps those tensors);
-    False: never (every add into a copy).
-    """
-
-    def __init__(self, net: PSANet, channels_last: bool) -> None:
-        super().__init__()
-        self.net = net
-        self.cfg = net.cfg
-        self.channels_last = channels_last
-        self.donate_shortcuts: bool | None = None
-        super().train(False)
-
-    def train(self, mode: bool = True) -> "InferencePSANet":
-        if mode:
-            raise RuntimeError("an optimized PSANet is inference-only (BN folded, dropout and aux removed)")
-        return super().train(False)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype the network computes in, which inputs are cast to: its weights' (`.to(dtype)` changes it)."""
-        return next(self.net.parameters()).dtype
-
-    def fused_convs(self) -> list[FusedConv]:
-        return [m for m in self.modules() if isinstance(m, FusedConv)]
-
-    @torch.compiler.disable
-    def unpack(self) -> None:
-        """Every FusedConv's plain weight back in its parameter, the packed copies dropped."""
-        for conv in self.fused_convs():
-            conv.unpack()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling() and any(conv.released for conv in self.fused_convs()):
-            # torch.compile after eager calls: one graph break here, then the whole network traces on plain
-            # weights (FusedConv's own unpack, on each conv, would break the graph at every convolution)
-            self.unpack()
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = x.to(self.dtype)
-        if torch.compiler.is_compiling() or self.donate_shortcuts is False:  # traced: FusedConv's plain branch adds
-            return self.net(x)
-        with shortcuts_donated(self.net, even_if_hooked=self.donate_shortcuts is True):
-            return self.net(x)
-
-
-@contextlib.contextmanager
-def shortcuts_donated(net: nn.Module, even_if_hooked: bool = False) -> Iterator[None]:
-    """Within it, every FusedBottleneck of `net` accumulates into its shortcut, unless (and even_if_hooked is
-    False) a forward hook or pre-hook is registered on any module of `net` or globally."""
-    modules = list(net.modules())
-    hooked = not even_if_hooked and bool(
-        module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks
-        or any(m._forward_hooks or m._forward_pre_hooks for m in modules)
-    )
-    blocks = [] if hooked else [m for m in modules if isinstance(m, FusedBottleneck)]
-    for block in blocks:
-        block.donate = True
-    try:
-        yield
-    finally:
-        for block in blocks:
-            block.donate = False
-
-
-class Float32Output(nn.Module):
-    """Runs the wrapped layer (the final x8 zoom) in float32, so bf16 networks still return float32 logits."""
-
-    def __init__(self, layer: nn.Module) -> None:
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x: torch.Tensor, *size: object) -> torch.Tensor:
-        return self.layer(x.float(), *size)
-
-
-def for_inference(
-    model: PSANet,
-    *,
-    channels_last: bool = True,
-    fold_bn: bool = True,
-    dtype: torch.dtype | None = None,
-    fuse: bool = True,
-) -> InferencePSANet:
-    """An inference-only copy of `model` (which stays untouched).
-
-    fold_bn: the fork's BN merged into the preceding convolution (float64 algebra), then each
-    convolution fused with its ReLU and residual add (FusedConv).
-    fuse: with fold_bn, False keeps the folded convolutions as plain nn.Conv2d + nn.ReLU modules
-    (for graph tools that match standard modules, e.g. PT2E quantisation; eager speed is lower).
-    channels_last: NHWC weights and activations, so convolutions take oneDNN's blocked paths.
-    dtype: None/float32, or torch.bfloat16 for bf16 weights and activations (the PSA op takes bf16
-    with float softmax and accumulation; the final x8 zoom stays float32, logits come back float32).
-    On the CPU, bf16 needs native bf16 (port.cpu): elsewhere port.cpu.CpuFeatureError says so.
-    """
-    if dtype not in FAST_DTYPES:
-        raise ValueError(f"dtype must be one of {FAST_DTYPES}, got {dtype}")
-    if dtype == torch.bfloat16 and all(p.device.type == "cpu" for p in model.parameters()):
-        faster = " (or port.quantize.quantize_int8, faster here)" if cpu.info().int8 else ""
-        cpu.require_bf16("for_inference(dtype=torch.bfloat16)", f"use dtype=torch.float32{faster}")
-    net = copy.deepcopy(model).eval().requires_grad_(False)
-    for name in AUX_MODULES:
-        if hasattr(net, name):
-            delattr(net, name)
-    net.cfg = net.cfg.with_(aux=False)
-    if fold_bn:
-        _fold(net)
-    _rewrite(net, fuse=fold_bn and fuse)
-    net.conv6_zoom = Float32Output(net.conv6_zoom)
-    if dtype is not None:
-        net = net.to(dtype)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    return InferencePSANet(net, channels_last)
