@@ -9,7 +9,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if __name__ == "__main__":  # run as a tool: stop signals end it with one line already during the imports below
-    from converters.interrupts import exit_quietly_until_run
+    from port.cli import exit_quietly_until_run
 
     exit_quietly_until_run("caffe2torch")
 
@@ -18,12 +18,13 @@ from tqdm import tqdm
 
 from converters.caffemodel import iter_layers
 from converters.check import check_against_prototxt
-from converters.cli import check_input, run_cli, write_output
 from converters.infer import Hints, infer_config
 from converters.mapping import layers_to_state
 from converters.pspnet_aux import with_our_aux_names
 from converters.summary import describe
 from converters.values import check_values
+from port.cli import OneLineParser, print_report, run, show_progress
+from port.cli_options import require_file, write_output
 from port.io import save_weights
 from port.model import PSANet
 from port.variants import DATASETS, VARIANTS
@@ -41,7 +42,7 @@ def convert(
     data = path.read_bytes()
     # leave=False: the bar is erased when reading ends, so an error line never follows a half-drawn bar.
     bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="reading", file=sys.stderr, leave=False,
-               disable=not progress or len(data) < PROGRESS_MIN_BYTES or not sys.stderr.isatty())
+               disable=not progress or len(data) < PROGRESS_MIN_BYTES or not show_progress())
     with bar:
         layers = list(iter_layers(data, lambda done: bar.update(done - bar.n)))
     layers = with_our_aux_names(layers)
@@ -61,8 +62,8 @@ def convert(
     return model.eval(), source
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="caffe2torch", description=__doc__)
+def _parser() -> OneLineParser:
+    p = OneLineParser("caffe2torch", __doc__)
     p.add_argument("caffemodel", type=Path)
     p.add_argument("-o", "--output", type=Path, help="output .safetensors (default: beside the input) or .pth")
     p.add_argument("--prototxt", type=Path, help="network definition to check names, widths and PSA params against")
@@ -96,7 +97,7 @@ def _definition(path: Path) -> Message:
 
 def _run(args: argparse.Namespace) -> list[str]:
     """Convert; the summary lines to print once the output is written."""
-    check_input(args.caffemodel)
+    require_file(args.caffemodel, "input")
     output = args.output or args.caffemodel.with_suffix(".safetensors")
     if output.suffix not in (".safetensors", ".pth"):
         raise ValueError(f"output must end in .safetensors or .pth, got {output.name}")
@@ -117,7 +118,7 @@ def _run(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; bad input gives one `caffe2torch: error: ...` line and exit code 2."""
     args = _parser().parse_args(argv)
-    return run_cli("caffe2torch", lambda: _run(args))
+    return run("caffe2torch", lambda: print_report(_run(args)))
 
 
 if __name__ == "__main__":

@@ -9,20 +9,20 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if __name__ == "__main__":  # run as a tool: stop signals end it with one line already during the imports below
-    from converters.interrupts import exit_quietly_until_run
+    from port.cli import exit_quietly_until_run
 
     exit_quietly_until_run("family2torch")
 
-from converters.cli import check_input, run_cli, write_output
-from port.cli import add_family_options
+from port.cli import OneLineParser, print_report, run
+from port.cli_options import add_family_options, require_file, write_output
 from port.contracts import contract_of
 from port.io import ForeignCheckpoint, read_weights, save_weights
 from port.model.foreign import read_foreign
 from port.model.loading import check_state
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="family2torch", description=__doc__)
+def _parser() -> OneLineParser:
+    p = OneLineParser("family2torch", __doc__)
     p.add_argument("checkpoint", type=Path, help="a semseg (train.py) or mmseg checkpoint .pth")
     p.add_argument(
         "-o", "--output", type=Path, help="output .safetensors or .pth (default: NAME.safetensors beside it)"
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> list[str]:
-    check_input(args.checkpoint)
+    require_file(args.checkpoint, "input")
     try:
         read_weights(args.checkpoint)
     except ForeignCheckpoint as foreign:
@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; bad input gives one `family2torch: error: ...` line and exit code 2."""
     args = _parser().parse_args(argv)
-    return run_cli("family2torch", lambda: _run(args))
+    return run("family2torch", lambda: print_report(_run(args)))
 
 
 if __name__ == "__main__":

@@ -8,16 +8,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if __name__ == "__main__":  # run as a tool: stop signals end it with one line already during the imports below
-    from converters.interrupts import exit_quietly_until_run
+    from port.cli import exit_quietly_until_run
 
     exit_quietly_until_run("torch2caffe")
 
 import torch
 
 from converters.caffemodel import write_caffemodel
-from converters.cli import check_input, run_cli, write_output
 from converters.mapping import state_to_layers
 from converters.values import check_values
+from port.cli import OneLineParser, print_report, run
+from port.cli_options import require_file, write_output
 from port.config import PSANetConfig
 from port.io import read_weights
 from port.model import create_model
@@ -37,8 +38,8 @@ def save_caffemodel(path: str | Path, state: dict[str, torch.Tensor], cfg: PSANe
     return write_caffemodel(path, state_to_layers(state, cfg), net_name or f"psanet{cfg.depth}")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torch2caffe", description=__doc__)
+def _parser() -> OneLineParser:
+    p = OneLineParser("torch2caffe", __doc__)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("weights", nargs="?", type=Path, help="a file written by caffe2torch / port.io")
     source.add_argument(
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> list[str]:
     """Write the caffemodel; the lines to print once it is written."""
     if args.weights is not None:
-        check_input(args.weights)
+        require_file(args.weights, "input")
         state, cfg, _ = read_weights(args.weights)
         default = args.weights.with_suffix(".caffemodel")
     else:
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; bad input gives one `torch2caffe: error: ...` line and exit code 2."""
     args = _parser().parse_args(argv)
-    return run_cli("torch2caffe", lambda: _run(args))
+    return run("torch2caffe", lambda: print_report(_run(args)))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if __name__ == "__main__":  # run as a tool: stop signals end it with one line already during the imports below
-    from converters.interrupts import exit_quietly_until_run
+    from port.cli import exit_quietly_until_run
 
     exit_quietly_until_run("torch2mmseg")
 
 import torch
 
-from converters.cli import check_input, run_cli, write_output
 from port.atomic import atomic_output
 from port.classes import model_classes
+from port.cli import OneLineParser, print_report, run
+from port.cli_options import require_file, write_output
 from port.config import PSANetConfig
 from port.contracts import contract_of
 from port.model.family_names import to_theirs
@@ -96,8 +97,8 @@ def config_text(cfg: PSANetConfig, checkpoint: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torch2mmseg", description=__doc__)
+def _parser() -> OneLineParser:
+    p = OneLineParser("torch2mmseg", __doc__)
     p.add_argument("weights", type=Path, help="a converted file (caffe2torch, port.train) or an mmseg checkpoint")
     p.add_argument("-o", "--output", type=Path, help="output .pth (default: beside the input, NAME_mmseg.pth); the "
                    "config is written beside it as .py")
@@ -105,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> list[str]:
-    check_input(args.weights)
+    require_file(args.weights, "input")
     state, cfg, source = read_any(args.weights)
     output = args.output or args.weights.with_name(f"{args.weights.stem}_mmseg.pth")
     text = config_text(cfg, output.name)  # refuses what mmseg cannot build, before the output is looked at
@@ -132,7 +133,7 @@ def _run(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; bad input gives one `torch2mmseg: error: ...` line and exit code 2."""
     args = _parser().parse_args(argv)
-    return run_cli("torch2mmseg", lambda: _run(args))
+    return run("torch2mmseg", lambda: print_report(_run(args)))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,26 @@
-"""What the port's command-line tools share: the bad-input error (one line, exit 2) and the checks of common options."""
+"""The one contract of every command-line tool (standard library only, so a tool loads it before torch).
+
+Bad input or any other failure: one line `PROG: error: ...` on stderr, exit 2, nothing written. A stop signal (SIGINT,
+SIGTERM, SIGHUP) unwinds the work (temp files removed on the way out), prints one line saying what was left and exits
+128 + N (130, 143, 129). Progress bars only on a terminal. A reader that closes stdout does not undo finished work.
+Set PSANET_TRACEBACK=1 to see the traceback behind an error line.
+"""
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import os
 import signal
 import sys
-from pathlib import Path
-from typing import Any, Callable, NoReturn
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
-import torch
+from port.errors import first_line
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+NOTHING_WRITTEN = "nothing written"
 
 
 class UsageError(Exception):
@@ -16,63 +28,13 @@ class UsageError(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one `NAME: error: ...` line (no usage block), exit 2; NAME: the module's name."""
+    """argparse whose errors are one `PROG: error: ...` line (no usage block), exit 2."""
 
-    def __init__(self, name: str, description: str) -> None:
-        super().__init__(prog=f"python -m {name}", description=description)
-        self.name = name
+    def __init__(self, prog: str, description: str | None = None) -> None:
+        super().__init__(prog=prog, description=description)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.name}: error: {message}\n")
-
-
-def require_positive(args: argparse.Namespace, *names: str) -> None:
-    """Each named integer option, where given, is at least 1."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-
-
-def require_weights_file(path: Path) -> None:
-    """--weights names an existing file."""
-    if path.is_dir():
-        raise UsageError(f"weights {path} is a directory, not a weights file")
-    if not path.is_file():
-        raise UsageError(f"weights file {path} does not exist")
-
-
-def config_fields(text: str) -> dict[str, Any]:
-    """--config: a JSON object of PSANetConfig fields (lists stand for tuples, as in a converted file's config)."""
-    try:
-        fields = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(fields, dict):
-        raise argparse.ArgumentTypeError(f'must be a JSON object like {{"branches": ["COLLECT"]}}, got {text!r}')
-    return fields
-
-
-def add_family_options(parser: argparse.ArgumentParser) -> None:
-    """--family and --config, for a hszhao/semseg or mmsegmentation checkpoint given as --weights."""
-    parser.add_argument("--family", choices=("semseg", "mmseg"),
-                        help="the family of a PyTorch PSANet checkpoint (default: from its keys)")
-    parser.add_argument("--config", type=config_fields, default={}, metavar="JSON",
-                        help="PSANetConfig fields such a checkpoint cannot state, e.g. '{\"branches\": [\"COLLECT\"]}'")
-
-
-def family_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments `port.load` takes from --family and --config."""
-    return {"family": args.family, **args.config}
-
-
-def require_device(device: str) -> None:
-    """A CUDA device only where CUDA is available."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but CUDA is not available")
-
-
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 class Stopped(BaseException):
@@ -87,27 +49,86 @@ def _raise_stopped(signum: int, _frame: object) -> None:
     raise Stopped(signum)
 
 
-def raise_on_stop_signals() -> None:
-    """SIGINT / SIGTERM / SIGHUP raise `Stopped` (process entries only: it changes the process's handlers)."""
+def stopped_by(err: BaseException) -> int | None:
+    """The signal `err` comes from: a Stopped or KeyboardInterrupt, itself or anywhere in the exceptions it was raised
+    while handling (a writer stopped mid-file may raise its own error while closing); None where none is involved."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, Stopped):
+            return current.signum
+        if isinstance(current, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def stop_line(prog: str, signum: int, left: str = NOTHING_WRITTEN) -> str:
+    """The one line of a stopped tool; `left`: what it leaves behind."""
+    return f"{prog}: error: stopped by {signal.Signals(signum).name}; {left}"
+
+
+def exit_quietly_until_run(prog: str) -> None:
+    """For a tool's process entry, before its heavy imports: until `run` takes over (and after it), a stop signal
+    prints the one line and exits 128 + N at once (nothing has been written yet)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        sys.stderr.write(stop_line(prog, signum) + "\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
     for s in STOP_SIGNALS:
-        signal.signal(s, _raise_stopped)
+        signal.signal(s, stop)
 
 
-def stop_status(exc: BaseException) -> tuple[int, str]:
-    """(exit code 128 + N, signal name) of a `Stopped` or KeyboardInterrupt."""
-    signum = exc.signum if isinstance(exc, Stopped) else int(signal.SIGINT)
-    return 128 + signum, signal.Signals(signum).name
+def console(prog: str, module: str, **main_options: Any) -> NoReturn:
+    """A console script's body: the quiet stop handlers first, then `module`'s heavy imports and its
+    `main(**main_options)`, whose return value is the exit code (process-wide options such as keep_memory go here,
+    not into main's defaults, because tests call main in-process)."""
+    exit_quietly_until_run(prog)
+    raise SystemExit(importlib.import_module(module).main(**main_options))
 
 
-def run(prog: str, body: Callable[[], int], on_stop: str) -> int:
-    """`body()`'s exit code; a UsageError printed as `PROG: error: ...` (2); a stop signal as one line that says
-    `on_stop` (what the tool leaves behind), 128 + N."""
+def show_progress(stream: object = None) -> bool:
+    """Whether progress bars are drawn: only when `stream` (default stderr) is a terminal."""
+    stream = sys.stderr if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def print_report(lines: Iterable[str]) -> int:
+    """Print a finished tool's report, then 0 (its exit code): a reader that closed stdout (`| head -0`) does not turn
+    finished work into a failure."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
+    return 0
+
+
+def run(prog: str, body: Callable[[], int], left_when_stopped: str = NOTHING_WRITTEN) -> int:
+    """`body()`'s exit code under the contract; while it runs (main thread only) stop signals raise `Stopped`, and the
+    process's own handlers are back afterwards, so tests may call a tool's main in-process."""
+    handlers = (
+        {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
+        if threading.current_thread() is threading.main_thread() else {}
+    )
     try:
         return body()
-    except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except BaseException as err:  # noqa: BLE001 - the contract is one line for every failure
+        signum = stopped_by(err)
+        if signum is not None:  # the signal itself, or a writer's error while it unwound
+            print(stop_line(prog, signum, left_when_stopped), file=sys.stderr)
+            return 128 + signum
+        if not isinstance(err, (Exception, MemoryError)):
+            raise  # SystemExit and the like keep their meaning
+        if os.environ.get("PSANET_TRACEBACK") == "1":
+            traceback.print_exc()
+        print(f"{prog}: error: {first_line(err)}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, Stopped) as exc:
-        code, name = stop_status(exc)
-        print(f"{prog}: error: stopped by {name}; {on_stop}", file=sys.stderr)
-        return code
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)

@@ -6,7 +6,6 @@ by the reference op) is upsampled to the image and overlaid on it, the branches 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from port.cli import OneLineParser, UsageError, run
+from port.cli_options import require_device, require_file
 from port.config import PSA_TYPES
 from port.contracts import contract_of
 from port.evaluate.datasets import BadFile, read_image
@@ -23,6 +24,8 @@ from port.evaluate.inference import to_network_input
 from port.evaluate.matlab_resize import resize_image
 from port.evaluate.predictions import save_png_atomic
 from port.ops.reference import psa_mask_reference
+
+PROG = "port.visualize"
 
 
 class VisualizeError(Exception):
@@ -108,32 +111,37 @@ def render(image: np.ndarray, pixel: tuple[int, int], maps: dict[str, np.ndarray
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m port.visualize", description=__doc__.splitlines()[0])
+    parser = OneLineParser(PROG, __doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, type=Path)
     parser.add_argument("--image", required=True, type=Path)
     parser.add_argument("--pixel", required=True, type=int, nargs=2, metavar=("Y", "X"))
     parser.add_argument("--out", required=True, type=Path, help="output PNG")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
-    try:
-        if not args.weights.is_file():
-            raise VisualizeError(f"weights file {args.weights} does not exist")
-        image = read_image(args.image)
-        pixel = tuple(args.pixel)
-        if not (0 <= pixel[0] < image.shape[0] and 0 <= pixel[1] < image.shape[1]):
-            raise VisualizeError(f"pixel {pixel} is outside the {image.shape[0]}x{image.shape[1]} image")
-        from port.model import load
+    return run(PROG, lambda: _run(args))
 
-        try:
-            net = load(args.weights).to(args.device)
-        except (OSError, ValueError) as exc:
-            raise VisualizeError(f"cannot load {args.weights}: {exc}") from exc
-        save_png_atomic(render(image, pixel, attention_maps(net, image, pixel)), args.out)
-    except (VisualizeError, BadFile) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _run(args: argparse.Namespace) -> int:
+    require_file(args.weights)
+    require_device(args.device)
+    try:
+        image = read_image(args.image)
+    except BadFile as exc:
+        raise UsageError(str(exc)) from None
+    pixel = tuple(args.pixel)
+    if not (0 <= pixel[0] < image.shape[0] and 0 <= pixel[1] < image.shape[1]):
+        raise UsageError(f"pixel {pixel} is outside the {image.shape[0]}x{image.shape[1]} image")
+    from port.model import load
+
+    try:
+        net = load(args.weights).to(args.device)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot load {args.weights}: {exc}") from exc
+    save_png_atomic(render(image, pixel, attention_maps(net, image, pixel)), args.out)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from port.entry import visualize
+
+    visualize()

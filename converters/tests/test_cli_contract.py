@@ -69,7 +69,7 @@ def test_signal_mid_write_cleans_up_with_one_line(caffemodel: Path, name: str, c
     run = subprocess.run([sys.executable, "-c", _SIGNAL_DRIVER, name, "caffe2torch", str(caffemodel), "-q", "-o",
                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == code, run.stderr
-    assert one_error_line(run.stderr, "caffe2torch") == f"caffe2torch: error: terminated by {name}, nothing written"
+    assert one_error_line(run.stderr, "caffe2torch") == f"caffe2torch: error: stopped by {name}; nothing written"
     assert leftovers(caffemodel.parent, [caffemodel]) == []
 
 
@@ -88,14 +88,14 @@ def test_signal_while_importing_is_one_line(caffemodel: Path, entry: str, name: 
     seen = []
     for line in proc.stderr:  # -X importtime: one line per finished import, so the handlers are in place after
         seen.append(line)
-        if line.rstrip().endswith("converters.interrupts"):
+        if line.rstrip().endswith("port.cli"):
             break
     time.sleep(0.05)  # into the torch import
     proc.send_signal(getattr(signal, name))
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == code
     lines = [line for line in rest.splitlines() if not line.startswith("import time:")]
-    assert lines == [f"caffe2torch: error: terminated by {name}, nothing written"], seen[-3:] + lines
+    assert lines == [f"caffe2torch: error: stopped by {name}; nothing written"], seen[-3:] + lines
     assert leftovers(caffemodel.parent, [caffemodel]) == []
 
 

@@ -27,7 +27,7 @@ def _edit(layers: list[Layer], name: str, **change: object) -> list[Layer]:
 
 
 def test_missing_and_non_caffemodel_inputs(capsys, tmp_path: Path) -> None:
-    _fails(capsys, tmp_path, [str(tmp_path / "nope.caffemodel")], "no such file")
+    _fails(capsys, tmp_path, [str(tmp_path / "nope.caffemodel")], "does not exist")
     png = tmp_path / "image.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
     _fails(capsys, tmp_path, [str(png)], "not a caffemodel")

@@ -75,7 +75,7 @@ def test_caffe_release_as_mmseg(tmp_path: Path) -> None:
 def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _, checkpoint = _mmseg_checkpoint(tmp_path / "c.pth")
     cases = [
-        (family2torch, [str(tmp_path / "none.pth")], "no such file"),
+        (family2torch, [str(tmp_path / "none.pth")], "does not exist"),
         (family2torch, [str(checkpoint), "--family", "semseg"], "is a mmseg checkpoint, not semseg"),
         (family2torch, [str(checkpoint), "-o", str(tmp_path / "no" / "m.safetensors")], "output folder does not exist"),
         (torch2mmseg, [str(checkpoint), "-o", str(tmp_path / "m.onnx")], "output must end in .pth"),

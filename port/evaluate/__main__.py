@@ -1,4 +1,4 @@
 """`python -m port.evaluate`."""
-from port.evaluate.cli import console
+from port.entry import evaluate
 
-console()
+evaluate()

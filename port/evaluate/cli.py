@@ -17,15 +17,8 @@ import torch
 import torch.distributed as dist
 
 from port.classes import model_classes
-from port.cli import (
-    OneLineParser,
-    UsageError,
-    add_family_options,
-    family_options,
-    require_device,
-    require_positive,
-    require_weights_file,
-)
+from port.cli import OneLineParser, UsageError, run
+from port.cli_options import add_family_options, family_options, require_device, require_file, require_positive
 from port.contracts import contract_of
 from port.errors import first_line
 from port.evaluate.crf import CRFParams
@@ -99,7 +92,7 @@ def _check(args: argparse.Namespace) -> tuple[float, ...]:
         raise UsageError(f"data root {args.data_root} is not a directory")
     if args.backend is not None and not is_deployed(args.weights):
         raise UsageError("--backend is for exported graphs (.onnx, .xml); PyTorch weights run in PyTorch")
-    require_weights_file(args.weights)
+    require_file(args.weights)
     if args.list is not None and not args.list.is_file():
         raise UsageError(f"list file {args.list} does not exist")
     if args.dataset == CUSTOM and args.list is None:
@@ -222,6 +215,11 @@ def main(argv: list[str] | None = None, keep_memory: bool = False) -> int:
     """Entry point; returns the exit code. keep_memory: the process keeps freed memory after the first forward
     (port/memory.py; process-wide, so only the process entry asks for it, not tests calling main)."""
     args = build_parser().parse_args(argv)
+    return run(PROG, lambda: _run_distributed(args, keep_memory), "finished predictions kept (a rerun resumes)")
+
+
+def _run_distributed(args: argparse.Namespace, keep_memory: bool) -> int:
+    """`_run` inside the process group torchrun asks for (WORLD_SIZE > 1)."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         if args.device == "cuda":
@@ -229,17 +227,6 @@ def main(argv: list[str] | None = None, keep_memory: bool = False) -> int:
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
     try:
         return _run(args, keep_memory)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
     finally:
         if distributed:
             dist.destroy_process_group()
-
-
-def console() -> None:
-    """Process entry (`python -m port.evaluate`): `main` with freed memory kept after the first forward."""
-    raise SystemExit(main(keep_memory=True))

@@ -1,7 +1,6 @@
 """The evaluation loop: shard, predict (or resume), save, accumulate, all-reduce across ranks."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from port.classes import ClassTable, model_classes
+from port.cli import show_progress
 from port.evaluate.datasets import LabelCodec, Sample
 from port.evaluate.decoding import BadFile, read_image, read_label_png
 from port.evaluate.inference import InferenceSettings, predict
@@ -97,7 +97,7 @@ def evaluate(
         if world > 1:
             dist.barrier()  # no rank starts writing before every rank has cleaned up
     result = EvaluationResult(SegmentationStats(settings.num_classes))
-    quiet = rank != 0 or not sys.stderr.isatty()
+    quiet = rank != 0 or not show_progress()
     # `with`: an error that ends the run (disk full) closes the bar before its message is printed.
     with tqdm(samples[rank::world], desc=f"evaluate[{rank}]", unit="img", disable=quiet) as progress:
         for sample in progress:

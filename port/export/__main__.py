@@ -1,3 +1,4 @@
-from port.export.cli import console
+"""`python -m port.export`."""
+from port.entry import export
 
-console()
+export()

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from port.cli import (
-    OneLineParser,
-    UsageError,
-    add_family_options,
-    family_options,
-    raise_on_stop_signals,
-    require_weights_file,
-    run,
-)
+from port.cli import OneLineParser, UsageError, run
+from port.cli_options import add_family_options, family_options, require_file
 from port.config import PSANetConfig
 from port.errors import first_line
 from port.export.graph import (
@@ -60,7 +53,7 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--format {args.format} writes a {FORMATS[args.format]} file, got -o {args.out}")
     if not args.out.parent.is_dir():
         raise UsageError(f"output folder {args.out.parent} does not exist")
-    require_weights_file(args.weights)
+    require_file(args.weights)
     if args.int8 and args.format != "openvino":
         raise UsageError("--int8 quantises OpenVINO models (NNCF): use it with --format openvino")
     if args.int8 and not args.calibration:
@@ -157,9 +150,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run(PROG, body, "nothing written")
-
-
-def console() -> None:
-    """Process entry (`psanet-export`, `python -m port.export`): stop signals unwind (temp files go), then `main`."""
-    raise_on_stop_signals()
-    raise SystemExit(main())

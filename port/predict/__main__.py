@@ -1,3 +1,4 @@
-from port.predict.cli import console
+"""`python -m port.predict`."""
+from port.entry import predict
 
-console()
+predict()

@@ -15,16 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from port.cli import (
-    OneLineParser,
-    UsageError,
-    add_family_options,
-    raise_on_stop_signals,
-    require_device,
-    require_positive,
-    require_weights_file,
-    run,
-)
+from port.cli import OneLineParser, UsageError, run, show_progress
+from port.cli_options import add_family_options, require_device, require_file, require_positive
 from port.errors import first_line
 from port.evaluate.decoding import BadFile
 from port.evaluate.inference import parse_scales
@@ -63,7 +55,7 @@ def _check(args: argparse.Namespace) -> None:
         parse_scales(args.scales)
     except ValueError as exc:
         raise UsageError(f"--scales {exc}") from None
-    require_weights_file(args.weights)
+    require_file(args.weights)
 
 
 def _segmenter(args: argparse.Namespace, keep_memory: bool):
@@ -125,7 +117,7 @@ def _run(args: argparse.Namespace, keep_memory: bool) -> int:
     if videos and (args.legend or args.probabilities):
         print(f"{PROG}: videos get the overlay only (--legend and --probabilities apply to images)")
     bad: list[str] = []
-    quiet = not sys.stderr.isatty()
+    quiet = not show_progress()
     with tqdm(inputs.jobs, desc="predict", unit="file", disable=quiet) as progress:
         for job in progress:
             try:
@@ -150,10 +142,3 @@ def main(argv: list[str] | None = None, keep_memory: bool = False) -> int:
     """Entry point; returns the exit code. keep_memory: as `port.evaluate.cli.main` (process entries only)."""
     args = build_parser().parse_args(argv)
     return run(PROG, lambda: _run(args, keep_memory), "finished outputs kept, the unfinished one removed")
-
-
-def console() -> None:
-    """Process entry (`psanet-predict`, `python -m port.predict`): stop signals unwind (removing the unfinished
-    output) and freed memory is kept after the first forward; both process-wide, hence here and not in `main`."""
-    raise_on_stop_signals()
-    raise SystemExit(main(keep_memory=True))

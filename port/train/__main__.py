@@ -1,4 +1,4 @@
 """`python -m port.train`."""
-from port.train.cli import console
+from port.entry import train
 
-console()
+train()

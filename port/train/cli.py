@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from port.classes import ClassTable, read_class_names, read_palette
-from port.cli import UsageError
+from port.cli import OneLineParser, UsageError, run
 from port.config import PSANetConfig
 from port.cpu import CpuFeatureError
 from port.errors import first_line
@@ -37,7 +37,7 @@ PROG = "port.train"
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m port.train", description=__doc__.splitlines()[0])
+    p = OneLineParser(PROG, __doc__.splitlines()[0])
     p.add_argument("--list", action="store_true", help="print every registered variant with its published numbers")
     p.add_argument("--variant", choices=sorted(VARIANTS), metavar="NAME", help="registered variant (see --list)")
     p.add_argument("--data-root", type=Path, help="dataset root in the evaluator's layout")
@@ -327,27 +327,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+def main(argv: list[str] | None = None, keep_memory: bool = False) -> int:
+    """Entry point; returns the exit code. keep_memory: glibc keeps freed memory for the next iteration
+    (port/memory.py; process-wide, so only the process entry asks for it, not tests calling main)."""
     args = build_parser().parse_args(argv)
+    if keep_memory:
+        from port.memory import keep_freed_memory
+
+        keep_freed_memory()
+    return run(PROG, lambda: _run_then_leave_group(args), "checkpoints so far kept in --out (--resume goes on)")
+
+
+def _run_then_leave_group(args: argparse.Namespace) -> int:
+    """`_run`, then the process group (if the trainer joined one) left."""
     try:
         return _run(args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def console() -> None:
-    """Process entry (`psanet-train`, `python -m port.train`): glibc keeps freed memory for the next iteration
-    (process-wide, hence here and not in `main`, which tests call in-process), then `main`."""
-    from port.memory import keep_freed_memory
-
-    keep_freed_memory()
-    raise SystemExit(main())
-
-
 if __name__ == "__main__":  # pragma: no cover
-    console()
+    from port.entry import train
+
+    train()

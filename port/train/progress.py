@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from port.cli import show_progress
 
 
 class Progress:
@@ -18,7 +19,7 @@ class Progress:
         self.enabled = enabled
         self.began = time.perf_counter()
         self.bar = (
-            tqdm(total=total, initial=start, unit="it", dynamic_ncols=True) if enabled and sys.stderr.isatty() else None
+            tqdm(total=total, initial=start, unit="it", dynamic_ncols=True) if enabled and show_progress() else None
         )
 
     def update(self, iteration: int, loss: float, lr: float) -> None:
