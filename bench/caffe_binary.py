@@ -1,4 +1,5 @@
-"""Legacy Caffe rows without pycaffe: the workers run legacy_caffe/bench's caffe_bench where PSANET_CAFFE_BENCH says.
+"""Legacy Caffe rows: through pycaffe, or without it through legacy_caffe/bench's caffe_bench where PSANET_CAFFE_BENCH
+says.
 
 For hosts whose Python cannot load our pycaffe build (another Python version, no Caffe build): `bash
 legacy_caffe/bench/bundle.sh DIR` makes DIR/caffe_bench self-contained; with PSANET_CAFFE_BENCH=DIR/caffe_bench the
@@ -16,6 +17,15 @@ from pathlib import Path
 from typing import Any
 
 ENV = "PSANET_CAFFE_BENCH"
+
+
+def pycaffe() -> Any:
+    """`import caffe` in CPU mode with its logging quiet (a worker process's own setting)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import caffe
+
+    caffe.set_mode_cpu()
+    return caffe
 
 
 def binary() -> Path | None:

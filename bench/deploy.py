@@ -9,7 +9,6 @@ VmHWM), with each output's agreement with the fast path.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -17,12 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-from bench.capability import isa_line, missing_feature
-from bench.e2e_worker import peak_rss_bytes
-from bench.end_to_end import Parser
-from bench.isolated import run_module
-from bench.timing import median_seconds
+from bench.common import (
+    answer,
+    isa_line,
+    median_seconds,
+    missing_feature,
+    parser,
+    peak_rss_bytes,
+    run_worker,
+    worker_job,
+)
 from port.contracts import CAFFE
 
 MODES = ("fast", "int8", "onnxruntime", "openvino", "openvino_int8")
@@ -30,7 +33,7 @@ CALIBRATION_IMAGES = 4
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="deploy", description=__doc__.splitlines()[0])
+    p = parser("bench.deploy", __doc__)
     p.add_argument("--depth", type=int, choices=(50, 101), default=101)
     p.add_argument("--sizes", type=int, nargs="+", default=[465, 705], help="input sides (8k+1), batch 1")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
@@ -41,7 +44,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="take the modes in turn this many times (fresh processes); times: median of the rounds")
     p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test")
     p.add_argument("--profile", action="store_true", help="print the runtimes' per-node-type time (their profilers)")
-    p.add_argument("--worker", nargs=4, metavar=("MODE", "FOLDER", "SIZE", "REPS"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -96,18 +98,18 @@ def _runner(mode: str, folder: Path, size: int):
     return RuntimeNet(folder / file, "onnxruntime" if mode == "onnxruntime" else "openvino")
 
 
-def worker(mode: str, folder: Path, size: int, reps: int, warmup: int) -> dict:
+def worker(mode: str, folder: str, size: int, reps: int, warmup: int) -> dict:
     """Time `mode` at `size` and save its logits beside the models. The process keeps freed memory (port.memory),
     as the project's CLIs and other benchmarks do, for every mode alike."""
     from port.memory import keep_freed_memory
 
     keep_freed_memory()
     x = _images(1, size, 3)
-    run = _runner(mode, folder, size)
+    run = _runner(mode, Path(folder), size)
     with torch.inference_mode():
         out = run(x)
         seconds = median_seconds(lambda: run(x), warmup, reps)
-    np.save(folder / f"{mode}_{size}.npy", out.float().numpy())
+    np.save(Path(folder) / f"{mode}_{size}.npy", out.float().numpy())
     return {"seconds": seconds, "peak_gib": peak_rss_bytes() / 2**30}
 
 
@@ -118,12 +120,11 @@ def _agreement(folder: Path, mode: str, size: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    job = worker_job(argv)
+    if job is not None:
+        torch.set_num_threads(job.pop("threads"))  # a benchmark: its own process, opting in
+        return answer(worker(**job))
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)  # a benchmark: its own process, opting in
-    if args.worker:
-        mode, folder, size, reps = args.worker
-        print(json.dumps(worker(mode, Path(folder), int(size), int(reps), args.warmup)))
-        return 0
     modes = [m for m in args.modes if not (m == "int8" and missing_feature("int8"))]
     print(isa_line())
     print(f"PSANet-{args.depth} ADE20K config (width / {args.width_divisor}), BN-calibrated random weights, batch 1, "
@@ -136,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict]] = {}
             for _ in range(args.rounds):
                 for mode in (["fast"] if "fast" not in modes else []) + modes:
-                    cmd = ["--worker", mode, str(folder), str(size), str(args.reps),
-                           "--threads", str(args.threads), "--warmup", str(args.warmup)]
-                    done = run_module("bench.deploy", cmd)
-                    if done.returncode != 0:
-                        print(f"{mode} at {size}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                    job = {"mode": mode, "folder": str(folder), "size": size, "reps": args.reps,
+                           "warmup": args.warmup, "threads": args.threads}
+                    result = run_worker("bench.deploy", job, args.threads)
+                    if "error" in result:
+                        print(f"{mode} at {size}: failed: {result['error']}", file=sys.stderr)
                         continue
-                    runs.setdefault(mode, []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    runs.setdefault(mode, []).append(result)
             results = {mode: {"seconds": float(np.median([r["seconds"] for r in rs])),
                               "peak_gib": max(r["peak_gib"] for r in rs),
                               "rounds": " / ".join(f"{r['seconds']:.2f}" for r in rs)} for mode, rs in runs.items()}

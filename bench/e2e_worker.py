@@ -10,75 +10,21 @@ bf16), gpu (when CUDA is present); eager_glibc / fast_glibc run eager / fast wit
 """
 from __future__ import annotations
 
-import json
 import os
-import resource
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 from bench import caffe_binary
+from bench.common import answer, median_seconds, mm_roof, module_times, peak_rss_bytes, required_job, seconds, stopwatch
 from bench.e2e_report import GLIBC
-from bench.timing import median_seconds, module_times
 
-MM_SIDE = 4096
-CUDA_MM_SIDE = 8192
-ROOF_REPS = 3
 WEIGHTS = {
     "eager": "weights.pt", "int8": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "compile_frozen": "fast.pt",
     "bf16": "fast_bf16.pt",
 }
 MMSEG_V100_MS = 76.0  # mmsegmentation's published PSANet R-101-D8 ADE20K 512x512 inference time on a V100
-
-
-def peak_rss_bytes() -> int:
-    """This process's own peak resident set: VmHWM, else ru_maxrss.
-
-    ru_maxrss is not used first because Linux carries the parent's RSS into it across fork + exec,
-    which put the orchestrator's footprint into every worker's number.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def mm_roof(threads: int) -> dict[str, float]:
-    """Achieved torch.mm GFLOP/s on 4096^2 with `threads` torch threads, in fp32 and (where the CPU runs it natively:
-    emulated, one bf16 product took minutes) bf16."""
-    import torch
-
-    from port import cpu
-
-    torch.set_num_threads(threads)
-    roof = {}
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    for name in cpu.info().roof_dtypes():
-        dtype = dtypes[name]
-        a, b = torch.randn(MM_SIDE, MM_SIDE).to(dtype), torch.randn(MM_SIDE, MM_SIDE).to(dtype)
-        roof[name] = 2 * MM_SIDE**3 / median_seconds(lambda: torch.mm(a, b), 1, ROOF_REPS) / 1e9
-    return roof
-
-
-def cuda_mm_roof() -> dict[str, float]:
-    """Achieved torch.mm GFLOP/s on 8192^2 on the GPU: fp32 (TF32 off), tf32 and bf16."""
-    import torch
-
-    roof = {}
-    side = CUDA_MM_SIDE
-    for name, dtype, tf32 in (
-        ("fp32", torch.float32, False),
-        ("tf32", torch.float32, True),
-        ("bf16", torch.bfloat16, True),
-    ):
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        a, b = (torch.randn(side, side, device="cuda", dtype=dtype) for _ in range(2))
-        roof[name] = 2 * side**3 / median_seconds(lambda: torch.mm(a, b), 3, 10, torch.cuda.synchronize) / 1e9
-    return roof
 
 
 def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
@@ -98,9 +44,7 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
         )
         seconds, rss = result["seconds"], result["peak_rss"]
     else:
-        import caffe
-
-        caffe.set_mode_cpu()
+        caffe = caffe_binary.pycaffe()
         net = caffe.Net(str(work / "deploy.prototxt"), str(work / "weights.caffemodel"), caffe.TEST)
         net.blobs["data"].data[...] = np.load(work / "input.npy")[:1]
         seconds = median_seconds(net.forward, job["warmup"], job["reps"])
@@ -155,12 +99,8 @@ def psa_share(model: Any, x: Any, reps: int) -> dict[str, float]:
     net = model.net
     head = [*net.psa.values(), net.conv_post_PSA] + ([net.conv_post_PSA_zoom] if net.conv_post_PSA_zoom else [])
     ops = [m for m in net.modules() if isinstance(m, FusedPSA)]
-    total = 0.0
     with module_times({"head": head, "op": ops}) as spent, torch.inference_mode():
-        for _ in range(reps):
-            start = time.perf_counter()
-            model(x)
-            total += time.perf_counter() - start
+        total = sum(seconds(lambda: model(x)) for _ in range(reps))
     return {key: sum(times) / total for key, times in spent.items()}
 
 
@@ -171,7 +111,7 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(job["threads"])
     work = Path(job["workdir"])
     images = torch.from_numpy(np.load(work / "input.npy"))
-    start = time.perf_counter()
+    elapsed = stopwatch()
     from port.memory import keep_freed_memory_after_first_forward
 
     model = keep_freed_memory_after_first_forward(build_port_model(job))  # timed as the CLIs run it
@@ -181,7 +121,7 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
             x = images[:batch].contiguous()
             if batch == job["batches"][0]:
                 logits = model(x)  # first call: compilation for `compile`, weight reorders otherwise
-                result["setup_seconds"] = time.perf_counter() - start
+                result["setup_seconds"] = elapsed()
                 np.save(work / f"{job['mode']}.npy", logits[:1].float().numpy())
                 del logits
             result["seconds"][str(batch)] = median_seconds(lambda: model(x), job["warmup"], job["reps"])
@@ -228,15 +168,15 @@ def run_gpu(job: dict[str, Any]) -> dict[str, Any]:
 RUNNERS = {"caffe": run_caffe, "roof": run_roof, "gpu": run_gpu}
 
 
-def main() -> None:
-    job = json.loads(sys.argv[1])
+def main() -> int:
+    job = required_job("bench.e2e_worker")
     if job["mode"].endswith(GLIBC):  # the same mode with glibc's default malloc (port/memory.py's opt-out)
         os.environ["PSANET_KEEP_FREED_MEMORY"] = "0"
         job["mode"] = job["mode"].removesuffix(GLIBC)
     result = RUNNERS.get(job["mode"], run_port)(job)
     result.setdefault("peak_rss", peak_rss_bytes())
-    print("RESULT " + json.dumps(result), flush=True)
+    return answer(result)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 from bench import caffe_binary
-from bench.capability import isa_line, model_name, roof_text, runnable_modes
+from bench.common import isa_line, model_name, parser, roof_text, run_worker, runnable_modes, stopwatch, write_report
 from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines
-from bench.isolated import run_module
 from port import cpu
 
 WORKER = "bench.e2e_worker"
@@ -40,16 +36,8 @@ MODES = ("caffe", *PORT_MODES)  # the default run; GLIBC_MODES on request
 GPU_CROP = 513  # nearest valid (8k+1, k even) side to mmsegmentation's 512² crop
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line error contract."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="end_to_end", description=__doc__.splitlines()[0])
+    p = parser("bench.end_to_end", __doc__)
     p.add_argument("--quick", action="store_true", help="465² only, batch 1, 1 warm-up + 2 repetitions")
     p.add_argument("--depths", type=int, nargs="+", choices=(50, 101), default=[50, 101])
     p.add_argument("--sizes", type=int, nargs="+", choices=sorted(DATASET_OF_SIZE), default=[465, 705])
@@ -84,17 +72,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         print(f"end_to_end: {line}", file=sys.stderr)
     args.batches = sorted(set(args.batches))
     return args
-
-
-def run_worker(job: dict[str, Any], threads: int, worker: str = WORKER) -> dict[str, Any]:
-    """One `worker` module's process (default: the end-to-end one); its RESULT line, or {"error": last stderr line}."""
-    env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    proc = run_module(worker, [json.dumps(job)], env)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-    return {"error": f"{tail[:120]} (exit {proc.returncode})"}
 
 
 def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -190,7 +167,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
     combos = [(depth, size) for depth in args.depths for size in args.sizes]
     runs = len(combos) * len(args.modes) * args.rounds
     progress = tqdm(total=1 + runs, desc="end_to_end", unit="run", file=sys.stderr)
-    roof = run_worker({**base, "mode": "roof"}, args.threads).get("roof", {})
+    roof = run_worker(WORKER, {**base, "mode": "roof"}, args.threads).get("roof", {})
     progress.update()
     cases = []
     for depth, size in combos:
@@ -204,7 +181,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
                 for mode in args.modes:
                     progress.set_postfix_str(f"{name} {mode} (round {round_index + 1})")
                     job = {**base, "mode": mode, "config": config, "workdir": str(work)}
-                    rounds[mode].append(run_worker(job, args.threads))
+                    rounds[mode].append(run_worker(WORKER, job, args.threads))
                     progress.update()
             case.results = {mode: merge_rounds(results) for mode, results in rounds.items()}
             compare(work, case)
@@ -216,7 +193,8 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
     gpu = None
     if torch.cuda.is_available():
         config = dataset_config("ade20k", 101, crop=GPU_CROP).to_dict()
-        gpu = run_worker({**base, "mode": "gpu", "config": config, "batches": [1], "reps": 10}, args.threads).get("gpu")
+        job = {**base, "mode": "gpu", "config": config, "batches": [1], "reps": 10}
+        gpu = run_worker(WORKER, job, args.threads).get("gpu")
     return cases, roof, gpu
 
 
@@ -261,23 +239,13 @@ def report(args: argparse.Namespace, argv: list[str], cases: list[Case], roof: d
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path | None, text: str) -> None:
-    """Write `text` to `out` (when given) through a temp file and a rename, so no half report is left."""
-    if out is None:
-        return
-    handle, temp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temp, out)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     load_before = os.getloadavg()
-    start = time.perf_counter()
+    elapsed = stopwatch()
     cases, roof, gpu = measure(args)
-    text = report(args, argv, cases, roof, gpu, load_before, time.perf_counter() - start)
+    text = report(args, argv, cases, roof, gpu, load_before, elapsed())
     print(text)
     write_report(args.out, text)
     return 0

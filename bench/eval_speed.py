@@ -13,14 +13,10 @@ Read the ratio column: absolute numbers depend on the machine and on the divisor
 """
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import isa_line, parser, seconds
 from port.evaluate.inference import MULTI_SCALE, SINGLE_SCALE, InferenceSettings, predict_probabilities
 from port.memory import keep_freed_memory_after_first_forward
 from port.model import PSANet
@@ -30,23 +26,19 @@ CASES = {"ade20k": (512, 683), "cityscapes": (1024, 2048)}
 
 
 def _seconds(net: torch.nn.Module, image: np.ndarray, settings: InferenceSettings, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    predict_probabilities(net, image, settings, device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    return seconds(lambda: predict_probabilities(net, image, settings, device), sync)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width-divisor", type=int, default=8)
-    parser.add_argument("--depth", type=int, default=50, choices=(50, 101))
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--quick", action="store_true", help="width/32 and single scale only")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    p = parser("bench.eval_speed", __doc__)
+    p.add_argument("--width-divisor", type=int, default=8)
+    p.add_argument("--depth", type=int, default=50, choices=(50, 101))
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--quick", action="store_true", help="width/32 and single scale only")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args(argv)
+    print(isa_line())
     divisor = 32 if args.quick else args.width_divisor
     scale_sets = {"ss+flip": SINGLE_SCALE} if args.quick else {"ss+flip": SINGLE_SCALE, "ms+flip": MULTI_SCALE}
     device = torch.device(args.device)
@@ -73,7 +65,8 @@ def main() -> None:
                 f"{name + f' {rows}x{cols}':>22s} {tag:>8s} {1 / batched:14.3f} {1 / single:14.3f} "
                 f"{single / batched:6.2f}"
             )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

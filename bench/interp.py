@@ -11,15 +11,10 @@ pays page faults for its output.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-from bench.capability import isa_line, model_name
-from bench.end_to_end import Parser
-from bench.layer_profile import copy_bandwidth
-from bench.timing import median_seconds
+from bench.common import copy_bandwidth, isa_line, median_seconds, model_name, parser
 from port import ops
 from port.memory import keep_freed_memory
 from port.ops.reference import interp_reference
@@ -63,7 +58,7 @@ def table(reps: int, threads: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="interp", description=__doc__.splitlines()[0])
+    p = parser("bench.interp", __doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=9, help="timed calls per row and method")
     args = p.parse_args(argv)

@@ -22,33 +22,25 @@ import math
 import os
 import statistics
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-from bench.capability import isa_line, missing_feature
-from bench.e2e_worker import mm_roof
-from bench.end_to_end import Parser
+from bench.common import (
+    copy_bandwidth,
+    isa_line,
+    median_seconds,
+    missing_feature,
+    mm_roof,
+    module_times,
+    parser,
+    seconds,
+)
 from bench.onednn_verbose import capture, summary
-from bench.timing import median_seconds, module_times
 
 VARIANT_OF_SIZE = {465: "psanet101_ade20k_465", 705: "psanet101_cityscapes_705"}
-COPY_BYTES = 1 << 30
 ONE_BY_ONE = {"reduce": "1x1 reduce", "increase": "1x1 increase (+ shortcut)", "proj": "1x1 projection"}
-
-
-def copy_bandwidth(threads: int) -> float:
-    """Memory roof in bytes/s: a 1 GiB float32 tensor copied into another (bytes read + written per second)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a = torch.ones(COPY_BYTES // 4)
-    b = torch.empty_like(a)
-    return 2 * COPY_BYTES / median_seconds(lambda: b.copy_(a), 1, 3)
 
 
 def conv_kind(name: str, kernel: int, stride: int, dilation: int) -> str:
@@ -157,9 +149,7 @@ def profile(
         totals = []
         with module_times({name: [module] for name, module in timed.items()}) as spent:
             for _ in range(reps):
-                start = time.perf_counter()
-                fast(x)
-                totals.append(time.perf_counter() - start)
+                totals.append(seconds(lambda: fast(x)))
         kernels = summary(capture(lambda: fast(x))) if onednn else []
     total = statistics.median(totals)
     groups: dict[str, list[Layer]] = defaultdict(list)
@@ -200,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     argv = sys.argv[1:] if argv is None else argv
-    p = Parser(prog="layer_profile", description=__doc__.splitlines()[0])
+    p = parser("bench.layer_profile", __doc__)
     p.add_argument("--size", type=int, choices=sorted(VARIANT_OF_SIZE), default=705)
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--reps", type=int, default=3)

@@ -13,18 +13,14 @@ the bound a fused kernel can approach but not beat. All rows come from one run o
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-from bench.isolated import peak_and_median, worker_result
+from bench.common import answer, isa_line, parser, peak_and_median, run_worker, worker_job
 from port.config import COLLECT, DISTRIBUTE
 from port.ops import psa_aggregate
 from port.ops._extension import AVAILABLE
@@ -114,21 +110,19 @@ def worker(method: str, dataset: str, batch: int, backward: bool, repeats: int) 
     return peak_and_median(call, repeats)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="batch 1 only, fewer repeats")
-    parser.add_argument(
-        "--worker", nargs=5, metavar=("METHOD", "DATASET", "N", "BACKWARD", "REPEATS"), help=argparse.SUPPRESS
-    )
-    args = parser.parse_args()
-    if args.worker:
-        method, dataset, batch, backward, repeats = args.worker
-        print(json.dumps(worker(method, dataset, int(batch), bool(int(backward)), int(repeats))))
-        return 0
+def main(argv: list[str] | None = None) -> int:
+    job = worker_job(argv)
+    if job is not None:
+        return answer(worker(**job))
+    p = parser("bench.psa_op", __doc__)
+    p.add_argument("--quick", action="store_true", help="batch 1 only, fewer repeats")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
     if not AVAILABLE:
         print("bench/psa_op.py: port._C is not built (pip install --no-build-isolation -e .)", file=sys.stderr)
         return 2
     batches = (1,) if args.quick else (1, 8)
+    print(isa_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, C={CHANNELS}, COLLECT, softmax on, float32")
     print("| shape | N | pass | fused ms | reference ms | Caffe-style ms | Caffe-style/fused | reference/fused "
           "| fused MB | reference MB | Caffe-style MB | GEMM floor ms | fused/floor |")
@@ -137,7 +131,8 @@ def main() -> int:
         for batch in batches:
             for backward in (False, True):
                 repeats = (2 if args.quick else 3) if batch > 1 or h > 40 else 5
-                r = {m: worker_result("bench.psa_op", m, dataset, batch, int(backward), repeats) for m in METHODS}
+                job = {"dataset": dataset, "batch": batch, "backward": backward, "repeats": repeats}
+                r = {m: run_worker("bench.psa_op", {**job, "method": m}, args.threads, check=True) for m in METHODS}
                 fused = r["fused"]["ms"]
                 print(
                     f"| {dataset} {h}x{h}, mask {mask_side}x{mask_side} | {batch} | {'fwd+bwd' if backward else 'fwd'} "

@@ -16,16 +16,11 @@ from __future__ import annotations
 import itertools
 import statistics
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-from bench.capability import isa_line, model_name, runnable_modes
-from bench.end_to_end import Parser
-from bench.timing import median_seconds
+from bench.common import isa_line, median_seconds, model_name, parser, runnable_modes, stopwatch
 from port.optimize.fused_conv import FusedConv
 from port.torch_private import conv_binary_add, conv_sum_into, pack_conv_weight
 
@@ -114,10 +109,10 @@ def network_lines(dtypes: list[str], size: int, rounds: int) -> list[str]:
                 for turn in range(rounds + 1):  # the first round warms up
                     for label, (method, donate) in variants.items():
                         FusedConv._onednn, fast.donate_shortcuts = method, None if donate else False
-                        start = time.perf_counter()
+                        elapsed = stopwatch()
                         logits[label] = fast(image)
                         if turn:
-                            times[label].append(time.perf_counter() - start)
+                            times[label].append(elapsed())
         finally:
             FusedConv._onednn = chosen
         median = {label: statistics.median(seconds) for label, seconds in times.items()}
@@ -135,7 +130,7 @@ def network_lines(dtypes: list[str], size: int, rounds: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(description=__doc__.splitlines()[0])
+    p = parser("bench.residual_add", __doc__)
     p.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["bf16", "fp32"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=9, help="timed calls per layer variant")

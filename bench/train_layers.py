@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.layer_profile import Gemm, Layer, conv_gemm, conv_kind, copy_bandwidth, gemm_rates
+from bench.common import copy_bandwidth
+from bench.layer_profile import Gemm, Layer, conv_gemm, conv_kind, gemm_rates
 
 ConvKey = tuple[tuple[int, ...], ...]  # input shape, weight shape, stride, dilation
 Seen = dict[ConvKey, tuple[str, tuple[int, ...]]]  # key -> (layer type, output shape)

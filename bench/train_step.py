@@ -21,18 +21,15 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 from bench import caffe_binary, train_layers
-from bench.capability import isa_line, model_name, roof_text, runnable_modes
+from bench.common import isa_line, model_name, parser, roof_text, run_worker, runnable_modes, stopwatch, write_report
 from bench.e2e_report import GIB
-from bench.end_to_end import Parser, run_worker, write_report
 from port import cpu
 
 WORKER = "bench.train_worker"
@@ -44,7 +41,7 @@ TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from port.variants import VARIANTS
 
-    p = Parser(prog="train_step", description=__doc__.splitlines()[0])
+    p = parser("bench.train_step", __doc__)
     p.add_argument("--variant", default="psanet101_ade20k_465", choices=sorted(VARIANTS), metavar="NAME")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the port's modes run")
     p.add_argument("--modes", nargs="+", choices=MODES, help=f"default: caffe fp32 bf16 (cuda: {' '.join(CUDA_MODES)})")
@@ -117,10 +114,10 @@ def prepare(work: Path, name: str, seed: int, width_divisor: int, batch: int) ->
     import torch
 
     from converters.torch2caffe import save_caffemodel
-    from parity_tests.train_step import Schedule, solver_text
     from port.model import create_model
     from port.train.recipe import recipe_for
     from prototxt.network import train_text
+    from prototxt.solver import Schedule, solver_text
 
     torch.manual_seed(seed)
     model = create_model(name, width_divisor=width_divisor, aux=True)
@@ -267,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     cuda = args.device == "cuda"
-    load_before, start = os.getloadavg(), time.perf_counter()
+    load_before, elapsed = os.getloadavg(), stopwatch()
     base = {
         "warmup": args.warmup, "reps": args.reps, "threads": args.threads, "profile": args.profile,
         "onednn": args.onednn, "device": args.device,
@@ -278,12 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         config = prepare(work, args.variant, args.seed, args.width_divisor, args.batch)
         flops = train_flops(config) * args.batch
         dataset = args.variant.split("_")[1]
-        roofs = [run_worker({**base, "mode": "roof"}, args.threads, WORKER).get("roof", {})]
+        roofs = [run_worker(WORKER, {**base, "mode": "roof"}, args.threads).get("roof", {})]
         progress = tqdm(args.modes, desc="train_step", unit="mode", file=sys.stderr, disable=not sys.stderr.isatty())
         for mode in progress:
             progress.set_postfix_str(mode)
             job = {**base, "mode": mode, "config": config, "workdir": str(work), "dataset": dataset}
-            results[mode] = run_worker(job, args.threads, WORKER)
+            results[mode] = run_worker(WORKER, job, args.threads)
             roofs.append(results[mode].get("roof", {}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -311,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `python -m bench.train_step {' '.join(argv)}`; {args.variant} (width/{args.width_divisor}), batch "
         f"{args.batch}; {where}; warm-up {args.warmup}, median of {args.reps}; load average before "
         f"{load_before[0]:.2f}, "
-        f"after {os.getloadavg()[0]:.2f}; wall {(time.perf_counter() - start) / 60:.1f} min. Forward + backward "
+        f"after {os.getloadavg()[0]:.2f}; wall {elapsed() / 60:.1f} min. Forward + backward "
         f"{flops / 1e9:.0f} GFLOP per step; roof {roofs_line}",
         isa_line(),
         *args.skipped,

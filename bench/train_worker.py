@@ -15,18 +15,13 @@ The job's "device" is "cpu" or "cuda".
 """
 from __future__ import annotations
 
-import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 from bench import caffe_binary
-from bench.e2e_worker import cuda_mm_roof, mm_roof, peak_rss_bytes
-from bench.timing import median_seconds
+from bench.common import answer, cuda_mm_roof, median_seconds, mm_roof, peak_rss_bytes, required_job, seconds
 
 PROFILE_TOP = 8
 
@@ -45,9 +40,7 @@ def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
         )
         seconds, losses, rss = result["seconds"], result["outputs"], result["peak_rss"]
     else:
-        from parity_tests.live import caffe_module
-
-        caffe = caffe_module()
+        caffe = caffe_binary.pycaffe()
         solver = caffe.SGDSolver(str(work / "solver.prototxt"))
         solver.net.copy_from(str(work / "weights.caffemodel"))
         solver.net.blobs["data"].data[...] = np.load(work / "input.npy")
@@ -117,13 +110,11 @@ def profile_step(step: Any, model: Any, job: dict[str, Any]) -> dict[str, Any]:
     cuda = job.get("device") == "cuda"
     activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
     with conv_layers(model) as layers, profile(activities=[activity], record_shapes=not cuda) as prof:
-        start = time.perf_counter()
-        step()
-        seconds = time.perf_counter() - start
+        step_seconds = seconds(step)
     result: dict[str, Any] = {"profile": shares(prof.key_averages(), cuda)}
     if not cuda:
         dtype = "bf16" if job["mode"].startswith("bf16") else "fp32"
-        result["layers"] = measure(prof, seconds, layers, dtype, job["threads"])
+        result["layers"] = measure(prof, step_seconds, layers, dtype, job["threads"])
     return result
 
 
@@ -192,14 +183,14 @@ def roof(job: dict[str, Any]) -> dict[str, float]:
     return cuda_mm_roof() if job.get("device") == "cuda" else mm_roof(job["threads"])
 
 
-def main() -> None:
-    job = json.loads(sys.argv[1])
+def main() -> int:
+    job = required_job("bench.train_worker")
     if job["mode"] == "roof":
         result = {"roof": roof(job)}
     else:
         result = run_caffe(job) if job["mode"] == "caffe" else run_port(job)
-    print("RESULT " + json.dumps(result), flush=True)
+    return answer(result)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

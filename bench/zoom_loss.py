@@ -11,17 +11,12 @@ it (inputs allocated) is the extra memory the call needed; times are medians of 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-from bench.capability import isa_line
-from bench.isolated import peak_and_median, worker_result
+from bench.common import answer, isa_line, parser, peak_and_median, run_worker, worker_job
 from port.config import zoom_out
 from port.ops import zoom_cross_entropy
 from port.ops._extension import AVAILABLE
@@ -50,23 +45,22 @@ def worker(method: str, crop: int, batch: int, repeats: int) -> dict[str, float]
     return peak_and_median(call, repeats)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[465, 705], help="crop sides (8k+1)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--worker", nargs=4, metavar=("METHOD", "CROP", "N", "REPEATS"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        method, crop, batch, repeats = args.worker
-        print(json.dumps(worker(method, int(crop), int(batch), int(repeats))))
-        return 0
+def main(argv: list[str] | None = None) -> int:
+    job = worker_job(argv)
+    if job is not None:
+        return answer(worker(**job))
+    p = parser("bench.zoom_loss", __doc__)
+    p.add_argument("--sizes", type=int, nargs="+", default=[465, 705], help="crop sides (8k+1)")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
     if not AVAILABLE:
         print("bench/zoom_loss.py: port._C is not built (pip install --no-build-isolation -e .)", file=sys.stderr)
         return 2
     bad = [s for s in args.sizes if (s - 1) % ZOOM]
     if bad:
-        parser.error(f"crop sides must be 8k+1, got {bad}")
+        p.error(f"crop sides must be 8k+1, got {bad}")
     print(isa_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}; "
           f"{CLASSES} classes, x{ZOOM} zoom, float32, forward + backward")
@@ -74,7 +68,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for crop in args.sizes:
         for batch in args.batches:
-            row = {m: worker_result("bench.zoom_loss", m, crop, batch, args.repeats) for m in METHODS}
+            job = {"crop": crop, "batch": batch, "repeats": args.repeats}
+            row = {m: run_worker("bench.zoom_loss", {**job, "method": m}, args.threads, check=True) for m in METHODS}
             fused, unfused = row["fused"], row["unfused"]
             print(f"| {crop}² | {batch} | {fused['ms']:.0f} | {unfused['ms']:.0f} | {unfused['ms'] / fused['ms']:.1f}× "
                   f"| {fused['peak_mb']:.0f} | {unfused['peak_mb']:.0f} |", flush=True)

@@ -28,12 +28,13 @@ import numpy as np
 import pytest
 
 from parity_tests.definitions import layer_params, released_text
-from parity_tests.train_step import Schedule, live_case, solver_parity, solver_updates
+from parity_tests.train_step import live_case, solver_parity, solver_updates
 from port.model import PSANet, param_table
 from port.train.optim import build_optimizer, param_mults
 from port.train.recipe import recipe_for
 from port.variants import VARIANTS
 from prototxt.context import has_definition
+from prototxt.solver import Schedule
 
 STEPS, MAX_ITER, POWER = 5, 20, 0.9
 LOSS_RTOL = 1e-3

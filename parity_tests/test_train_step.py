@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity_tests.train_step import FIXED, live_case, solver_parity, torch_optimizer
+from parity_tests.train_step import live_case, solver_parity, torch_optimizer
+from prototxt.solver import FIXED
 
 pytestmark = pytest.mark.caffe
 LOSS_RTOL = 1e-3

@@ -20,22 +20,10 @@ from port.model.layers import CaffeBN
 from port.train.loss import LOSS_STRIDE, map_loss, normaliser, valid_count
 from port.train.optim import CaffeSGD
 from port.variants import VARIANTS
+from prototxt.solver import BASE_LR, FIXED, MOMENTUM, WEIGHT_DECAY, Schedule, solver_text
 
-BASE_LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4
 IGNORE = 255
 Optimizers = tuple[torch.optim.Optimizer, "torch.optim.lr_scheduler.LRScheduler | None"]
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Caffe's lr_policy: "fixed", or "poly" with `max_iter` and `power`."""
-
-    policy: str = "fixed"
-    max_iter: int = 100
-    power: float = 1.0
-
-
-FIXED = Schedule()
 
 
 @dataclass(frozen=True)
@@ -62,17 +50,6 @@ def live_case(name: str, folder: Path, seed: int) -> LiveCase:
     label = rng.integers(0, cfg.num_classes, (2, 1, cfg.crop, cfg.crop)).astype(np.float32)
     label[rng.random(label.shape) < 0.2] = 255
     return LiveCase(text, weights, converted, data, label)
-
-
-def solver_text(net_path: Path, schedule: Schedule = FIXED) -> str:
-    """The paper's SGD settings (base lr 0.01, momentum 0.9, weight decay 1e-4) with `schedule`'s learning-rate
-    policy."""
-    power = f"power: {schedule.power}\n" if schedule.policy == "poly" else ""
-    return (
-        f'net: "{net_path}"\nbase_lr: {BASE_LR}\nlr_policy: "{schedule.policy}"\n{power}momentum: {MOMENTUM}\n'
-        f"weight_decay: {WEIGHT_DECAY}\nmax_iter: {schedule.max_iter}\ndisplay: 0\nsnapshot_after_train: false\n"
-        "solver_mode: CPU\n"
-    )
 
 
 def caffe_solver(folder: Path, train_text: str, weights: Path, schedule: Schedule = FIXED) -> Any:

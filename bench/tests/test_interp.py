@@ -17,4 +17,4 @@ def test_bad_arguments_are_one_error(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as exit_info:
         main(["--reps", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == "interp: error: --threads and --reps must be positive"
+    assert capsys.readouterr().err.strip() == "bench.interp: error: --threads and --reps must be positive"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench import caffe_binary
+from bench.common import run_worker
 from bench.end_to_end import WORKER as E2E_WORKER
 from bench.end_to_end import prepare as prepare_deploy
-from bench.end_to_end import run_worker
 from bench.train_step import WORKER as TRAIN_WORKER
 from bench.train_step import prepare as prepare_train
 
@@ -81,13 +81,13 @@ def test_bundle_runs_in_a_root_holding_only_the_c_library(bundle: Path, deploy: 
     np.testing.assert_array_equal(chrooted, np.load(root / "out.npy"))
 
 
-def worker_run(job: dict, worker: Path, binary: Path | None, monkeypatch: pytest.MonkeyPatch) -> dict:
+def worker_run(job: dict, worker: str, binary: Path | None, monkeypatch: pytest.MonkeyPatch) -> dict:
     """The worker process's caffe row as the benchmarks run it, one OpenBLAS thread: through `binary` or pycaffe."""
     if binary is None:
         monkeypatch.delenv(caffe_binary.ENV, raising=False)
     else:
         monkeypatch.setenv(caffe_binary.ENV, str(binary / "caffe_bench"))
-    result = run_worker({**job, "mode": "caffe", "threads": 1}, 1, worker)
+    result = run_worker(worker, {**job, "mode": "caffe", "threads": 1}, 1)
     assert "error" not in result, result
     return result
 

@@ -1,0 +1,83 @@
+"""bench/common.py: on a CPU without native bf16 (or int8) the benchmarks skip those modes with a line saying why and
+measure no bf16 roof (emulated, one bf16 torch.mm 4096² took minutes on AVX2); the timer; the worker protocol."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from bench import common
+from port import cpu
+
+ZEN3 = cpu.CpuInfo("x86_64", "AMD EPYC (test)", frozenset({"avx2", "fma"}), "avx2")
+ZEN4 = cpu.CpuInfo("x86_64", "AMD EPYC (test)", frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}), "avx512")
+GRAVITON2 = cpu.CpuInfo("aarch64", "Neoverse-N1 (test)", frozenset({"asimd", "asimddp"}), "neon")
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch):
+    def use(info: cpu.CpuInfo) -> None:
+        monkeypatch.setattr(cpu, "info", lambda: info)
+
+    return use
+
+
+def test_avx2_skips_bf16_modes_and_says_why(machine) -> None:
+    machine(ZEN3)
+    kept, skipped = common.runnable_modes(["caffe", "eager", "fast", "bf16", "bf16_nchw", "int8"])
+    assert kept == ["caffe", "eager", "fast", "int8"]
+    assert skipped == [f"skipped {m}: no native bf16 on this avx2 CPU (emulated bf16 would run at a fraction of fp32)"
+                       for m in ("bf16", "bf16_nchw")]
+    assert common.runnable_modes(["bf16"], device="cuda") == (["bf16"], [])
+
+
+def test_aarch64_skips_int8(machine) -> None:
+    machine(GRAVITON2)
+    kept, skipped = common.runnable_modes(["fast", "int8"])
+    assert kept == ["fast"] and skipped == ["skipped int8: no int8 path on this aarch64 neon CPU (port.quantize needs "
+                                            "x86 with AVX2)"]
+
+
+@pytest.mark.parametrize("info, dtypes", [(ZEN3, {"fp32"}), (ZEN4, {"fp32", "bf16"})], ids=["avx2", "avx512_bf16"])
+def test_roof_is_measured_for_native_dtypes_only(machine, monkeypatch: pytest.MonkeyPatch, info, dtypes) -> None:
+    machine(info)
+    monkeypatch.setattr(common, "MM_SIDE", 64)
+    threads = torch.get_num_threads()
+    try:
+        roof = common.mm_roof(1)
+    finally:  # mm_roof sets the worker's thread count; later tests in this process want theirs
+        torch.set_num_threads(threads)
+    assert set(roof) == dtypes and all(rate > 0 for rate in roof.values())
+    text = common.roof_text(roof)
+    assert ("bf16 not measured (no native bf16 on this CPU)" in text) == ("bf16" not in dtypes)
+
+
+def test_timer_takes_the_median_after_the_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # start/stop pairs of the timed calls: 1, 3, 2
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert common.median_seconds(lambda: calls.append(1), warmup=2, reps=3) == 2.0
+    assert len(calls) == 5  # the warm-up calls are not timed
+
+
+def test_worker_protocol_round_trip() -> None:
+    job = {"method": "unfused", "crop": 17, "batch": 1, "repeats": 1}
+    result = common.run_worker("bench.zoom_loss", job, threads=1, check=True)
+    assert set(result) == {"ms", "peak_mb"} and result["ms"] > 0
+    failed = common.run_worker("bench.zoom_loss", {**job, "method": "nonexistent"}, threads=1)
+    assert failed["error"].startswith("KeyError: 'nonexistent'")
+    with pytest.raises(RuntimeError, match="bench.zoom_loss worker failed: KeyError"):
+        common.run_worker("bench.zoom_loss", {**job, "method": "nonexistent"}, threads=1, check=True)
+    assert common.worker_job(["--worker", json.dumps(job)]) == job and common.worker_job(["--quick"]) is None
+
+
+def test_a_worker_module_refuses_any_other_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.e2e_worker", "{}"], capture_output=True, text=True,
+                          cwd=common.ROOT, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "bench.e2e_worker: error: run by its benchmark as `python -m bench.e2e_worker --worker JSON`"]
