@@ -27,7 +27,7 @@ WEIGHTS = {
 MMSEG_V100_MS = 76.0  # mmsegmentation's published PSANet R-101-D8 ADE20K 512x512 inference time on a V100
 
 
-def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
+def forward_caffe(job: dict[str, Any]) -> dict[str, Any]:
     """Legacy Caffe, batch 1 (the deploy's input shape), OpenBLAS threads from the environment: through pycaffe, or
     through caffe_bench where PSANET_CAFFE_BENCH names it (bench/caffe_binary.py; the peak RSS is then its own).
 
@@ -104,7 +104,7 @@ def psa_share(model: Any, x: Any, reps: int) -> dict[str, float]:
     return {key: sum(times) / total for key, times in spent.items()}
 
 
-def run_port(job: dict[str, Any]) -> dict[str, Any]:
+def forward_port(job: dict[str, Any]) -> dict[str, Any]:
     """The port in one mode, batch sizes from the job, torch threads from the job."""
     import torch
 
@@ -136,12 +136,12 @@ def run_port(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def run_roof(job: dict[str, Any]) -> dict[str, Any]:
+def roof_only(job: dict[str, Any]) -> dict[str, Any]:
     """The session's torch.mm roof, on its own."""
     return {"roof": mm_roof(job["threads"])}
 
 
-def run_gpu(job: dict[str, Any]) -> dict[str, Any]:
+def forward_gpu(job: dict[str, Any]) -> dict[str, Any]:
     """Images/s of the fast path on CUDA in fp32, TF32 and bf16 (PSANet101 ADE20K config at the job's crop)."""
     import torch
 
@@ -165,7 +165,7 @@ def run_gpu(job: dict[str, Any]) -> dict[str, Any]:
     return {"gpu": {"device": torch.cuda.get_device_name(), "images_per_s": rates, "mmseg_v100_ms": MMSEG_V100_MS}}
 
 
-RUNNERS = {"caffe": run_caffe, "roof": run_roof, "gpu": run_gpu}
+RUNNERS = {"caffe": forward_caffe, "roof": roof_only, "gpu": forward_gpu}
 
 
 def main() -> int:
@@ -173,7 +173,7 @@ def main() -> int:
     if job["mode"].endswith(GLIBC):  # the same mode with glibc's default malloc (port/memory.py's opt-out)
         os.environ["PSANET_KEEP_FREED_MEMORY"] = "0"
         job["mode"] = job["mode"].removesuffix(GLIBC)
-    result = RUNNERS.get(job["mode"], run_port)(job)
+    result = RUNNERS.get(job["mode"], forward_port)(job)
     result.setdefault("peak_rss", peak_rss_bytes())
     return answer(result)
 

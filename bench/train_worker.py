@@ -26,7 +26,7 @@ from bench.common import answer, cuda_mm_roof, median_seconds, mm_roof, peak_rss
 PROFILE_TOP = 8
 
 
-def run_caffe(job: dict[str, Any]) -> dict[str, Any]:
+def step_caffe(job: dict[str, Any]) -> dict[str, Any]:
     """Caffe's SGDSolver on the written solver/train definition, starting from the shared weights: through pycaffe, or
     through caffe_bench where PSANET_CAFFE_BENCH names it (bench/caffe_binary.py; the peak RSS is then its own)."""
     work = Path(job["workdir"])
@@ -153,7 +153,7 @@ def kernel_name(key: str) -> str:
     return "".join(out)
 
 
-def run_port(job: dict[str, Any]) -> dict[str, Any]:
+def step_port(job: dict[str, Any]) -> dict[str, Any]:
     """The port's training step in one mode with the job's torch threads."""
     import torch
 
@@ -188,7 +188,7 @@ def main() -> int:
     if job["mode"] == "roof":
         result = {"roof": roof(job)}
     else:
-        result = run_caffe(job) if job["mode"] == "caffe" else run_port(job)
+        result = step_caffe(job) if job["mode"] == "caffe" else step_port(job)
     return answer(result)
 
 
