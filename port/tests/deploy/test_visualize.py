@@ -89,17 +89,6 @@ def test_model_without_psa_branch_is_refused(tmp_path: Path, image: Path, capsys
 
 
 def test_pixel_outside_the_image_is_refused(tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        [
-            "--weights",
-            str(_weights(tmp_path)),
-            "--image",
-            str(image),
-            "--pixel",
-            "60",
-            "0",
-            "--out",
-            str(tmp_path / "f.png"),
-        ]
-    )
+    code = main(["--weights", str(_weights(tmp_path)), "--image", str(image), "--pixel", "60", "0",
+                 "--out", str(tmp_path / "f.png")])
     assert code == 2 and "outside" in capsys.readouterr().err

@@ -18,20 +18,6 @@ from port.tests.support.evaluate import ConstantNet, write_ade20k
 from port.variants import VARIANTS, dataset_config
 
 
-@pytest.fixture
-def weights(tmp_path: Path) -> Path:
-    path = tmp_path / "w.safetensors"
-    path.write_bytes(b"stand-in; port.model.load is patched")
-    return path
-
-
-@pytest.fixture
-def constant_model(monkeypatch: pytest.MonkeyPatch) -> ConstantNet:
-    net = ConstantNet(150, 465, 0)
-    monkeypatch.setattr(port.model, "load", lambda _path, **_family: net)
-    return net
-
-
 def test_missing_data_root_is_one_line_exit_2(
     tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,16 +60,8 @@ def test_run_reports_bad_files_exit_2_then_resumes(
         b"x"
     )
     constant_model.variant = VARIANTS["psanet50_ade20k_465"]
-    args = [
-        "--dataset",
-        "ade20k",
-        "--data-root",
-        str(tmp_path / "ade"),
-        "--weights",
-        str(weights),
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(weights), "--out",
+            str(tmp_path / "out")]
     assert main(args) == 2
     captured = capsys.readouterr()
     assert "1 file(s) could not be evaluated" in captured.err and "ADE_val_00000003.png" in captured.err
@@ -110,14 +88,8 @@ def test_real_tiny_psanet_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg = dataset_config("ade20k", 50, width_divisor=32).with_(crop=257)
     save_weights(tmp_path / "tiny.safetensors", PSANet(cfg).state_dict(), cfg)
     write_ade20k(tmp_path / "ade", [(30, 40)])
-    args = [
-        "--dataset",
-        "ade20k",
-        "--data-root",
-        str(tmp_path / "ade"),
-        "--weights",
-        str(tmp_path / "tiny.safetensors"),
-    ]
+    args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"),
+            "--weights", str(tmp_path / "tiny.safetensors")]
     assert main([*args, "--out", str(tmp_path / "out"), "--batch-size", "4"]) == 0
     assert "images evaluated: 1" in capsys.readouterr().out
     saved = np.asarray(Image.open(tmp_path / "out" / "gray" / "ADE_val_00000001.png")).astype(int) - 1

@@ -15,7 +15,7 @@ import port.model
 from port.evaluate.cli import main
 from port.io import FORMAT, save_weights
 from port.model import PSANet
-from port.tests.support.evaluate import ConstantNet, write_ade20k
+from port.tests.support.evaluate import write_ade20k
 from port.variants import dataset_config
 
 
@@ -76,18 +76,9 @@ def _bad_weights(kind: str, tmp_path: Path, tiny: tuple[dict[str, torch.Tensor],
     return tmp_path / kind
 
 
-KINDS = [
-    "truncated.safetensors",
-    "truncated_10pct.pth",
-    "truncated_50pct.pth",
-    "missing_tensor.safetensors",
-    "config_types.safetensors",
-    "config_huge.safetensors",
-    "malicious.pth",
-    "model.caffemodel",
-    "folder.safetensors",
-    "missing.safetensors",
-]
+KINDS = ["truncated.safetensors", "truncated_10pct.pth", "truncated_50pct.pth", "missing_tensor.safetensors",
+         "config_types.safetensors", "config_huge.safetensors", "malicious.pth", "model.caffemodel",
+         "folder.safetensors", "missing.safetensors"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -96,16 +87,8 @@ def test_bad_weights_are_one_line_exit_2(
 ) -> None:
     weights = _bad_weights(kind, tmp_path, tiny)
     code = main(
-        [
-            "--dataset",
-            "ade20k",
-            "--data-root",
-            str(data_root),
-            "--weights",
-            str(weights),
-            "--out",
-            str(tmp_path / "out"),
-        ]
+        ["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(weights),
+         "--out", str(tmp_path / "out")]
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("port.evaluate: error: "), err
@@ -122,28 +105,22 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("port.evaluate: error: ")
 
 
-@pytest.fixture
-def constant_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(port.model, "load", lambda _path, **_family: ConstantNet(150, 465, 0))
-    path = tmp_path / "w.safetensors"
-    path.write_bytes(b"stand-in; port.model.load is patched")
-    return path
-
-
-def test_unwritable_prediction_folder_is_one_line_exit_2(tmp_path: Path, data_root: Path, constant_model: Path,
+@pytest.mark.usefixtures("constant_model")
+def test_unwritable_prediction_folder_is_one_line_exit_2(tmp_path: Path, data_root: Path, weights: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "file").write_text("a file, not a folder")
-    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(constant_model),
+    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(weights),
                  "--out", str(tmp_path / "file" / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "prediction folder" in err
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
-def test_predictions_honour_the_umask(tmp_path: Path, data_root: Path, constant_model: Path, umask: int) -> None:
+@pytest.mark.usefixtures("constant_model")
+def test_predictions_honour_the_umask(tmp_path: Path, data_root: Path, weights: Path, umask: int) -> None:
     old = os.umask(umask)
     try:
-        assert main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(constant_model),
+        assert main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(weights),
                      "--out", str(tmp_path / "out")]) == 0
     finally:
         os.umask(old)
@@ -152,21 +129,13 @@ def test_predictions_honour_the_umask(tmp_path: Path, data_root: Path, constant_
         assert mode == 0o666 & ~umask
 
 
+@pytest.mark.usefixtures("constant_model")
 def test_resume_restores_a_missing_colour_png_and_removes_stale_temp_files(
-    tmp_path: Path, constant_model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_ade20k(tmp_path / "ade", [(6, 7), (7, 5)])
     out = tmp_path / "out"
-    args = [
-        "--dataset",
-        "ade20k",
-        "--data-root",
-        str(tmp_path / "ade"),
-        "--weights",
-        str(constant_model),
-        "--out",
-        str(out),
-    ]
+    args = ["--dataset", "ade20k", "--data-root", str(tmp_path / "ade"), "--weights", str(weights), "--out", str(out)]
     assert main(args) == 0
     colour = out / "color" / "ADE_val_00000002.png"
     first = colour.read_bytes()
@@ -183,18 +152,14 @@ def test_resume_restores_a_missing_colour_png_and_removes_stale_temp_files(
     assert not any(path.exists() for path in stale) and keep.exists()
 
 
-def test_interrupt_is_one_line_exit_130(
-    tmp_path: Path,
-    data_root: Path,
-    constant_model: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@pytest.mark.usefixtures("constant_model")
+def test_interrupt_is_one_line_exit_130(tmp_path: Path, data_root: Path, weights: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(port.evaluate.cli, "evaluate", interrupted)
-    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(constant_model),
+    code = main(["--dataset", "ade20k", "--data-root", str(data_root), "--weights", str(weights),
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 130

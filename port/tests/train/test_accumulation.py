@@ -11,27 +11,15 @@ from PIL import Image
 
 from port.model.layers import interp
 from port.model.psanet import PSANetOutput
-from port.tests.support.train import max_relative_difference, one_thread, tiny_train_args, write_voc_shapes
+from port.tests.support.train import max_relative_difference, tiny_train_args, write_voc_shapes
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
 from port.train.loss import loss_labels, loss_zoom, normaliser, summed_loss, valid_count
 
-NO_AUGMENT = [
-    "--recipe-opt",
-    "scale_range=[1,1]",
-    "--recipe-opt",
-    "rotate_degrees=0",
-    "--recipe-opt",
-    "blur=false",
-    "--recipe-opt",
-    "mirror=false",
-]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+NO_AUGMENT = ["--recipe-opt", "scale_range=[1,1]", "--recipe-opt", "rotate_degrees=0", "--recipe-opt", "blur=false",
+              "--recipe-opt", "mirror=false"]
 
 
 def test_split_batch_loss_gradient_equals_whole_batch() -> None:
@@ -102,17 +90,8 @@ def test_accumulation_equals_batch_where_bn_statistics_agree(tmp_path: Path, los
     equal the batch's): same weights after 3 steps; running statistics see 2 updates per iteration instead of 1."""
     data = tmp_path / "data"
     listing = _duplicated_sample_set(data)
-    common = [
-        "--batch-size",
-        "2",
-        "--dtype",
-        "float64",
-        "--train-list",
-        str(listing),
-        "--loss-scale",
-        loss_scale,
-        *NO_AUGMENT,
-    ]
+    common = ["--batch-size", "2", "--dtype", "float64", "--train-list", str(listing), "--loss-scale", loss_scale,
+              *NO_AUGMENT]
     runs = {}
     for name, micro, iterations in (("acc", "1", "3"), ("batch", "2", "3"), ("acc1", "1", "1"), ("batch1", "2", "1")):
         assert (

@@ -15,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from port.tests.support.train import one_thread, write_voc_shapes
+from port.tests.support.train import write_voc_shapes
 from port.train.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_reduced_psanet_learns_synthetic_shapes(tmp_path: Path) -> None:

@@ -8,17 +8,13 @@ import pytest
 import torch
 
 from port.model import load
-from port.tests.support.train import one_thread, write_voc_shapes
+from port.tests.support.train import write_voc_shapes
 from port.train.cli import build_parser, main
 from port.train.loop import RunSettings
 from port.train.recipe import recipe_for
 from port.variants import VARIANTS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:

@@ -6,15 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from port.tests.support.train import one_thread, tiny_train_args, write_voc_shapes
+from port.tests.support.train import tiny_train_args, write_voc_shapes
 from port.train.checkpoint import load_checkpoint
 from port.train.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_resume_continues_exactly(tmp_path: Path) -> None:
