@@ -29,6 +29,7 @@ from bench import caffe_binary
 from bench.common import isa_line, model_name, parser, roof_text, run_worker, runnable_modes, stopwatch, write_report
 from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines
 from port import cpu
+from port.cli import show_progress
 
 WORKER = "bench.e2e_worker"
 DATASET_OF_SIZE = {465: "ade20k", 705: "cityscapes"}
@@ -166,7 +167,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dic
     base = {"warmup": args.warmup, "reps": args.reps, "threads": args.threads, "batches": args.batches}
     combos = [(depth, size) for depth in args.depths for size in args.sizes]
     runs = len(combos) * len(args.modes) * args.rounds
-    progress = tqdm(total=1 + runs, desc="end_to_end", unit="run", file=sys.stderr)
+    progress = tqdm(total=1 + runs, desc="end_to_end", unit="run", file=sys.stderr, disable=not show_progress())
     roof = run_worker(WORKER, {**base, "mode": "roof"}, args.threads).get("roof", {})
     progress.update()
     cases = []

@@ -9,13 +9,14 @@ The nodes' values are matched by name: torch.onnx (dynamo) names a graph value a
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from port.cli import OneLineParser
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def node_errors(program, image: torch.Tensor) -> list[NodeError]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m parity_tests.onnx_nodes", description=__doc__.splitlines()[0])
+    p = OneLineParser("parity_tests.onnx_nodes", __doc__.splitlines()[0])
     p.add_argument("--depth", type=int, choices=(50, 101), default=50)
     p.add_argument("--size", type=int, default=465)
     p.add_argument("--width-divisor", type=int, default=1)

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from parity_tests.compare import TOLERANCE, Result
+from port.cli import OneLineParser, UsageError, run, show_progress
 
 SHOWN = 5  # worst layers listed per config
 
@@ -24,7 +25,8 @@ def fixture_results(names: list[str]) -> list[Result]:
 
     chosen = [f for f in FIXTURES if not names or f.name in names]
     with tempfile.TemporaryDirectory() as work:
-        return [check_fixture(f, Path(work)) for f in tqdm(chosen, desc="fixtures", file=sys.stderr)]
+        bar = tqdm(chosen, desc="fixtures", file=sys.stderr, disable=not show_progress())
+        return [check_fixture(f, Path(work)) for f in bar]
 
 
 def live_results(names: list[str]) -> list[Result]:
@@ -33,7 +35,7 @@ def live_results(names: list[str]) -> list[Result]:
 
     chosen = [c for c in DEFAULT if not names or c.variant in names]
     results = []
-    for case in tqdm(chosen, desc="live", file=sys.stderr):
+    for case in tqdm(chosen, desc="live", file=sys.stderr, disable=not show_progress()):
         with tempfile.TemporaryDirectory() as work:
             text = crop_definition(case.variant, min(case.height, case.width), case.width_divisor)
             results.append(run_live(text, Path(work), case.batch, case.height, case.width, variant=case.variant))
@@ -61,15 +63,18 @@ def table(result: Result, all_layers: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser("parity_tests.report", __doc__.splitlines()[0])
     parser.add_argument("--live", action="store_true", help="run the legacy Caffe (full width) instead of the fixtures")
     parser.add_argument("--variant", nargs="+", default=[], metavar="NAME", help="only these fixtures / variants")
     parser.add_argument("--all-layers", action="store_true", help="list every blob, not only the worst")
     args = parser.parse_args(argv)
+    return run("parity_tests.report", lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
     results = live_results(args.variant) if args.live else fixture_results(args.variant)
     if not results:
-        print(f"report: no {'live case' if args.live else 'fixture'} matches {' '.join(args.variant)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no {'live case' if args.live else 'fixture'} matches {' '.join(args.variant)}")
     for result in results:
         print("\n".join(table(result, args.all_layers)))
     failed = [r.label for r in results if not all(e.ok for e in r.errors) or r.argmax_differ]

@@ -14,7 +14,6 @@ stay outside the repository (nothing of theirs is committed).
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from port.calibrate import calibrate_bn
+from port.cli import OneLineParser, run
 from port.config import PSANetConfig
 from port.contracts import contract_of
 from port.io import save_weights
@@ -136,12 +136,13 @@ def run_mmseg(checkout: Path) -> bool:
     return ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser("parity_tests.upstream_families", __doc__.splitlines()[0])
     parser.add_argument("family", choices=("semseg", "mmseg"))
     parser.add_argument("--checkout", type=Path, required=True, help="a hszhao/semseg checkout (outside the repo)")
-    args = parser.parse_args()
-    return 0 if (run_semseg if args.family == "semseg" else run_mmseg)(args.checkout) else 1
+    args = parser.parse_args(argv)
+    check = run_semseg if args.family == "semseg" else run_mmseg
+    return run("parity_tests.upstream_families", lambda: 0 if check(args.checkout) else 1)
 
 
 if __name__ == "__main__":

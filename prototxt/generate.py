@@ -1,12 +1,12 @@
 """Write (or, with --check, verify) every network definition: `python -m prototxt.generate [--out DIR] [--check]`."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from port.cli import OneLineParser, UsageError, run
 from prototxt.network import definitions
 
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"  # generated files only; the generator stays apart
@@ -34,22 +34,25 @@ def write(out: Path, files: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry; exit 0 on success, 1 when --check finds stale files, 2 on bad input."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = OneLineParser("prototxt.generate", __doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFINITIONS,
                         help="folder for the .prototxt files (default: prototxt/definitions)")
     parser.add_argument("--check", action="store_true", help="write nothing; fail if the folder's files are stale")
     args = parser.parse_args(argv)
-    if not args.out.is_dir():
-        print(f"prototxt.generate: --out {args.out} is not an existing folder", file=sys.stderr)
-        return 2
+    return run("prototxt.generate", lambda: _generate(args.out, args.check))
+
+
+def _generate(out: Path, check: bool) -> int:
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is not an existing folder")
     files = definitions()
-    if args.check:
-        bad = stale(args.out, files)
+    if check:
+        bad = stale(out, files)
         for name in bad:
-            print(f"stale: {args.out / name}", file=sys.stderr)
+            print(f"stale: {out / name}", file=sys.stderr)
         return 1 if bad else 0
-    write(args.out, files)
-    print(f"wrote {len(files)} definitions to {args.out}")
+    write(out, files)
+    print(f"wrote {len(files)} definitions to {out}")
     return 0
 
 
