@@ -105,7 +105,7 @@ def profile(
 
     from port.memory import keep_freed_memory_after_first_forward
     from port.model import create_model
-    from port.model.layers import Interp, InterpTo
+    from port.model.layers import InterpTo, Resample
     from port.optimize import for_inference
     from port.optimize.fused_conv import FusedConv
     from port.optimize.rewrite import FusedPSA
@@ -118,7 +118,7 @@ def profile(
     del model
     x = 50 * torch.randn(1, 3, size, size)
     kinds: dict[str, str] = {}
-    timed = {n: m for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Interp, InterpTo))}
+    timed = {n: m for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Resample, InterpTo))}
     for name, module in timed.items():
         if isinstance(module, FusedConv):
             kinds[name] = conv_kind(name, module.plain_shape[-1], module.stride[0], module.dilation[0])

@@ -97,30 +97,30 @@ def interp(
     return ops.interp(x, *size)
 
 
-class Interp(nn.Module):
-    """Module form of `interp` (so forward hooks can see a named Caffe blob)."""
+class Resample(nn.Module):
+    """One of PSANet's resizes under its family's rule, called with the size and corner alignment the network decided.
 
-    def __init__(self, shrink: int | None = None, zoom: int | None = None) -> None:
+    "caffe": the fork's Interp with its fixed shrink or zoom factor (the size it gives is the factor's; the call's
+    size and alignment are what that gives at the 8k+1 sides, and PSANet checks the zoom back against conv5_3).
+    "mmseg": bilinear resize to the call's size, corners aligned or not (mmsegmentation's `resize`).
+    """
+
+    def __init__(self, rule: str, shrink: int | None = None, zoom: int | None = None) -> None:
         super().__init__()
-        self.shrink = shrink
-        self.zoom = zoom
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return interp(x, shrink=self.shrink, zoom=self.zoom)
-
-    def extra_repr(self) -> str:
-        return f"shrink={self.shrink}, zoom={self.zoom}"
-
-
-class Resize(nn.Module):
-    """Bilinear resize to a size given with each call, corners aligned or not (mmsegmentation's `resize`)."""
+        self.rule, self.shrink, self.zoom = rule, shrink, zoom
 
     def forward(self, x: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
+        if self.rule == "caffe":
+            return interp(x, shrink=self.shrink, zoom=self.zoom)
         if tuple(x.shape[-2:]) == tuple(size):
             return x
         if align_corners:
             return interp(x, out=tuple(size))
         return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+    def extra_repr(self) -> str:
+        factor = f", shrink={self.shrink}" if self.shrink else f", zoom={self.zoom}" if self.zoom else ""
+        return f"rule={self.rule}{factor}"
 
 
 class InterpTo(nn.Module):

@@ -10,7 +10,7 @@ from torch import nn
 from port import ops
 from port.config import PSA_TYPES, PSANetConfig, psa_side
 from port.model.heads import build_head
-from port.model.layers import Concat, ConvBN, Interp, Resize, at_least_float
+from port.model.layers import Concat, ConvBN, Resample, at_least_float
 from port.model.resnet import STEM, make_stage
 from port.variants import Variant
 
@@ -60,20 +60,16 @@ class PSABranch(nn.Module):
         bn = {"eps": cfg.bn_eps, "momentum": cfg.bn_momentum}
         width = cfg.channels(512)
         self.reduce = ConvBN(cin, width, **bn)
-        self.shrink_factor = cfg.shrink_factor
-        self.shrink: nn.Module | None = None
-        if cfg.shrink_factor > 1:
-            self.shrink = Interp(shrink=cfg.shrink_factor) if cfg.resize_rule == "caffe" else Resize()
+        self.shrink = Resample(cfg.resize_rule, shrink=cfg.shrink_factor) if cfg.shrink_factor > 1 else None
         self.fc1 = ConvBN(width, width, **bn)
         self.fc2 = nn.Conv2d(width, cfg.mask_channels, 1, bias=False)
         self.attention = PointwiseSpatialAttention(cfg, PSA_TYPES[name])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, side: tuple[int, int], aligned: bool) -> torch.Tensor:
+        """`side`, `aligned`: the PSA input size and corner alignment PSANet decided for this conv5_3 (`psa_side`)."""
         x = self.reduce(x)
-        if isinstance(self.shrink, Resize):
-            x = self.shrink(x, *psa_side(x.shape[-2:], self.shrink_factor, "mmseg"))
-        elif self.shrink is not None:
-            x = self.shrink(x)
+        if self.shrink is not None:
+            x = self.shrink(x, side, aligned)
         return self.attention(x, self.fc2(self.fc1(x)))
 
 
@@ -109,20 +105,18 @@ class PSANet(nn.Module):
             self.global_feature = Concat()
             # NOTE: mmseg's PSAHead pads its 1x1 `proj` by 1 (post_psa_pad), so a ring of relu(BN(0)) is resized in.
             self.conv_post_PSA = ConvBN(cfg.channels(512) * len(cfg.branches), trunk, pad=cfg.post_psa_pad, **bn)
-            self.conv_post_PSA_zoom: nn.Module | None = None
-            if cfg.resize_rule == "mmseg":
-                self.conv_post_PSA_zoom = Resize()
-            elif cfg.shrink_factor > 1:
-                self.conv_post_PSA_zoom = Interp(zoom=cfg.shrink_factor)
+            # mmseg resizes back whatever the factor (a no-op at factor 1); the fork zooms only what it shrank
+            zooms_back = cfg.resize_rule == "mmseg" or cfg.shrink_factor > 1
+            self.conv_post_PSA_zoom = Resample(cfg.resize_rule, zoom=cfg.shrink_factor) if zooms_back else None
             self.conv5_3_concat = Concat()
             head_in = 2 * trunk
         self.conv5_4 = ConvBN(head_in, cfg.channels(512), 3, dropout=cfg.dropout, **bn)
         self.conv6 = nn.Conv2d(cfg.channels(512), cfg.num_classes, 1)
-        self.conv6_zoom = Interp(zoom=8) if cfg.resize_rule == "caffe" else Resize()
+        self.conv6_zoom = Resample(cfg.resize_rule, zoom=8)
         if cfg.aux:
             self.conv4_aux_3x3 = ConvBN(cfg.channels(1024), cfg.channels(256), 3, dropout=cfg.dropout, **bn)
             self.conv6_aux = nn.Conv2d(cfg.channels(256), cfg.num_classes, 1)
-            self.conv6_aux_zoom = Interp(zoom=8) if cfg.resize_rule == "caffe" else Resize()
+            self.conv6_aux_zoom = Resample(cfg.resize_rule, zoom=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | PSANetOutput:
         size = x.shape[-2:]
@@ -138,13 +132,10 @@ class PSANet(nn.Module):
         if self.context is not None:
             x = self.context(x)
         elif self.cfg.branches:
-            post = self.conv_post_PSA(self.global_feature(*(branch(x) for branch in self.psa.values())))
-            if isinstance(self.conv_post_PSA_zoom, Resize):
-                # the head's align_corners (False) unless the odd-sided shrink aligned them
-                aligned = self.cfg.shrink_factor > 1 and psa_side(x.shape[-2:], self.cfg.shrink_factor, "mmseg")[1]
+            side, aligned = psa_side(x.shape[-2:], self.cfg.shrink_factor, self.cfg.resize_rule)
+            post = self.conv_post_PSA(self.global_feature(*(branch(x, side, aligned) for branch in self.psa.values())))
+            if self.conv_post_PSA_zoom is not None:
                 post = self.conv_post_PSA_zoom(post, x.shape[-2:], aligned)
-            elif self.conv_post_PSA_zoom is not None:
-                post = self.conv_post_PSA_zoom(post)
             if post.shape[-2:] != x.shape[-2:]:
                 raise ValueError(
                     f"shrink x{self.cfg.shrink_factor} then zoom gives {tuple(post.shape[-2:])} from a "
@@ -153,19 +144,14 @@ class PSANet(nn.Module):
             x = self.conv5_3_concat(x, post)
         logits = self.conv6(self.conv5_4(x))
         if not self.training:
-            return self.zoom(self.conv6_zoom, logits, size)
+            return self.conv6_zoom(logits, size, False)
         aux = self.conv6_aux(self.conv4_aux_3x3(conv4)) if self.cfg.aux else None
         if self.zoom_train_logits:
             # Autocast logits are zoomed in float32, which the loss needs anyway (as bf16 inference does): the cast
             # moves 1/64 of the bytes, the zoom is the exact interpolation of the bf16 values and runs faster on CPU.
-            logits = self.zoom(self.conv6_zoom, at_least_float(logits), size)
-            aux = None if aux is None else self.zoom(self.conv6_aux_zoom, at_least_float(aux), size)
+            logits = self.conv6_zoom(at_least_float(logits), size, False)
+            aux = None if aux is None else self.conv6_aux_zoom(at_least_float(aux), size, False)
         return PSANetOutput(logits, aux)
-
-    def zoom(self, layer: nn.Module, logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
-        """The logits at the input's resolution: the fork's x8 Interp (8k+1 sides), or mmseg's half-pixel resize to
-        the input's size."""
-        return layer(logits) if self.cfg.resize_rule == "caffe" else layer(logits, size, False)
 
     def loss(self, output: PSANetOutput, target: torch.Tensor) -> torch.Tensor:
         """Training loss: cross-entropy (255 ignored) on the main logits + cfg.aux_weight x the aux one."""
