@@ -20,7 +20,7 @@ ENV = "PSANET_CAFFE_BENCH"
 
 
 def pycaffe() -> Any:
-    """`import caffe` in CPU mode with its logging quiet (a worker process's own setting)."""
+    """`import caffe` in CPU mode with its logging quiet (the benchmark workers and the parity tests alike)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     import caffe
 

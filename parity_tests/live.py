@@ -3,30 +3,21 @@ comparison."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.caffe_binary import pycaffe
 from parity_tests.compare import Result, named_blobs, parity
 from parity_tests.conversion import load_converted
 from parity_tests.definitions import input_shapes, producer_types, with_inputs, write
 from parity_tests.random_weights import random_input, randomize
 
 
-def caffe_module() -> Any:
-    """`import caffe` in CPU mode with its logging quiet."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    import caffe
-
-    caffe.set_mode_cpu()
-    return caffe
-
-
 def random_net(text: str, folder: Path, seed: int, phase: str = "TEST") -> Any:
     """The caffe.Net of `text` with random weights (deterministic for a seed)."""
-    caffe = caffe_module()
+    caffe = pycaffe()
     net = caffe.Net(str(write(folder, "run.prototxt", text)), getattr(caffe, phase))
     randomize(net, seed)
     return net

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.caffe_binary import pycaffe
 from parity_tests.definitions import Shape, write
-from parity_tests.live import caffe_module
 from port.config import PSANetConfig
 from port.model import param_table
 from prototxt.builder import NetBuilder
@@ -27,7 +27,7 @@ def header(inputs: dict[str, Shape]) -> str:
 
 def build(folder: Path, layers: str, inputs: dict[str, np.ndarray], train: bool = False) -> Any:
     """A caffe.Net of `layers` with the given input blobs filled."""
-    caffe = caffe_module()
+    caffe = pycaffe()
     text = header({k: v.shape for k, v in inputs.items()}) + layers
     net = caffe.Net(str(write(folder, "small.prototxt", text)), caffe.TRAIN if train else caffe.TEST)
     for name, value in inputs.items():

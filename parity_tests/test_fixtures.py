@@ -38,10 +38,11 @@ def test_fixture_is_current(fixture: Fixture) -> None:
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
 def test_fixture_matches_live_caffe(fixture: Fixture, tmp_path: Path) -> None:
     """The committed caffemodel, run by the legacy Caffe today, still gives the recorded blobs."""
+    from bench.caffe_binary import pycaffe
     from parity_tests.definitions import input_shapes, with_inputs, write
-    from parity_tests.live import caffe_forward, caffe_module
+    from parity_tests.live import caffe_forward
 
-    caffe = caffe_module()
+    caffe = pycaffe()
     x, blobs = recorded(fixture)
     batch, _, height, width = fixture.shape
     text = with_inputs(fixture.path(".prototxt").read_text(), input_shapes(batch, height, width))

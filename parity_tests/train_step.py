@@ -9,11 +9,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.caffe_binary import pycaffe
 from parity_tests.caffe_bn import CaffeArithmeticBN
 from parity_tests.conversion import load_converted
 from parity_tests.definitions import generated_text, layer_params, write
 from parity_tests.kinks import install_kinks, kinks_taken, take_caffe_masks
-from parity_tests.live import caffe_module, random_net
+from parity_tests.live import random_net
 from parity_tests.random_weights import random_input
 from port.model import PSANet, param_table
 from port.model.layers import CaffeBN
@@ -54,7 +55,7 @@ def live_case(name: str, folder: Path, seed: int) -> LiveCase:
 
 def caffe_solver(folder: Path, train_text: str, weights: Path, schedule: Schedule = FIXED) -> Any:
     """An SGDSolver over `train_text` starting from `weights`."""
-    caffe = caffe_module()
+    caffe = pycaffe()
     net_path = write(folder, "train.prototxt", train_text)
     solver = caffe.SGDSolver(str(write(folder, "solver.prototxt", solver_text(net_path, schedule))))
     solver.net.copy_from(str(weights))

@@ -18,7 +18,7 @@ from port.cli import OneLineParser, UsageError, run
 from port.cli_options import require_device, require_file
 from port.config import PSA_TYPES
 from port.contracts import contract_of
-from port.evaluate.datasets import BadFile, read_image
+from port.evaluate.datasets import read_image
 from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import to_network_input
 from port.evaluate.matlab_resize import resize_image
@@ -124,10 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     require_file(args.weights)
     require_device(args.device)
-    try:
-        image = read_image(args.image)
-    except BadFile as exc:
-        raise UsageError(str(exc)) from None
+    image = read_image(args.image)  # a BadFile is the tool's one error line (port.cli.run)
     pixel = tuple(args.pixel)
     if not (0 <= pixel[0] < image.shape[0] and 0 <= pixel[1] < image.shape[1]):
         raise UsageError(f"pixel {pixel} is outside the {image.shape[0]}x{image.shape[1]} image")

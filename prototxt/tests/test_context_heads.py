@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity_tests.live import caffe_module
+from bench.caffe_binary import pycaffe
 from port.model.aspp import ASPP_RATES
 from port.variants import VARIANTS
 from prototxt.context import has_definition, tied_to_crop
@@ -89,7 +89,7 @@ def test_which_heads_have_definitions() -> None:
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("head", HEADS)
 def test_caffe_runs_the_definition(head: str, train: bool, tmp_path: Path) -> None:
-    caffe = caffe_module()
+    caffe = pycaffe()
     cfg = VARIANTS[f"psanet50_ade20k_465_{head}"].config.with_(crop=SMALL)
     text = train_text(head, cfg, batch=2) if train else deploy_text(head, cfg)
     path = tmp_path / "net.prototxt"
