@@ -1,13 +1,14 @@
 """A training step by layer type: each convolution type's forward and backward against its own roof (CPU).
 
-From one profiled step (torch.profiler with shapes) of bench/train_worker.py, every `aten::convolution` and
-`aten::convolution_backward` is matched to its layer through the (input shape, weight shape, stride, dilation)
-that forward hooks saw in the same step, and grouped as bench/layer_profile.py groups layers. A forward is one
-GEMM (M = output pixels, K = input channels x taps, N = output channels); a backward is up to two, backward data
-(M = input pixels, K = output channels x taps, N = input channels) and backward weights (M = output channels,
-K = output pixels, N = input channels x taps), as its output mask asks. Each type's time is set against its own
-roof (`Layer.own_seconds`: `torch.mm` at those shapes, or its bytes at the memory roof). Batch norm, ReLU, the
-PSA op, the fused loss, Interp, autocast's casts and the SGD update are shown by time only.
+From one profiled step (torch.profiler with shapes) of bench/train_worker.py, every `aten::convolution`,
+`aten::convolution_backward` and `psanet::conv_weight_grad` (the weight gradient by taps) is matched to its layer
+through the (input shape, weight shape, stride, dilation) that forward hooks saw in the same step, and grouped as
+bench/layer_profile.py groups layers. A forward is one GEMM (M = output pixels, K = input channels x taps, N = output
+channels); a backward is up to two, backward data (M = input pixels, K = output channels x taps, N = input channels)
+and backward weights (M = output channels, K = output pixels, N = input channels x taps), as its output mask asks.
+Each type's time is set against its own roof (`Layer.own_seconds`: `torch.mm` at those shapes, or its bytes at the
+memory roof). Batch norm, ReLU, the PSA op, the fused loss, Interp, autocast's casts and the SGD update are shown by
+time only.
 """
 from __future__ import annotations
 
@@ -75,12 +76,23 @@ def conv_layers(model: Any) -> Iterator[Seen]:
             handle.remove()
 
 
+WEIGHT_GRAD = "psanet::conv_weight_grad"  # port.model.conv's weight gradient by taps, where port.cpu chooses it
+CONV_EVENTS = ("aten::convolution", "aten::convolution_backward", WEIGHT_GRAD)
+
+
 def conv_call(event: Any, layers: Seen, itemsize: int) -> tuple[str, Layer]:
-    """The layer type of one profiled convolution (forward or backward) and its seconds, FLOPs, bytes and GEMMs."""
-    backward = event.name == "aten::convolution_backward"
+    """The layer type of one profiled convolution (forward, backward, or weight gradient by taps) and its seconds,
+    FLOPs, bytes and GEMMs."""
     shapes, args = event.input_shapes, event.concrete_inputs
-    x, w = (shapes[1], shapes[2]) if backward else (shapes[0], shapes[1])
-    stride, dilation = (args[4], args[6]) if backward else (args[3], args[5])
+    if event.name == WEIGHT_GRAD:  # (input, grad_output, kernel, padding, dilation)
+        x, w, stride, dilation = shapes[0], [shapes[1][1], shapes[0][1], *args[2]], [1, 1], args[4]
+        data, weights = False, True
+    elif event.name == "aten::convolution_backward":
+        x, w, stride, dilation = shapes[1], shapes[2], args[4], args[6]
+        data, weights = args[10][0], args[10][1]
+    else:
+        x, w, stride, dilation = shapes[0], shapes[1], args[3], args[5]
+        data = weights = False
     key = (tuple(x), tuple(w), tuple(stride), tuple(dilation))
     if key not in layers:
         raise KeyError(f"{event.name} with input {x}, weight {w}, stride {stride}, dilation {dilation}: no nn.Conv2d "
@@ -89,11 +101,10 @@ def conv_call(event: Any, layers: Seen, itemsize: int) -> tuple[str, Layer]:
     taps, out_pixels, in_pixels = w[2] * w[3], out[0] * out[2] * out[3], x[0] * x[2] * x[3]
     forward, flops = conv_gemm(w, out_pixels)
     sizes = {"x": math.prod(x), "w": math.prod(w), "out": math.prod(out)}
-    if not backward:
+    if event.name == "aten::convolution":
         gemms = ((forward, flops),)
         moved = sizes["x"] + sizes["w"] + sizes["out"]
     else:
-        data, weights = args[10][0], args[10][1]
         gemms = ((((in_pixels, w[0] * taps, w[1]), flops),) if data else ()) + (
             (((w[0], out_pixels, w[1] * taps), flops),) if weights else ()
         )
@@ -107,9 +118,9 @@ def split(events: Any, layers: Seen, itemsize: int) -> tuple[Convs, Timed]:
     timed: Timed = defaultdict(lambda: dict.fromkeys(PASSES, 0.0))
 
     def visit(event: Any) -> None:
-        if event.name in ("aten::convolution", "aten::convolution_backward"):
+        if event.name in CONV_EVENTS:
             kind, layer = conv_call(event, layers, itemsize)
-            convs["bwd" if event.name.endswith("backward") else "fwd"][kind].append(layer)
+            convs["fwd" if event.name == "aten::convolution" else "bwd"][kind].append(layer)
         elif event.name in TIMED_OPS or event.name.startswith(UPDATE_PREFIX):
             row, phase = TIMED_OPS.get(event.name, ("SGD update", "update"))
             timed[row][phase] += event.cpu_time_total / 1e6

@@ -1,5 +1,6 @@
 """One training step at full width, legacy Caffe's SGDSolver vs the port (fp32, bf16 autocast; channels-last or *_nchw;
-*_aten_bn: PyTorch's batch norm + ReLU instead of the fused kernel).
+*_aten_bn: PyTorch's batch norm + ReLU instead of the fused kernel; fp32_onednn_wgrad: oneDNN's weight gradients
+where port.cpu takes them by taps).
 
 Same random weights (written to Caffe through converters/torch2caffe), same random images and labels (batch 1 unless
 --batch), the generated train definition (aux loss 0.4, TRAIN-mode BN, dropout 0.1) and the caffe recipe (poly SGD).
@@ -33,7 +34,9 @@ from bench.e2e_report import GIB
 from port import cpu
 
 WORKER = "bench.train_worker"
-MODES = ("caffe", "fp32", "fp32_nchw", "fp32_aten_bn", "tf32", "bf16", "bf16_nchw", "bf16_aten_bn")
+MODES = (
+    "caffe", "fp32", "fp32_nchw", "fp32_aten_bn", "fp32_onednn_wgrad", "tf32", "bf16", "bf16_nchw", "bf16_aten_bn"
+)
 CUDA_MODES = ["fp32", "tf32", "bf16", "bf16_nchw"]
 TARGETS = {"fp32": 1.3, "bf16_amx": 3.0, "bf16": 1.8, "memory": 0.5}
 

@@ -1,8 +1,9 @@
 """The one module that knows the CPU: its instruction sets, and which fast paths follow from them.
 
 Every capability-dependent choice of the project asks here: the fast path's dtype and weight packing
-(port.optimize), int8 (port.quantize), the trainer's autocast, the train-mode BN kernel's vector loops
-(port.ops), and the benchmarks' roofs and modes. Nothing here changes the process: it only reads.
+(port.optimize), int8 (port.quantize), the trainer's autocast, the train-mode BN kernel's vector loops and the
+convolutions' weight gradients (port.model.conv), and the benchmarks' roofs and modes. Nothing here changes the
+process: it only reads.
 
 A lesser CPU can be reported on any machine, so every fallback path runs in tests everywhere:
 PSANET_CPU_CAPABILITY=default|avx2|avx512 caps the x86 level (flags above it are dropped), as do torch's
@@ -80,6 +81,13 @@ class CpuInfo:
         """The fast path's oneDNN convolutions with prepacked weights and fused post-ops (x86, AVX2 or better);
         elsewhere it runs plain conv2d, which ATen sends to the platform's own kernels."""
         return self.x86 and self.level != "default"
+
+    @property
+    def tap_weight_gradients(self) -> bool:
+        """float32 convolution weight gradients as one matrix product per kernel tap (psanet::conv_weight_grad)
+        instead of oneDNN's own kernel: x86 at the AVX2 level, where oneDNN's weight-gradient kernels ran at 27-54%
+        of torch.mm at the 3x3 layers' shapes (docs/PERFORMANCE.md); AVX-512, AMX and aarch64 keep oneDNN's."""
+        return self.x86 and self.level == "avx2"
 
     @property
     def vector_level(self) -> int:

@@ -1,4 +1,5 @@
-// The psanet operator library (PSA, the fused zoom + cross-entropy loss, Interp, train-mode batch norm + ReLU):
+// The psanet operator library (PSA, the fused zoom + cross-entropy loss, Interp, train-mode batch norm + ReLU, the
+// convolution weight gradient by taps):
 // schemas, and the (empty) Python module port._C that loads them.
 #include <Python.h>
 #include <torch/library.h>
@@ -53,4 +54,6 @@ TORCH_LIBRARY(psanet, m) {
   m.def(
       "batch_norm_relu_backward(Tensor grad, Tensor x, Tensor weight, Tensor bias, Tensor mean, Tensor invstd, "
       "bool relu) -> (Tensor, Tensor, Tensor)");
+  // The weight gradient (O, C, kh, kw) of a stride-1 ungrouped convolution of `input` that gave `grad_output`.
+  m.def("conv_weight_grad(Tensor input, Tensor grad_output, int[2] kernel, int[2] padding, int[2] dilation) -> Tensor");
 }

@@ -9,6 +9,7 @@ from torch import nn
 
 from port import ops
 from port.config import shrink_out, zoom_out
+from port.model.conv import Conv2d
 from port.ops.layout import memory_format_of
 
 
@@ -181,7 +182,7 @@ class ConvBN(nn.Module):
     ) -> None:
         super().__init__()
         pad = dilation * (kernel - 1) // 2 if pad is None else pad
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, pad, dilation, bias=False)
+        self.conv = Conv2d(cin, cout, kernel, stride, pad, dilation, bias=False)
         self.bn = CaffeBN(cout, eps, momentum, bn_slope_filler)
         self.relu = nn.ReLU() if relu else nn.Identity()
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # Caffe drops single elements

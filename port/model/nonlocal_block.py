@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from port.config import PSANetConfig
+from port.model.conv import Conv2d
 from port.model.heads import register
 from port.model.layers import ConvBN
 
@@ -32,9 +33,9 @@ class NonLocalHead(nn.Module):
     def __init__(self, cfg: PSANetConfig, trunk: int) -> None:
         super().__init__()
         inner = max(1, trunk // 2)
-        self.conv5_3_nl_theta = nn.Conv2d(trunk, inner, 1)
-        self.conv5_3_nl_phi = nn.Conv2d(trunk, inner, 1)
-        self.conv5_3_nl_g = nn.Conv2d(trunk, inner, 1)
+        self.conv5_3_nl_theta = Conv2d(trunk, inner, 1)
+        self.conv5_3_nl_phi = Conv2d(trunk, inner, 1)
+        self.conv5_3_nl_g = Conv2d(trunk, inner, 1)
         self.conv5_3_nl_attention = EmbeddedGaussian()
         # BN slope 0: the block starts as the identity (Wang et al.); the trainer's fillers keep it.
         self.conv5_3_nl_out = ConvBN(

@@ -9,6 +9,7 @@ from torch import nn
 
 from port import ops
 from port.config import PSA_TYPES, PSANetConfig, psa_side
+from port.model.conv import Conv2d
 from port.model.heads import build_head
 from port.model.layers import Concat, ConvBN, Resample, at_least_float
 from port.model.resnet import STEM, make_stage
@@ -62,7 +63,7 @@ class PSABranch(nn.Module):
         self.reduce = ConvBN(cin, width, **bn)
         self.shrink = Resample(cfg.resize_rule, shrink=cfg.shrink_factor) if cfg.shrink_factor > 1 else None
         self.fc1 = ConvBN(width, width, **bn)
-        self.fc2 = nn.Conv2d(width, cfg.mask_channels, 1, bias=False)
+        self.fc2 = Conv2d(width, cfg.mask_channels, 1, bias=False)
         self.attention = PointwiseSpatialAttention(cfg, PSA_TYPES[name])
 
     def forward(self, x: torch.Tensor, side: tuple[int, int], aligned: bool) -> torch.Tensor:
@@ -111,11 +112,11 @@ class PSANet(nn.Module):
             self.conv5_3_concat = Concat()
             head_in = 2 * trunk
         self.conv5_4 = ConvBN(head_in, cfg.channels(512), 3, dropout=cfg.dropout, **bn)
-        self.conv6 = nn.Conv2d(cfg.channels(512), cfg.num_classes, 1)
+        self.conv6 = Conv2d(cfg.channels(512), cfg.num_classes, 1)
         self.conv6_zoom = Resample(cfg.resize_rule, zoom=8)
         if cfg.aux:
             self.conv4_aux_3x3 = ConvBN(cfg.channels(1024), cfg.channels(256), 3, dropout=cfg.dropout, **bn)
-            self.conv6_aux = nn.Conv2d(cfg.channels(256), cfg.num_classes, 1)
+            self.conv6_aux = Conv2d(cfg.channels(256), cfg.num_classes, 1)
             self.conv6_aux_zoom = Resample(cfg.resize_rule, zoom=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | PSANetOutput:

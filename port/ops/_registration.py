@@ -1,4 +1,4 @@
-"""Python-side registrations for the C++-defined torch.ops.psanet operators: fake kernels and autograd.
+"""Python-side registrations for the C++-defined torch.ops.psanet operators: fake kernels, autograd, FLOP counts.
 
 Autograd is registered here with `torch.library.register_autograd` (one place for all ops; the
 backward ops are kernels of their own), fake kernels with `torch.library.register_fake`, so that
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
 from port import torch_private
 from port.ops.layout import memory_format_of
@@ -146,3 +147,18 @@ def _batch_norm_relu_backward(ctx: Any, grad: torch.Tensor, *_grad_stats: Any) -
 torch.library.register_autograd(
     "psanet::batch_norm_relu", _batch_norm_relu_backward, setup_context=_save_batch_norm_relu
 )
+
+
+@torch.library.register_fake("psanet::conv_weight_grad")
+def _conv_weight_grad_fake(x: torch.Tensor, grad: torch.Tensor, kernel: list[int], *args: Any) -> torch.Tensor:
+    weight = x.new_empty((grad.shape[1], kernel[0], kernel[1], x.shape[1]))
+    return weight.permute(0, 3, 1, 2)  # channels-last, as the kernel returns it
+
+
+@register_flop_formula(torch.ops.psanet.conv_weight_grad)
+def _conv_weight_grad_flops(
+    x_shape: list[int], grad_shape: list[int], kernel: list[int], *args: Any, **kwargs: Any
+) -> int:
+    """A multiply and an add per weight per output pixel, as torch counts a convolution's weight gradient."""
+    n, o, ho, wo = grad_shape
+    return 2 * o * x_shape[1] * kernel[0] * kernel[1] * n * ho * wo

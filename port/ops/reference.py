@@ -1,5 +1,6 @@
 """Pure-PyTorch semantics of the psanet operators (the fork's PointwiseSpatialAttention layer, its Interp zoom
-followed by SoftmaxWithLoss, and its train-mode BN followed by ReLU); the oracle for the kernels."""
+followed by SoftmaxWithLoss, its train-mode BN followed by ReLU, a convolution's weight gradient by taps); the oracle
+for the kernels."""
 from __future__ import annotations
 
 import torch
@@ -106,3 +107,25 @@ def batch_norm_relu_reference(
     out = centred * (invstd * weight)[None, :, None, None] + bias[None, :, None, None]
     out = torch.relu(out) if relu else out
     return out.to(x.dtype), mean.detach(), invstd.detach()
+
+
+def conv_weight_grad_reference(
+    x: torch.Tensor, grad: torch.Tensor, kernel: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int]
+) -> torch.Tensor:
+    """The weight gradient (O, C, kh, kw) of conv2d(x, weight, stride 1, padding, dilation) given the output's
+    gradient, one matrix product per tap: the input zero-padded into channels-last Hp x Wp planes with slack rows, the
+    gradient into the same planes (zero outside its pixels), tap (i, j) a row-shifted slice of the padded input."""
+    n, c, h, w = x.shape
+    o, ho, wo = grad.shape[1:]
+    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+    rows = n * hp * wp
+    slack = (kernel[0] - 1) * dilation[0] * wp + (kernel[1] - 1) * dilation[1]
+    planes = x.new_zeros(rows + slack, c)
+    planes[:rows].view(n, hp, wp, c)[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x.permute(0, 2, 3, 1)
+    g = grad.new_zeros(n, hp, wp, o)
+    g[:, :ho, :wo] = grad.permute(0, 2, 3, 1)
+    gt = g.view(rows, o).t()
+    taps = [
+        gt @ planes[i * dilation[0] * wp + j * dilation[1]:][:rows] for i in range(kernel[0]) for j in range(kernel[1])
+    ]
+    return torch.stack(taps, dim=1).view(o, kernel[0], kernel[1], c).permute(0, 3, 1, 2)

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from port import ops
+from port.model.conv import Conv2d
 from port.model.layers import ConvBN
 from port.model.psanet import PointwiseSpatialAttention
 from port.model.resnet import Bottleneck
@@ -48,7 +49,7 @@ def rewrite(module: nn.Module, fuse: bool) -> None:
             child.dropout = nn.Identity()
             if fuse:
                 setattr(module, name, fused(child))
-        elif fuse and type(child) is nn.Conv2d and child.padding_mode == "zeros":
+        elif fuse and type(child) in (nn.Conv2d, Conv2d) and child.padding_mode == "zeros":
             setattr(module, name, FusedConv(child, relu=False))  # fc2, conv6: prepacked weights too
         elif isinstance(child, PointwiseSpatialAttention):
             setattr(module, name, FusedPSA(child))
