@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import port.model.conv
 from bench.onednn_verbose import Exec, capture, parse, summary
 from bench.train_step import prepare
 from bench.train_worker import port_step
+from port import cpu
 
 CONV = (
     "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,{prop},"
@@ -48,13 +50,21 @@ def test_summary_rows_per_pass_and_reorder_total() -> None:
     assert table[-1].startswith("Reorders per step: 1, 1.0 ms")
 
 
-@pytest.mark.parametrize("mode", ["fp32", pytest.param("bf16", marks=pytest.mark.native_bf16)])
-def test_a_training_step_runs_each_convolution_once_per_pass(mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "mode", ["fp32", "fp32_onednn_wgrad", pytest.param("bf16", marks=pytest.mark.native_bf16)]
+)
+def test_a_training_step_runs_each_convolution_once_per_pass(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every convolution of a (width/16 PSANet-50) channels-last step runs in oneDNN: one forward and one weight
-    gradient per Conv2d module, one input gradient for each but the stem's first (the image needs none)."""
+    gradient per Conv2d module, one input gradient for each but the stem's first (the image needs none); where
+    port.cpu takes float32 weight gradients by taps (AVX2), only the strided convolutions' are oneDNN's."""
     config = prepare(tmp_path, "psanet50_ade20k_465", seed=0, width_divisor=16, batch=1)
+    monkeypatch.setattr(port.model.conv, "TAP_WEIGHT_GRAD", True)  # restored after: port_step sets it by the mode
     step, _, model = port_step({"workdir": str(tmp_path), "mode": mode, "config": config, "dataset": "ade20k"})
     step()
     passes = Counter(e.prop for e in capture(step) if e.primitive == "convolution")
-    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    assert passes == {"forward_training": convs, "backward_weights": convs, "backward_data": convs - 1}
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    taps = mode == "fp32" and cpu.info().tap_weight_gradients
+    weights = sum(m.stride != (1, 1) for m in convs) if taps else len(convs)
+    assert passes == {"forward_training": len(convs), "backward_weights": weights, "backward_data": len(convs) - 1}

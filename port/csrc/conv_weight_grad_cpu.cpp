@@ -23,6 +23,10 @@ at::Tensor conv_weight_grad_cpu(const at::Tensor& input, const at::Tensor& grad_
               input.sizes(), " and ", grad_output.sizes());
   TORCH_CHECK(kernel.size() == 2 && padding.size() == 2 && dilation.size() == 2,
               "conv_weight_grad: kernel, padding and dilation take two values each");
+  for (int d = 0; d < 2; ++d) {
+    TORCH_CHECK(kernel[d] > 0 && dilation[d] > 0 && padding[d] >= 0, "conv_weight_grad: kernel ", kernel,
+                " and dilation ", dilation, " must be positive, padding ", padding, " non-negative");
+  }
   TORCH_CHECK(input.scalar_type() == grad_output.scalar_type(), "conv_weight_grad: input is ", input.scalar_type(),
               ", grad_output ", grad_output.scalar_type());
   const int64_t n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3), o = grad_output.size(1);

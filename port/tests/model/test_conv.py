@@ -27,6 +27,7 @@ def reported(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[int]]:
         return real(*args)  # type: ignore[arg-type]
 
     def report(level: str) -> list[int]:
+        monkeypatch.setattr(conv_module, "TAP_WEIGHT_GRAD", True)  # whatever PSANET_TAP_WEIGHT_GRAD says
         monkeypatch.setattr(cpu, "info", lambda: cpu.CpuInfo("x86_64", "test CPU", frozenset(), level))
         monkeypatch.setattr(conv_module, "conv2d_tap_grad", counted)
         return calls

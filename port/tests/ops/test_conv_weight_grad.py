@@ -82,8 +82,9 @@ def test_flop_count_is_a_convolutions() -> None:
         ((torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 7, 8), [3, 3], [1, 1], [1, 1]), "does not fit input"),
         ((torch.zeros(3, 8, 8), torch.zeros(1, 2, 8, 8), [3, 3], [1, 1], [1, 1]), "must be 4-D"),
         ((torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 8, 8, dtype=torch.float64), [3, 3], [1, 1], [1, 1]), "Double"),
+        ((torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 8, 8), [3, 3], [1, 1], [0, 1]), "must be positive"),
     ],
-    ids=["output_size", "three_dims", "dtypes"],
+    ids=["output_size", "three_dims", "dtypes", "dilation"],
 )
 def test_bad_input_is_named(args: tuple, message: str) -> None:
     with pytest.raises(RuntimeError, match=message):
