@@ -76,24 +76,25 @@ def test_only_float32_cpu_stride_one_with_weight_gradients_unless_switched_off(r
 
 
 def test_a_psanets_gradients_are_the_same_either_way(reported) -> None:
-    """A train step of a width/16 PSANet-50 with the taps (AVX2) and without: the same input gradients and weight
-    gradients within float32's summation-order differences."""
+    """A train step of a width/16 PSANet-50 with the taps (AVX2) and without: every parameter's gradient the same
+    within float32's summation-order differences, and every stride-1 convolution taking the taps."""
 
-    def gradients(level: str) -> dict[str, torch.Tensor]:
+    def step() -> tuple[dict[str, torch.Tensor], int]:
+        """The step's parameter gradients, and the model's stride-1 convolutions."""
         torch.manual_seed(0)
         model = create_model("psanet50_ade20k_465", width_divisor=16, crop=65).train().to(
             memory_format=torch.channels_last)
         out = model(torch.randn(1, 3, 65, 65).contiguous(memory_format=torch.channels_last))
         model.loss(out, torch.randint(0, 150, (1, 65, 65))).backward()
-        return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        return grads, sum(isinstance(m, nn.Conv2d) and m.stride == (1, 1) for m in model.modules())
 
     calls = reported("avx512")
-    without = gradients("avx512")
+    without, _ = step()
     assert calls == []
     reported("avx2")
-    with_taps = gradients("avx2")
-    model = create_model("psanet50_ade20k_465", width_divisor=16, crop=65)
-    assert len(calls) == sum(isinstance(m, nn.Conv2d) and m.stride == (1, 1) for m in model.modules()) > 50
+    with_taps, stride_one = step()
+    assert len(calls) == stride_one > 50
     assert with_taps.keys() == without.keys()
     for name, grad in without.items():
         torch.testing.assert_close(with_taps[name], grad, rtol=0, atol=1e-4 * grad.abs().max(), msg=name)
