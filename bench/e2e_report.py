@@ -8,6 +8,9 @@ GIB = 1024**3
 PORT_MODES = ("eager", "fast", "compile", "compile_frozen", "bf16", "int8")
 GLIBC = "_glibc"  # a mode name's suffix: the mode with glibc's default malloc (PSANET_KEEP_FREED_MEMORY=0)
 GLIBC_MODES = ("eager" + GLIBC, "fast" + GLIBC)  # the A/B for port/memory.py
+DIRECT = "_direct"  # a mode name's suffix: the mode with oneDNN's direct 3x3 convolutions (no Winograd)
+DIRECT_MODES = ("fast" + DIRECT,)  # the A/B for port/optimize/winograd.py
+EXTRA_MODES = (*GLIBC_MODES, *DIRECT_MODES)  # on request only
 ROOF_DTYPE = {"bf16": "bf16"}  # modes timed against the bf16 roof; int8 has no roof of its own here (–)
 
 
@@ -49,7 +52,7 @@ def table(cases: list[Case], roof: dict[str, float]) -> list[str]:
     for case in cases:
         caffe_s = case.per_image("caffe", "1")
         caffe_rss = case.results.get("caffe", {}).get("peak_rss")
-        for mode in ("caffe", *PORT_MODES, *GLIBC_MODES):
+        for mode in ("caffe", *PORT_MODES, *EXTRA_MODES):
             result = case.results.get(mode)
             if result is None:
                 continue
@@ -89,7 +92,7 @@ def check_lines(cases: list[Case]) -> list[str]:
         lowered = case.results.get("int8", {}).get("int8_lowered")
         if lowered:
             parts.append(f"int8 convolutions given oneDNN int8 kernels by inductor {lowered[0]} of {lowered[1]}")
-        parts += kept_vs_glibc(case)
+        parts += kept_vs_glibc(case) + winograd_vs_direct(case)
         setup = {m: r["setup_seconds"] for m, r in case.results.items() if "setup_seconds" in r}
         parts += [f"first forward incl. setup ({m}) {s:.1f} s" for m, s in setup.items()]
         lines.append(f"- **{case.name} {case.size}²** ({case.flops / 1e9:.0f} GFLOP/image): " + "; ".join(parts))
@@ -108,6 +111,16 @@ def kept_vs_glibc(case: Case) -> list[str]:
             rss = ", ".join(f"batch {b} {batch_rss(kept, b) / batch_rss(default, b):.2f}×" for b in shared)
             parts.append(f"{mode} with freed memory kept vs glibc's default: speed {speed}; peak RSS {rss}")
     return parts
+
+
+def winograd_vs_direct(case: Case) -> list[str]:
+    """Per batch, the fast path's speed with its Winograd 3x3s over oneDNN's direct ones, where both ran."""
+    fast, direct = case.results.get("fast", {}), case.results.get("fast" + DIRECT, {})
+    shared = [b for b in fast.get("seconds", {}) if b in direct.get("seconds", {})]
+    if not shared:
+        return []
+    speed = ", ".join(f"batch {b} {direct['seconds'][b] / fast['seconds'][b]:.2f}×" for b in shared)
+    return [f"fast with Winograd 3x3s vs oneDNN's direct ones (fast{DIRECT}): speed {speed}"]
 
 
 def _verdict(ok: bool | None) -> str:

@@ -6,7 +6,8 @@ for the port modes the batch-1 logits saved to `<workdir>/<tag>.npy` (for parity
 Modes: caffe (legacy Caffe CPU), eager, fast (port.optimize.for_inference), compile (torch.compile of
 fast), compile_frozen (the same with inductor freezing), bf16 (fast with bf16 weights), int8
 (port.quantize.quantize_int8 calibrated on 2 random images other than the timed ones), roof (torch.mm 4096^2 fp32 and
-bf16), gpu (when CUDA is present); eager_glibc / fast_glibc run eager / fast with PSANET_KEEP_FREED_MEMORY=0.
+bf16), gpu (when CUDA is present); eager_glibc / fast_glibc run eager / fast with PSANET_KEEP_FREED_MEMORY=0,
+fast_direct runs fast with oneDNN's direct 3x3 convolutions (port.optimize.winograd.WINOGRAD off).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from bench import caffe_binary
 from bench.common import answer, median_seconds, mm_roof, module_times, peak_rss_bytes, required_job, seconds, stopwatch
-from bench.e2e_report import GLIBC
+from bench.e2e_report import DIRECT, GLIBC
 
 WEIGHTS = {
     "eager": "weights.pt", "int8": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "compile_frozen": "fast.pt",
@@ -122,7 +123,7 @@ def forward_port(job: dict[str, Any]) -> dict[str, Any]:
             if batch == job["batches"][0]:
                 logits = model(x)  # first call: compilation for `compile`, weight reorders otherwise
                 result["setup_seconds"] = elapsed()
-                np.save(work / f"{job['mode']}.npy", logits[:1].float().numpy())
+                np.save(work / f"{job.get('tag', job['mode'])}.npy", logits[:1].float().numpy())
                 del logits
             result["seconds"][str(batch)] = median_seconds(lambda: model(x), job["warmup"], job["reps"])
             # batches run smallest first, so this is the peak of the process up to and including this batch
@@ -170,9 +171,15 @@ RUNNERS = {"caffe": forward_caffe, "roof": roof_only, "gpu": forward_gpu}
 
 def main() -> int:
     job = required_job("bench.e2e_worker")
+    job["tag"] = job["mode"]  # the logits' file: the mode as asked, suffix included
     if job["mode"].endswith(GLIBC):  # the same mode with glibc's default malloc (port/memory.py's opt-out)
         os.environ["PSANET_KEEP_FREED_MEMORY"] = "0"
         job["mode"] = job["mode"].removesuffix(GLIBC)
+    if job["mode"].endswith(DIRECT):  # the fast path without its Winograd convolutions (this process only)
+        from port.optimize import winograd
+
+        winograd.WINOGRAD = False
+        job["mode"] = job["mode"].removesuffix(DIRECT)
     result = RUNNERS.get(job["mode"], forward_port)(job)
     result.setdefault("peak_rss", peak_rss_bytes())
     return answer(result)

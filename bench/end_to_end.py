@@ -27,13 +27,13 @@ import numpy as np
 
 from bench import caffe_binary
 from bench.common import isa_line, model_name, parser, roof_text, run_worker, runnable_modes, stopwatch, write_report
-from bench.e2e_report import GLIBC_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines
+from bench.e2e_report import EXTRA_MODES, PORT_MODES, Case, check_lines, gpu_lines, table, target_lines
 from port import cpu
 from port.cli import show_progress
 
 WORKER = "bench.e2e_worker"
 DATASET_OF_SIZE = {465: "ade20k", 705: "cityscapes"}
-MODES = ("caffe", *PORT_MODES)  # the default run; GLIBC_MODES on request
+MODES = ("caffe", *PORT_MODES)  # the default run; EXTRA_MODES on request
 GPU_CROP = 513  # nearest valid (8k+1, k even) side to mmsegmentation's 512² crop
 
 
@@ -45,9 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--modes",
         nargs="+",
-        choices=(*MODES, *GLIBC_MODES),
+        choices=(*MODES, *EXTRA_MODES),
         default=list(MODES),
-        help="eager_glibc / fast_glibc: eager / fast with PSANET_KEEP_FREED_MEMORY=0 (glibc's default malloc)",
+        help="eager_glibc / fast_glibc: eager / fast with PSANET_KEEP_FREED_MEMORY=0 (glibc's default malloc); "
+             "fast_direct: fast with oneDNN's direct 3x3 convolutions instead of Winograd's",
     )
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="port batch sizes (Caffe: always 1)")
     p.add_argument("--warmup", type=int, default=1)
@@ -134,7 +135,7 @@ def prepare(work: Path, name: str, batch: int, seed: int, width_divisor: int, *,
 
 def compare(work: Path, case: Case) -> None:
     """Parity between the saved batch-1 logits and the bf16 argmax agreement with fp32 fast."""
-    logits = {mode: np.load(work / f"{mode}.npy") for mode in MODES if (work / f"{mode}.npy").is_file()}
+    logits = {m: np.load(work / f"{m}.npy") for m in (*MODES, *EXTRA_MODES) if (work / f"{m}.npy").is_file()}
 
     def rel(a: str, b: str) -> None:
         if a in logits and b in logits:
@@ -142,6 +143,7 @@ def compare(work: Path, case: Case) -> None:
 
     rel("eager", "caffe")
     rel("fast", "eager")
+    rel("fast", "fast_direct")
     rel("compile", "fast")
     rel("compile_frozen", "fast")
     for mode in ("bf16", "int8"):

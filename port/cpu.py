@@ -1,9 +1,9 @@
 """The one module that knows the CPU: its instruction sets, and which fast paths follow from them.
 
-Every capability-dependent choice of the project asks here: the fast path's dtype and weight packing
-(port.optimize), int8 (port.quantize), the trainer's autocast, the train-mode BN kernel's vector loops and the
-convolutions' weight gradients (port.model.conv), and the benchmarks' roofs and modes. Nothing here changes the
-process: it only reads.
+Every capability-dependent choice of the project asks here: the fast path's dtype, weight packing and Winograd
+convolutions (port.optimize), int8 (port.quantize), the trainer's autocast, the train-mode BN kernel's vector loops
+and the convolutions' weight gradients (port.model.conv), and the benchmarks' roofs and modes. Nothing here changes
+the process: it only reads.
 
 A lesser CPU can be reported on any machine, so every fallback path runs in tests everywhere:
 PSANET_CPU_CAPABILITY=default|avx2|avx512 caps the x86 level (flags above it are dropped), as do torch's
@@ -87,6 +87,14 @@ class CpuInfo:
         """float32 convolution weight gradients as one matrix product per kernel tap (psanet::conv_weight_grad)
         instead of oneDNN's own kernel: x86 at the AVX2 level, where oneDNN's weight-gradient kernels ran at 27-54%
         of torch.mm at the 3x3 layers' shapes (docs/PERFORMANCE.md); AVX-512, AMX and aarch64 keep oneDNN's."""
+        return self.x86 and self.level == "avx2"
+
+    @property
+    def winograd_convolutions(self) -> bool:
+        """The fast path's float32 3x3 stride-1 convolutions of 128 or more input channels by Winograd F(2x2, 3x3)
+        (psanet::winograd_conv3x3) instead of oneDNN's direct kernel: x86 at the AVX2 level, where it ran conv5_4
+        2.1-2.3x and the trunk's 3x3s 1.1-1.5x faster (docs/PERFORMANCE.md); AVX-512, AMX and aarch64 keep oneDNN's
+        until measured there."""
         return self.x86 and self.level == "avx2"
 
     @property

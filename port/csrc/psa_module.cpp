@@ -1,5 +1,5 @@
 // The psanet operator library (PSA, the fused zoom + cross-entropy loss, Interp, train-mode batch norm + ReLU, the
-// convolution weight gradient by taps):
+// convolution weight gradient by taps, the Winograd 3x3 convolution):
 // schemas, and the (empty) Python module port._C that loads them.
 #include <Python.h>
 #include <torch/library.h>
@@ -56,4 +56,7 @@ TORCH_LIBRARY(psanet, m) {
       "bool relu) -> (Tensor, Tensor, Tensor)");
   // The weight gradient (O, C, kh, kw) of a stride-1 ungrouped convolution of `input` that gave `grad_output`.
   m.def("conv_weight_grad(Tensor input, Tensor grad_output, int[2] kernel, int[2] padding, int[2] dilation) -> Tensor");
+  // A 3x3 stride-1 convolution with padding = dilation (then ReLU if `relu`) by Winograd F(2x2, 3x3), from the
+  // weight's transform (16, C, O).
+  m.def("winograd_conv3x3(Tensor input, Tensor weight, Tensor? bias, int dilation, bool relu) -> Tensor");
 }

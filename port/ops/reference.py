@@ -1,6 +1,6 @@
 """Pure-PyTorch semantics of the psanet operators (the fork's PointwiseSpatialAttention layer, its Interp zoom
-followed by SoftmaxWithLoss, its train-mode BN followed by ReLU, a convolution's weight gradient by taps); the oracle
-for the kernels."""
+followed by SoftmaxWithLoss, its train-mode BN followed by ReLU, a convolution's weight gradient by taps, the Winograd
+3x3 convolution); the oracle for the kernels."""
 from __future__ import annotations
 
 import torch
@@ -129,3 +129,43 @@ def conv_weight_grad_reference(
         gt @ planes[i * dilation[0] * wp + j * dilation[1]:][:rows] for i in range(kernel[0]) for j in range(kernel[1])
     ]
     return torch.stack(taps, dim=1).view(o, kernel[0], kernel[1], c).permute(0, 3, 1, 2)
+
+
+# Winograd F(2x2, 3x3) (Lavin and Gray, 2016): input, weight and output transforms.
+WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
+WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+
+
+def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The transform G g G^T (16, C, O) of a 3x3 weight (O, C, 3, 3), computed in float64 and rounded once."""
+    g = torch.tensor(WINOGRAD_G, dtype=torch.float64, device=weight.device)
+    u = torch.einsum("ak,oikl,bl->abio", g, weight.double(), g)
+    return u.reshape(16, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+
+
+def winograd_conv3x3_reference(
+    x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, dilation: int, relu: bool
+) -> torch.Tensor:
+    """conv2d(x, weight, bias, stride 1, padding = dilation = d) (then ReLU) from u = winograd_weight(weight), as the
+    kernel computes it: tile (i, p) of a side covers outputs 2*d*i + p + d*{0, 1} and inputs 2*d*i + p + d*{-1..2}
+    (zeros outside), each 4x4 input tile transformed (B^T d B), one matrix product per transformed plane, each product
+    tile transformed back (A^T m A)."""
+    n, c, h, w = x.shape
+    d = dilation
+    ti, tj = -(-h // (2 * d)) * d, -(-w // (2 * d)) * d
+    padded = x.new_zeros(n, 2 * ti + 2 * d, 2 * tj + 2 * d, c)  # rows -d .. 2*ti + d - 1 of the image
+    padded[:, d:d + h, d:d + w] = x.permute(0, 2, 3, 1)
+    s = padded.stride()
+    tiles = padded.as_strided(  # (n, i, p, j, q, a, b, c): input row 2*d*i + p + d*a of the padded image
+        (n, ti // d, d, tj // d, d, 4, 4, c), (s[0], 2 * d * s[1], s[1], 2 * d * s[2], s[2], d * s[1], d * s[2], 1)
+    )
+    bt = torch.tensor(WINOGRAD_BT, dtype=x.dtype, device=x.device)
+    at = torch.tensor(WINOGRAD_AT, dtype=x.dtype, device=x.device)
+    v = torch.einsum("ka,nipjqabc,lb->klnipjqc", bt, tiles, bt).reshape(16, -1, c)
+    m = torch.bmm(v, u).view(4, 4, n, ti // d, d, tj // d, d, -1)
+    y = torch.einsum("ua,abnipjqo,vb->niupjvqo", at, m, at).reshape(n, 2 * ti, 2 * tj, -1)[:, :h, :w]
+    if bias is not None:
+        y = y + bias
+    y = torch.relu(y) if relu else y
+    return y.contiguous().permute(0, 3, 1, 2)

@@ -9,7 +9,8 @@ from torch import nn
 
 from port import torch_private
 from port.model.resnet import Bottleneck
-from port.optimize.fused_conv import FusedConv, fused
+from port.optimize.fused_conv import FusedConv
+from port.optimize.winograd import fused
 
 
 class FusedBottleneck(nn.Module):

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from port import cpu, torch_private
-from port.model.layers import ConvBN
 
 # oneDNN runs a convolution whose weight dwarfs the caches (conv5_4: 4096 -> 512 3x3, 75 MB in fp32) well
 # below its speed on smaller weights; cut by output channels into parts of at most this size it ran 1.3-1.4x
@@ -192,7 +191,3 @@ class FusedConv(nn.Module):
     def extra_repr(self) -> str:
         return f"{tuple(self.plain_shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
 
-
-def fused(unit: ConvBN) -> FusedConv:
-    """The FusedConv of a ConvBN whose BN is already folded (dropout dropped)."""
-    return FusedConv(unit.conv, relu=isinstance(unit.relu, nn.ReLU))

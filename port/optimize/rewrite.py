@@ -10,7 +10,8 @@ from port.model.layers import ConvBN
 from port.model.psanet import PointwiseSpatialAttention
 from port.model.resnet import Bottleneck
 from port.optimize.donation import FusedBottleneck
-from port.optimize.fused_conv import FusedConv, fused
+from port.optimize.fused_conv import FusedConv
+from port.optimize.winograd import fused
 
 
 class FusedPSA(nn.Module):

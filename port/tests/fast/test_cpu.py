@@ -63,7 +63,7 @@ def test_known_cpus(simulated, arch: str, flags: str, level: str, bf16: bool, in
     assert (info.level, info.native_bf16, info.int8_dot, info.amx, info.vector_level) == (
         level, bf16, int8_dot, amx, vector)
     assert info.int8 == info.packed_convolutions == (arch == "x86_64" and level != "default")
-    assert info.tap_weight_gradients == (level == "avx2")
+    assert info.tap_weight_gradients == info.winograd_convolutions == (level == "avx2")
     assert info.roof_dtypes() == (("fp32", "bf16") if bf16 else ("fp32",))
     assert info.describe().startswith(f"ISA: test CPU ({arch}); level {level}")
 
@@ -75,7 +75,7 @@ def test_known_cpus(simulated, arch: str, flags: str, level: str, bf16: bool, in
 )
 def test_a_cap_reports_an_avx2_cpu(simulated, env: dict[str, str]) -> None:
     info = simulated("x86_64", SAPPHIRE_RAPIDS, **env)
-    assert info.level == "avx2" and info.vector_level == 1 and info.tap_weight_gradients
+    assert info.level == "avx2" and info.vector_level == 1 and info.tap_weight_gradients and info.winograd_convolutions
     assert not (info.native_bf16 or info.int8_dot or info.amx) and info.int8
     assert not {f for f in info.flags if f.startswith(("avx512", "amx", "avx_vnni"))}
     assert "capped by" in info.describe()

@@ -1,5 +1,5 @@
 """FusedConv keeps one copy of each weight (the oneDNN-packed one, whole or in output-channel parts) once it has run,
-and still behaves as a module."""
+and still behaves as a module. The Winograd path is off here (its weights: port/tests/fast/test_winograd_conv.py)."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from port.optimize import for_inference
+from port.optimize import for_inference, winograd
 from port.optimize.fused_conv import FusedConv, output_parts
 from port.optimize.network import InferencePSANet
 from port.tests.support.fast import PARITY, conv_pair, relative_error, small_model
@@ -17,6 +17,12 @@ from port.tests.support.fast import PARITY, conv_pair, relative_error, small_mod
 pytestmark = pytest.mark.cpu_isa
 
 SIZES = (97, 113)  # two 8k+1 input sides: the packed layout is chosen for the first one
+
+
+@pytest.fixture(autouse=True)
+def onednn_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every convolution on oneDNN's packed path, whatever port.cpu chooses for the wide 3x3s."""
+    monkeypatch.setattr(winograd, "WINOGRAD", False)
 
 
 def fused_convs(model: nn.Module) -> list[FusedConv]:
