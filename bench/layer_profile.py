@@ -2,8 +2,9 @@
 
 Every convolution of `port.optimize.for_inference` (FusedConv) is timed by forward hooks and grouped by
 kind (1x1 reduce / increase (+ shortcut) / projection / other, 3x3, dilated 3x3, strided, the PSA masks'
-fc2, the classifier) with its FLOPs, its GEMM shape (M = output pixels, K = input channels x kernel taps,
-N = output channels) and the bytes it must move at least (input, weight, output, and the shortcut it adds).
+fc2, the classifier; ", Winograd" where port.optimize.winograd runs it) with its FLOPs (a direct convolution's),
+its GEMM shape (M = output pixels, K = input channels x kernel taps, N = output channels) and the bytes it must
+move at least (input, weight, output, and the shortcut it adds).
 Its GFLOP/s is set against the compute roof (`torch.mm` 4096² in the same dtype, as bench/end_to_end.py
 measures it), and its time against the layer type's own roof: per layer the larger of FLOPs / the speed of
 `torch.mm` at the layer's own GEMM shape (what a perfect im2col-free convolution could reach there) and
@@ -109,6 +110,7 @@ def profile(
     from port.optimize import for_inference
     from port.optimize.fused_conv import FusedConv
     from port.optimize.rewrite import FusedPSA
+    from port.optimize.winograd import WinogradConv
 
     dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
     torch.manual_seed(0)
@@ -122,6 +124,8 @@ def profile(
     for name, module in timed.items():
         if isinstance(module, FusedConv):
             kinds[name] = conv_kind(name, module.plain_shape[-1], module.stride[0], module.dilation[0])
+            if isinstance(module, WinogradConv) and module.uses_winograd(x.to(dtype)):
+                kinds[name] += ", Winograd"  # FLOPs still the direct convolution's: its roof share shows the gain
         else:
             kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"
     with torch.inference_mode():

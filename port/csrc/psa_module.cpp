@@ -56,7 +56,6 @@ TORCH_LIBRARY(psanet, m) {
       "bool relu) -> (Tensor, Tensor, Tensor)");
   // The weight gradient (O, C, kh, kw) of a stride-1 ungrouped convolution of `input` that gave `grad_output`.
   m.def("conv_weight_grad(Tensor input, Tensor grad_output, int[2] kernel, int[2] padding, int[2] dilation) -> Tensor");
-  // A 3x3 stride-1 convolution with padding = dilation (then ReLU if `relu`) by Winograd F(2x2, 3x3), from the
-  // weight's transform (16, C, O).
+  // A 3x3 stride-1 convolution with padding = dilation (then ReLU if `relu`) by Winograd F(2x2, 3x3).
   m.def("winograd_conv3x3(Tensor input, Tensor weight, Tensor? bias, int dilation, bool relu) -> Tensor");
 }

@@ -165,17 +165,17 @@ def _conv_weight_grad_flops(
 
 
 @torch.library.register_fake("psanet::winograd_conv3x3")
-def _winograd_conv3x3_fake(x: torch.Tensor, u: torch.Tensor, *args: Any) -> torch.Tensor:
+def _winograd_conv3x3_fake(x: torch.Tensor, weight: torch.Tensor, *args: Any) -> torch.Tensor:
     n, _, h, w = x.shape
-    return x.new_empty((n, u.shape[2], h, w)).contiguous(memory_format=torch.channels_last)
+    return x.new_empty((n, weight.shape[0], h, w)).contiguous(memory_format=torch.channels_last)
 
 
 @register_flop_formula(torch.ops.psanet.winograd_conv3x3)
 def _winograd_conv3x3_flops(
-    x_shape: list[int], u_shape: list[int], bias_shape: Any, dilation: int, *args: Any, **kwargs: Any
+    x_shape: list[int], weight_shape: list[int], bias_shape: Any, dilation: int, *args: Any, **kwargs: Any
 ) -> int:
     """The products the kernel does: a multiply and an add per transformed value, channel pair and tile (16 per 2x2
     outputs, where the direct convolution counts 36)."""
     n, c, h, w = x_shape
     tiles = n * (-(-h // (2 * dilation)) * dilation) * (-(-w // (2 * dilation)) * dilation)
-    return 2 * 16 * tiles * c * u_shape[2]
+    return 2 * 16 * tiles * c * weight_shape[0]

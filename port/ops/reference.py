@@ -138,19 +138,19 @@ WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
 
 
 def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
-    """The transform G g G^T (16, C, O) of a 3x3 weight (O, C, 3, 3), computed in float64 and rounded once."""
-    g = torch.tensor(WINOGRAD_G, dtype=torch.float64, device=weight.device)
-    u = torch.einsum("ak,oikl,bl->abio", g, weight.double(), g)
-    return u.reshape(16, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+    """The transform G g G^T (16, C, O) of a 3x3 weight (O, C, 3, 3), in the weight's dtype."""
+    g = torch.tensor(WINOGRAD_G, dtype=weight.dtype, device=weight.device)
+    u = torch.einsum("ak,oikl,bl->abio", g, weight, g)
+    return u.reshape(16, weight.shape[1], weight.shape[0])
 
 
 def winograd_conv3x3_reference(
-    x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, dilation: int, relu: bool
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int, relu: bool
 ) -> torch.Tensor:
-    """conv2d(x, weight, bias, stride 1, padding = dilation = d) (then ReLU) from u = winograd_weight(weight), as the
-    kernel computes it: tile (i, p) of a side covers outputs 2*d*i + p + d*{0, 1} and inputs 2*d*i + p + d*{-1..2}
-    (zeros outside), each 4x4 input tile transformed (B^T d B), one matrix product per transformed plane, each product
-    tile transformed back (A^T m A)."""
+    """conv2d(x, weight, bias, stride 1, padding = dilation = d) (then ReLU) as the kernel computes it: the weight
+    transformed (winograd_weight), tile (i, p) of a side covering outputs 2*d*i + p + d*{0, 1} and inputs
+    2*d*i + p + d*{-1..2} (zeros outside), each 4x4 input tile transformed (B^T d B), one matrix product per
+    transformed plane, each product tile transformed back (A^T m A)."""
     n, c, h, w = x.shape
     d = dilation
     ti, tj = -(-h // (2 * d)) * d, -(-w // (2 * d)) * d
@@ -163,7 +163,7 @@ def winograd_conv3x3_reference(
     bt = torch.tensor(WINOGRAD_BT, dtype=x.dtype, device=x.device)
     at = torch.tensor(WINOGRAD_AT, dtype=x.dtype, device=x.device)
     v = torch.einsum("ka,nipjqabc,lb->klnipjqc", bt, tiles, bt).reshape(16, -1, c)
-    m = torch.bmm(v, u).view(4, 4, n, ti // d, d, tj // d, d, -1)
+    m = torch.bmm(v, winograd_weight(weight)).view(4, 4, n, ti // d, d, tj // d, d, -1)
     y = torch.einsum("ua,abnipjqo,vb->niupjvqo", at, m, at).reshape(n, 2 * ti, 2 * tj, -1)[:, :h, :w]
     if bias is not None:
         y = y + bias

@@ -9,7 +9,7 @@ from torch import nn
 
 from port import cpu
 from port.model.layers import ConvBN
-from port.ops.winograd import winograd_conv3x3, winograd_weight
+from port.ops.winograd import winograd_conv3x3
 from port.optimize.fused_conv import FusedConv
 
 # PSANET_WINOGRAD=0: oneDNN's direct 3x3 convolutions everywhere (the bench's fast_direct mode)
@@ -33,14 +33,10 @@ def applies(conv: nn.Conv2d) -> bool:
 class WinogradConv(FusedConv):
     """A FusedConv (same parameters, state dict and fallbacks) whose float32 CPU forward is Winograd F(2x2, 3x3).
 
-    The weight's transform (16/9 of the weight's size) is made on the first such call from the plain weight, which
-    stays (the transform is not exactly invertible), and remade when the weight changes. Where port.cpu does not
-    choose Winograd, under torch.compile, export or tracing, in other dtypes and on other devices, it is a FusedConv.
+    The kernel transforms the plain weight per call, so the plain weight is the one copy (never packed on this
+    path). Where port.cpu does not choose Winograd, under torch.compile, export or tracing, with a residual, in
+    other dtypes and on other devices, it is a FusedConv.
     """
-
-    def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
-        super().__init__(conv, relu)
-        self._transformed: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def uses_winograd(self, x: torch.Tensor) -> bool:
         """Whether a call on `x` runs the Winograd kernel."""
@@ -50,27 +46,10 @@ class WinogradConv(FusedConv):
             and cpu.info().winograd_convolutions
         )
 
-    def transformed_weight(self) -> torch.Tensor:
-        """winograd_weight of the plain weight, made once per weight: remade for a new tensor in `self.weight.data`
-        or an in-place write to it (its version; inference tensors have none, as FusedConv's packing sees neither)."""
-        weight = self._plain_weight() if self.released else self.weight.detach()
-        key = (0, 0) if self.released else (weight.data_ptr(), -1 if weight.is_inference() else weight._version)
-        if self._transformed is None or self._transformed[0] != key:
-            with torch.no_grad():
-                self._transformed = (key, winograd_weight(weight))
-        return self._transformed[1]
-
-    @torch.compiler.disable
-    def unpack(self) -> None:
-        super().unpack()
-        self._transformed = None
-
-    def __getstate__(self) -> dict:
-        return {**super().__getstate__(), "_transformed": None}
-
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, donated: bool = False) -> torch.Tensor:
         if residual is None and self.uses_winograd(x):
-            return winograd_conv3x3(x, self.transformed_weight(), self.bias, self.dilation[0], self.relu)
+            self.unpack()  # packed by an earlier oneDNN call: the plain weight back, the packed copy dropped
+            return winograd_conv3x3(x, self.weight, self.bias, self.dilation[0], self.relu)
         return super().forward(x, residual, donated)
 
 

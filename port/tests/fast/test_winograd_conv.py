@@ -1,6 +1,6 @@
 """WinogradConv (port.optimize.winograd): which folded convolutions get it, that it computes conv2d + ReLU (float64
-oracle) where port.cpu chooses it and is a FusedConv elsewhere, and that its transformed weight follows the weight
-(new values, load_state_dict, copies) while the state dict stays the plain weight."""
+oracle) where port.cpu chooses it and is a FusedConv elsewhere, and that it follows its weight (new values,
+load_state_dict, copies, a weight packed by an earlier oneDNN call) with the plain weight as its one copy."""
 from __future__ import annotations
 
 import copy
@@ -96,7 +96,9 @@ def test_residuals_and_compile_run_as_a_fusedconv(reported) -> None:
 
 
 @pytest.mark.cpu_isa
-def test_transformed_weight_follows_the_weight(reported) -> None:
+def test_it_follows_the_weight_and_keeps_one_plain_copy(reported) -> None:
+    """New values in place, load_state_dict and copies are seen (the kernel transforms the weight per call); the
+    state dict is the plain weight, which was never packed."""
     reported("avx2")
     plain, other = conv(), conv()
     with torch.no_grad():
@@ -104,14 +106,14 @@ def test_transformed_weight_follows_the_weight(reported) -> None:
     module = WinogradConv(copy.deepcopy(plain), relu=True)
     x = torch.randn(1, 128, 11, 11)
     module(x)
+    assert module._packed is None and not module.released
     with torch.no_grad():
-        module.weight.copy_(other.weight)  # in place: a new version of the same storage
+        module.weight.copy_(other.weight)
     assert relative_error(module(x).double(), oracle(other, x)) < PARITY
     module.load_state_dict(plain.state_dict())
     assert relative_error(module(x).double(), oracle(plain, x)) < PARITY
     assert torch.equal(module.state_dict()["weight"], plain.weight)
     for copied in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
-        assert copied._transformed is None
         assert relative_error(copied(x).double(), oracle(plain, x)) < PARITY
 
 
@@ -123,9 +125,10 @@ def test_a_fusedconv_packed_first_still_gives_its_plain_weight(reported) -> None
     module = WinogradConv(copy.deepcopy(plain), relu=True)
     x = torch.randn(1, 128, 11, 11).contiguous(memory_format=torch.channels_last)
     module(x)
+    assert module.released
     reported("avx2")
     assert relative_error(module(x).double(), oracle(plain, x)) < PARITY
-    assert len(calls) == 1
+    assert len(calls) == 1 and not module.released and module._packed is None
 
 
 @pytest.mark.cpu_isa
@@ -140,3 +143,21 @@ def test_for_inference_puts_it_on_wide_3x3s_with_the_same_logits(reported) -> No
     with torch.no_grad():
         assert relative_error(fast(x), model(x)) < PARITY
     assert len(calls) == 1
+
+
+@pytest.mark.cpu_isa
+def test_torch_compile_after_eager_winograd_calls_traces_one_whole_graph(reported) -> None:
+    """The eager forward ran conv5_4 by Winograd (its plain weight kept) and packed the rest; compile then traces the
+    network on plain weights after the one unpacking break, and conv5_4 as a convolution."""
+    from torch._dynamo.utils import counters
+
+    calls = reported("avx2")
+    fast = for_inference(small_model("psanet50_ade20k_465"))
+    x = torch.randn(1, 3, 97, 97)
+    with torch.inference_mode():
+        ref = fast(x)
+        torch._dynamo.reset()
+        counters.clear()
+        out = torch.compile(fast, backend="eager")(x)
+    assert len(calls) == 1 and sum(counters["graph_break"].values()) == 1
+    assert relative_error(out, ref) <= PARITY

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from port.ops.reference import winograd_conv3x3_reference
-from port.ops.winograd import winograd_conv3x3, winograd_weight
+from port.ops.winograd import winograd_conv3x3
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -24,7 +24,7 @@ CASES = [  # (n, c, o, h, w, dilation)
 
 def case(n: int, c: int, o: int, h: int, w: int, d: int, dtype: torch.dtype, bias: bool = True, relu: bool = True
          ) -> tuple[tuple, torch.Tensor]:
-    """((input, transformed weight, bias, dilation, relu) in `dtype`, conv2d's output in float64)."""
+    """((input, weight, bias, dilation, relu) in `dtype`, conv2d's output in float64)."""
     gen = torch.Generator().manual_seed(h * w + c + o + d)
     x = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
     weight = torch.randn(o, c, 3, 3, generator=gen, dtype=torch.float64)
@@ -32,14 +32,18 @@ def case(n: int, c: int, o: int, h: int, w: int, d: int, dtype: torch.dtype, bia
     expected = F.conv2d(x, weight, b, 1, d, d)
     expected = F.relu(expected) if relu else expected
     cast = None if b is None else b.to(dtype)
-    return (x.to(dtype), winograd_weight(weight.to(dtype)), cast, d, relu), expected
+    return (x.to(dtype), weight.to(dtype), cast, d, relu), expected
 
 
 @pytest.mark.parametrize("shape", CASES)
 @pytest.mark.parametrize("bias, relu", [(True, True), (False, False)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_kernel_and_reference_match_conv2d(shape: tuple, bias: bool, relu: bool, dtype: torch.dtype) -> None:
+def test_kernel_and_reference_match_conv2d(shape: tuple, bias: bool, relu: bool, layout: torch.memory_format,
+                                           dtype: torch.dtype) -> None:
+    """Both layouts of input and weight (the fast path's weights are channels-last)."""
     args, expected = case(*shape, dtype, bias, relu)
+    args = (args[0].contiguous(memory_format=layout), args[1].contiguous(memory_format=layout), *args[2:])
     # float32: each output sums 9*C products of unit normals; 1e-5 of the largest is ~100x float32's rounding there
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=0, atol=1e-5 * expected.abs().max())
     for got in (torch.ops.psanet.winograd_conv3x3(*args), winograd_conv3x3_reference(*args)):
@@ -77,14 +81,14 @@ def test_flop_count_is_the_products_done() -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        ((torch.zeros(3, 8, 8), torch.zeros(16, 3, 2), None, 1, True), "must be 4-D"),
-        ((torch.zeros(1, 3, 8, 8), torch.zeros(9, 3, 2), None, 1, True), r"transform \(16, C, O\)"),
-        ((torch.zeros(1, 3, 8, 8), torch.zeros(16, 4, 2), None, 1, True), "with C = 3"),
-        ((torch.zeros(1, 3, 8, 8), torch.zeros(16, 3, 2, dtype=torch.float64), None, 1, True), "float32 or float64"),
-        ((torch.zeros(1, 3, 8, 8), torch.zeros(16, 3, 2), None, 0, True), "must be positive"),
-        ((torch.zeros(1, 3, 8, 8), torch.zeros(16, 3, 2), torch.zeros(3), 1, True), "bias must be a vector of 2"),
+        ((torch.zeros(3, 8, 8), torch.zeros(2, 3, 3, 3), None, 1, True), "must be 4-D"),
+        ((torch.zeros(1, 3, 8, 8), torch.zeros(2, 3, 1, 1), None, 1, True), r"must be \(O, 3, 3, 3\)"),
+        ((torch.zeros(1, 3, 8, 8), torch.zeros(2, 4, 3, 3), None, 1, True), "input of 3 channels"),
+        ((torch.zeros(1, 3, 8, 8), torch.zeros(2, 3, 3, 3, dtype=torch.float64), None, 1, True), "float32 or float64"),
+        ((torch.zeros(1, 3, 8, 8), torch.zeros(2, 3, 3, 3), None, 0, True), "must be positive"),
+        ((torch.zeros(1, 3, 8, 8), torch.zeros(2, 3, 3, 3), torch.zeros(3), 1, True), "bias must be a vector of 2"),
     ],
-    ids=["three_dims", "not_transformed", "channels", "dtypes", "dilation", "bias"],
+    ids=["three_dims", "not_3x3", "channels", "dtypes", "dilation", "bias"],
 )
 def test_bad_input_is_named(args: tuple, message: str) -> None:
     with pytest.raises(RuntimeError, match=message):
