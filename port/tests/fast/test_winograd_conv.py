@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from port import cpu
 from port.optimize import for_inference
 from port.optimize import winograd as winograd_module
 from port.optimize.fused_conv import FusedConv
 from port.optimize.winograd import WinogradConv, applies
+from port.tests.support.cpu_paths import level_reporter
 from port.tests.support.fast import PARITY, relative_error, small_model
 
 pytestmark = pytest.mark.usefixtures("extension")
@@ -25,20 +25,7 @@ pytestmark = pytest.mark.usefixtures("extension")
 @pytest.fixture
 def reported(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[int]]:
     """reported(level): port.cpu reports an x86 CPU of that level; returns the list that counts Winograd calls."""
-    calls: list[int] = []
-    real = winograd_module.winograd_conv3x3
-
-    def counted(*args: object) -> torch.Tensor:
-        calls.append(1)
-        return real(*args)  # type: ignore[arg-type]
-
-    def report(level: str) -> list[int]:
-        monkeypatch.setattr(winograd_module, "WINOGRAD", True)  # whatever PSANET_WINOGRAD says
-        monkeypatch.setattr(cpu, "info", lambda: cpu.CpuInfo("x86_64", "test CPU", frozenset(), level))
-        monkeypatch.setattr(winograd_module, "winograd_conv3x3", counted)
-        return calls
-
-    return report
+    return level_reporter(monkeypatch, winograd_module, "WINOGRAD", "winograd_conv3x3")
 
 
 def conv(c: int = 128, o: int = 24, dilation: int = 2) -> nn.Conv2d:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from port import cpu
 from port.model import conv as conv_module
 from port.model import create_model
 from port.model.conv import Conv2d
+from port.tests.support.cpu_paths import level_reporter
 
 pytestmark = pytest.mark.usefixtures("extension")
 
@@ -19,20 +19,7 @@ pytestmark = pytest.mark.usefixtures("extension")
 @pytest.fixture
 def reported(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[int]]:
     """reported(level): port.cpu reports an x86 CPU of that level; returns the list that counts tap convolutions."""
-    calls: list[int] = []
-    real = conv_module.conv2d_tap_grad
-
-    def counted(*args: object) -> torch.Tensor:
-        calls.append(1)
-        return real(*args)  # type: ignore[arg-type]
-
-    def report(level: str) -> list[int]:
-        monkeypatch.setattr(conv_module, "TAP_WEIGHT_GRAD", True)  # whatever PSANET_TAP_WEIGHT_GRAD says
-        monkeypatch.setattr(cpu, "info", lambda: cpu.CpuInfo("x86_64", "test CPU", frozenset(), level))
-        monkeypatch.setattr(conv_module, "conv2d_tap_grad", counted)
-        return calls
-
-    return report
+    return level_reporter(monkeypatch, conv_module, "TAP_WEIGHT_GRAD", "conv2d_tap_grad")
 
 
 @pytest.mark.parametrize("level, taps", [("avx2", True), ("avx512", False)])
