@@ -60,6 +60,13 @@ def test_float32_error_is_a_direct_convolutions() -> None:
     assert ((got.double() - expected).abs().max() / expected.abs().max()).item() < 2e-6
 
 
+def test_several_blocks_of_tiles() -> None:
+    """A wide input splits its tiles into blocks of 64 MiB of transformed input (128 tiles of 4096 float64 channels
+    here: 144 tiles, the last block partial)."""
+    args, expected = case(1, 4096, 3, 24, 24, 1, torch.float64)
+    torch.testing.assert_close(torch.ops.psanet.winograd_conv3x3(*args), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_routes_to_the_kernel_on_cpu() -> None:
     args, expected = case(*CASES[2], torch.float64)
     torch.testing.assert_close(winograd_conv3x3(*args), expected, rtol=1e-12, atol=1e-12)
