@@ -1,5 +1,6 @@
 """Inference fast path: `for_inference(model)` gives a copy with BN folded, channels-last, the fused PSA op and
-optional bf16 (one job per module: fold, fused_conv, donation, rewrite, network; here the dtype and the assembly)."""
+optional bf16 (one job per module: fold, fused_conv, winograd, donation, rewrite, network; here the dtype and the
+assembly)."""
 from __future__ import annotations
 
 import copy
