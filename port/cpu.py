@@ -93,7 +93,7 @@ class CpuInfo:
     def winograd_convolutions(self) -> bool:
         """The fast path's float32 3x3 stride-1 convolutions of 128 or more input channels by Winograd F(2x2, 3x3)
         (psanet::winograd_conv3x3) instead of oneDNN's direct kernel: x86 at the AVX2 level, where it ran conv5_4
-        2.1-2.3x and the trunk's 3x3s 1.1-1.5x faster (docs/PERFORMANCE.md); AVX-512, AMX and aarch64 keep oneDNN's
+        1.6-2.3x and the trunk's 3x3s 1.1-1.6x faster (docs/DESIGN.md); AVX-512, AMX and aarch64 keep oneDNN's
         until measured there."""
         return self.x86 and self.level == "avx2"
 

@@ -15,7 +15,7 @@ from port.optimize.fused_conv import FusedConv
 # PSANET_WINOGRAD=0: oneDNN's direct 3x3 convolutions everywhere (the bench's fast_direct mode)
 WINOGRAD = os.environ.get("PSANET_WINOGRAD", "1") != "0"
 # Below this many input channels the transforms outweigh the saved products: a 64-channel 3x3 at 233² ran 2-3x
-# slower than oneDNN's, 128 channels at 59² 1.1-1.2x faster (AMD EPYC Zen 3, docs/PERFORMANCE.md).
+# slower than oneDNN's, 128 channels at 59² 1.1-1.2x faster (AMD EPYC Zen 3, docs/DESIGN.md).
 MIN_CHANNELS = 128
 
 
