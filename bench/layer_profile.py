@@ -120,11 +120,12 @@ def profile(
     del model
     x = 50 * torch.randn(1, 3, size, size)
     kinds: dict[str, str] = {}
+    probe = x.to(dtype)  # what uses_winograd asks of an input: its device and dtype
     timed = {n: m for n, m in fast.named_modules() if isinstance(m, (FusedConv, FusedPSA, Resample, InterpTo))}
     for name, module in timed.items():
         if isinstance(module, FusedConv):
             kinds[name] = conv_kind(name, module.plain_shape[-1], module.stride[0], module.dilation[0])
-            if isinstance(module, WinogradConv) and module.uses_winograd(x.to(dtype)):
+            if isinstance(module, WinogradConv) and module.uses_winograd(probe):
                 kinds[name] += ", Winograd"  # FLOPs still the direct convolution's: its roof share shows the gain
         else:
             kinds[name] = "PSA op" if isinstance(module, FusedPSA) else "Interp"

@@ -123,10 +123,8 @@ PSA_VECTOR_CLONES void weight_row(const T* g, at::IntArrayRef ws, T* u, int64_t 
     for (int i = 0; i < 3; ++i) {
       for (int j = 0; j < 3; ++j) {
         const T* tap = g + i * ws[2] + j * ws[3] + k * ws[1];
-        if (ws[1] == 1 && len == LANES) {
-          for (int64_t l = 0; l < LANES; ++l) {
-            t[i][j][l] = tap[l];
-          }
+        if (ws[1] == 1) {
+          move_lanes(tap, t[i][j], len);
         } else {
           for (int64_t l = 0; l < len; ++l) {
             t[i][j][l] = tap[l * ws[1]];
@@ -231,7 +229,6 @@ at::Tensor winograd_conv3x3_cpu(const at::Tensor& input, const at::Tensor& weigh
   }
   const int64_t n = input.size(0), c = input.size(1), h = input.size(2), w = input.size(3);
   const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor u = at::empty({16, o, c}, x.options());
   at::Tensor y = at::empty({n, o, h, w}, input.options().memory_format(at::MemoryFormat::ChannelsLast));
   const int64_t ti = tiles_along(h, dilation), tj = tiles_along(w, dilation), tiles = n * ti * tj;
   if (tiles == 0 || o == 0) {
@@ -239,6 +236,7 @@ at::Tensor winograd_conv3x3_cpu(const at::Tensor& input, const at::Tensor& weigh
   }
   const int64_t block = std::max<int64_t>(1, std::min(tiles, BLOCK_BYTES / (16 * std::max<int64_t>(c, 1) *
                                                                             static_cast<int64_t>(x.element_size()))));
+  at::Tensor u = at::empty({16, o, c}, x.options());
   // The transformed input tile by tile (one write stream per tile; its 16 planes are strided views of it, which the
   // matrix products take as they are), the products plane by plane.
   at::Tensor v = at::empty({block, 16, c}, x.options());

@@ -13,6 +13,7 @@ from torch.utils.flop_counter import register_flop_formula
 
 from port import torch_private
 from port.ops.layout import memory_format_of
+from port.ops.reference import winograd_tiles
 
 
 @torch.library.register_fake("psanet::psa_mask")
@@ -177,5 +178,5 @@ def _winograd_conv3x3_flops(
     """The products the kernel does: a multiply and an add per transformed value, channel pair and tile (16 per 2x2
     outputs, where the direct convolution counts 36)."""
     n, c, h, w = x_shape
-    tiles = n * (-(-h // (2 * dilation)) * dilation) * (-(-w // (2 * dilation)) * dilation)
+    tiles = n * winograd_tiles(h, dilation) * winograd_tiles(w, dilation)
     return 2 * 16 * tiles * c * weight_shape[0]

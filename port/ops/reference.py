@@ -137,6 +137,11 @@ WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
 
 
+def winograd_tiles(size: int, dilation: int) -> int:
+    """Tiles along a side of `size` outputs: whole d x d interleaves of 2-output tiles (d = dilation)."""
+    return -(-size // (2 * dilation)) * dilation
+
+
 def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
     """The transform G g G^T (16, C, O) of a 3x3 weight (O, C, 3, 3), in the weight's dtype."""
     g = torch.tensor(WINOGRAD_G, dtype=weight.dtype, device=weight.device)
@@ -153,7 +158,7 @@ def winograd_conv3x3_reference(
     transformed plane, each product tile transformed back (A^T m A)."""
     n, c, h, w = x.shape
     d = dilation
-    ti, tj = -(-h // (2 * d)) * d, -(-w // (2 * d)) * d
+    ti, tj = winograd_tiles(h, d), winograd_tiles(w, d)
     padded = x.new_zeros(n, 2 * ti + 2 * d, 2 * tj + 2 * d, c)  # rows -d .. 2*ti + d - 1 of the image
     padded[:, d:d + h, d:d + w] = x.permute(0, 2, 3, 1)
     s = padded.stride()

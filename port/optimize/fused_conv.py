@@ -190,4 +190,3 @@ class FusedConv(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{tuple(self.plain_shape)}, stride={self.stride}, dilation={self.dilation}, relu={self.relu}"
-
