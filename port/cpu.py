@@ -85,17 +85,18 @@ class CpuInfo:
     @property
     def tap_weight_gradients(self) -> bool:
         """float32 convolution weight gradients as one matrix product per kernel tap (psanet::conv_weight_grad)
-        instead of oneDNN's own kernel: x86 at the AVX2 level, where oneDNN's weight-gradient kernels ran at 27-54%
-        of torch.mm at the 3x3 layers' shapes (docs/PERFORMANCE.md); AVX-512, AMX and aarch64 keep oneDNN's."""
-        return self.x86 and self.level == "avx2"
+        instead of oneDNN's own kernel: x86 at the AVX2 or AVX-512 level, where oneDNN's weight-gradient kernels ran
+        at 27-54% of torch.mm at the 3x3 layers' shapes (AMD Zen 3) and the taps made a training step 1.14-1.38x
+        faster (Intel Ice Lake; docs/PERFORMANCE.md); aarch64 keeps ATen's."""
+        return self.x86 and self.level != "default"
 
     @property
     def winograd_convolutions(self) -> bool:
         """The fast path's float32 3x3 stride-1 convolutions of 128 or more input channels by Winograd F(2x2, 3x3)
-        (psanet::winograd_conv3x3) instead of oneDNN's direct kernel: x86 at the AVX2 level, where it ran conv5_4
-        1.6-2.3x and the trunk's 3x3s 1.1-1.6x faster (docs/DESIGN.md); AVX-512, AMX and aarch64 keep oneDNN's
-        until measured there."""
-        return self.x86 and self.level == "avx2"
+        (psanet::winograd_conv3x3) instead of oneDNN's direct kernel: x86 at the AVX2 or AVX-512 level, where it
+        ran PSANet-101's fast path 1.2-1.9x faster (AMD Zen 3, Intel Ice Lake; docs/DESIGN.md); aarch64 keeps
+        ATen's kernels (unmeasured there)."""
+        return self.x86 and self.level != "default"
 
     @property
     def vector_level(self) -> int:

@@ -58,7 +58,7 @@ def test_a_training_step_runs_each_convolution_once_per_pass(
 ) -> None:
     """Every convolution of a (width/16 PSANet-50) channels-last step runs in oneDNN: one forward and one weight
     gradient per Conv2d module, one input gradient for each but the stem's first (the image needs none); where
-    port.cpu takes float32 weight gradients by taps (AVX2), only the strided convolutions' are oneDNN's."""
+    port.cpu takes float32 weight gradients by taps (AVX2, AVX-512), only the strided convolutions' are oneDNN's."""
     config = prepare(tmp_path, "psanet50_ade20k_465", seed=0, width_divisor=16, batch=1)
     monkeypatch.setattr(port.model.conv, "TAP_WEIGHT_GRAD", True)  # restored after: port_step sets it by the mode
     step, _, model = port_step({"workdir": str(tmp_path), "mode": mode, "config": config, "dataset": "ade20k"})

@@ -15,7 +15,7 @@ TAP_WEIGHT_GRAD = os.environ.get("PSANET_TAP_WEIGHT_GRAD", "1") != "0"
 
 class Conv2d(nn.Conv2d):
     """nn.Conv2d (same parameters, state dict and values) whose float32 CPU weight gradient is one matrix product per
-    kernel tap (port.ops.conv) where port.cpu says oneDNN's own weight-gradient kernels are slow (AVX2)."""
+    kernel tap (port.ops.conv) where port.cpu says oneDNN's own weight-gradient kernels are slower (x86)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._taps_for_weight_grad(x):

@@ -56,7 +56,7 @@ def test_applies_only_to_same_size_3x3s(module: nn.Conv2d, expected: bool) -> No
 
 
 @pytest.mark.cpu_isa
-@pytest.mark.parametrize("level, used", [("avx2", True), ("avx512", False)])
+@pytest.mark.parametrize("level, used", [("avx2", True), ("avx512", True), ("default", False)])
 def test_computes_conv_relu_where_port_cpu_chooses_it(reported, level: str, used: bool) -> None:
     calls = reported(level)
     plain = conv()
@@ -105,15 +105,17 @@ def test_it_follows_the_weight_and_keeps_one_plain_copy(reported) -> None:
 
 
 @pytest.mark.cpu_isa
-def test_a_fusedconv_packed_first_still_gives_its_plain_weight(reported) -> None:
-    """Run once as a FusedConv (oneDNN packs the weight and releases the plain copy), then by Winograd."""
-    calls = reported("avx512")
+def test_a_fusedconv_packed_first_still_gives_its_plain_weight(reported, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run once as a FusedConv (PSANET_WINOGRAD=0: oneDNN packs the weight and releases the plain copy), then by
+    Winograd."""
+    calls = reported("avx2")
+    monkeypatch.setattr(winograd_module, "WINOGRAD", False)
     plain = conv()
     module = WinogradConv(copy.deepcopy(plain), relu=True)
     x = torch.randn(1, 128, 11, 11).contiguous(memory_format=torch.channels_last)
     module(x)
-    assert module.released
-    reported("avx2")
+    assert module.released and not calls
+    reported("avx2")  # the switch on again
     assert relative_error(module(x).double(), oracle(plain, x)) < PARITY
     assert len(calls) == 1 and not module.released and module._packed is None
 
