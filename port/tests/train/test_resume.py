@@ -43,12 +43,15 @@ def test_resume_in_the_other_layout(tmp_path: Path) -> None:
     assert main(tiny_train_args(data, tmp_path / "split", *common, "--resume")) == 0
     full = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
     split = load_checkpoint(tmp_path / "split" / "last.pt")["model"]
-    for key, value in full.items():
-        if "running_" not in key and value.is_floating_point():
-            step = (value - before[key]).abs().max()
-            # 9e-4 of the step measured (float32 rounding of the two layouts); 1.6 when the kernel paired the
-            # channels-last weights with the contiguous history in raw memory order
-            assert (split[key] - value).abs().max() <= 1e-2 * step, key
+    # The weights whose two layouts differ in memory (kernels wider than 1x1), as one vector: the third step's
+    # difference over the step. History paired in raw memory order (the kernel's bug, simulated): 1.07. The two
+    # layouts' rounding, amplified by this width/32 network's batch-2 BN: 1e-4 to 2.3e-2 by CPU, weight-gradient
+    # kernel and trajectory (Intel Ice Lake: 1.2e-4 with oneDNN's weight gradients, 7.8e-3 by taps, where a
+    # per-tensor bound of 1e-2 of its own step failed), so one per-tensor bound cannot tell them apart.
+    keys = [key for key, value in full.items() if value.dim() == 4 and value.shape[-2:] != (1, 1)]
+    diff = torch.stack([(split[key] - full[key]).norm() for key in keys]).norm()
+    step = torch.stack([(full[key] - before[key]).norm() for key in keys]).norm()
+    assert len(keys) > 10 and diff <= 0.25 * step
 
 
 def test_resume_refuses_another_recipe(tmp_path: Path, capsys) -> None:
