@@ -94,7 +94,7 @@ class CpuInfo:
     def winograd_convolutions(self) -> bool:
         """The fast path's float32 3x3 stride-1 convolutions of 128 or more input channels by Winograd F(2x2, 3x3)
         (psanet::winograd_conv3x3) instead of oneDNN's direct kernel: x86 at the AVX2 or AVX-512 level, where it
-        ran PSANet-101's fast path 1.2-1.9x faster (AMD Zen 3, Intel Ice Lake; docs/DESIGN.md); aarch64 keeps
+        ran PSANet-101's fast path 1.16-1.50x faster (AMD Zen 3, Intel Ice Lake; docs/PERFORMANCE.md); aarch64 keeps
         ATen's kernels (unmeasured there)."""
         return self.x86 and self.level != "default"
 
