@@ -7,6 +7,7 @@ crash in one mode is a row's error, not the run's end).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -105,17 +106,34 @@ def peak_and_median(call: Callable[[], Any], repeats: int) -> dict[str, float]:
 
 
 def mm_roof(threads: int) -> dict[str, float]:
-    """Achieved torch.mm GFLOP/s on 4096² with `threads` torch threads, for each dtype the CPU runs natively (fp32;
-    bf16 only with native bf16: emulated, one product took minutes)."""
+    """Achieved matrix-product GOP/s on 4096² with `threads` torch threads, for each dtype the CPU runs natively:
+    torch.mm in fp32 (and bf16 only with native bf16: emulated, one product took minutes); int8 through oneDNN's
+    uint8 x int8 matmul where the int8 path runs (no entry where torch lacks it)."""
     import torch
 
     torch.set_num_threads(threads)
     roof = {}
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     for name in cpu.info().roof_dtypes():
-        a, b = (torch.randn(MM_SIDE, MM_SIDE).to(dtypes[name]) for _ in range(2))
-        roof[name] = 2 * MM_SIDE**3 / median_seconds(lambda: torch.mm(a, b), 1, ROOF_REPS) / 1e9
+        if name == "int8":
+            call = int8_matmul_call(MM_SIDE)
+        else:
+            a, b = (torch.randn(MM_SIDE, MM_SIDE).to(dtypes[name]) for _ in range(2))
+            call = functools.partial(torch.mm, a, b)
+        if call is not None:
+            roof[name] = 2 * MM_SIDE**3 / median_seconds(call, 1, ROOF_REPS) / 1e9
     return roof
+
+
+def int8_matmul_call(side: int) -> Callable[[], Any] | None:
+    """oneDNN's int8 product of random side² operands, as the int8 roof times it (None: torch lacks the ops)."""
+    import torch
+
+    from port import torch_private
+
+    x = torch.randint(0, 256, (side, side), dtype=torch.uint8)
+    weight = torch.randint(-127, 128, (side, side), dtype=torch.int8)
+    return torch_private.int8_matmul(x, 0.02, 128, weight, torch.full((side,), 1e-3))
 
 
 def cuda_mm_roof() -> dict[str, float]:
@@ -143,10 +161,15 @@ def copy_bandwidth(threads: int) -> float:
 
 
 def roof_text(roof: dict[str, float]) -> str:
-    """The CPU roofs of a run, GFLOP/s; a dtype the CPU does not run natively is named as not measured."""
+    """The CPU roofs of a run (GFLOP/s; int8 GOP/s); a dtype not measured is named with the reason."""
     shown = [f"{dtype} {roof[dtype]:.0f} GFLOP/s" for dtype in ("fp32", "bf16") if roof.get(dtype)]
     if not roof.get("bf16"):
         shown.append("bf16 not measured (no native bf16 on this CPU)")
+    if roof.get("int8"):
+        shown.append(f"int8 {roof['int8']:.0f} GOP/s (oneDNN uint8 x int8 matmul)")
+    else:
+        why = "torch lacks oneDNN's int8 matmul" if cpu.info().int8 else "no int8 path on this CPU"
+        shown.append(f"int8 not measured ({why})")
     return ", ".join(shown)
 
 

@@ -154,9 +154,9 @@ def compare(work: Path, case: Case) -> None:
 
 
 def best_roof(roof: dict[str, float], cases: list[Case]) -> dict[str, float]:
-    """The fastest torch.mm 4096² seen in the run (the parent's and each worker's): load only ever slows it down."""
+    """Per dtype, the fastest roof seen in the run (the parent's and each worker's): load only ever slows it down."""
     seen = [roof] + [result.get("roof", {}) for case in cases for result in case.results.values()]
-    return {dtype: max(r.get(dtype, 0.0) for r in seen) for dtype in ("fp32", "bf16")}
+    return {dtype: max(r.get(dtype, 0.0) for r in seen) for dtype in sorted({d for r in seen for d in r})}
 
 
 def measure(args: argparse.Namespace) -> tuple[list[Case], dict[str, float], dict[str, Any] | None]:

@@ -104,8 +104,9 @@ class CpuInfo:
         return LEVELS.index(self.level) if self.x86 else 0
 
     def roof_dtypes(self) -> tuple[str, ...]:
-        """The dtypes whose matrix-multiply roof is worth measuring: those the CPU runs natively."""
-        return ("fp32", "bf16") if self.native_bf16 else ("fp32",)
+        """The dtypes whose matrix-multiply roof is worth measuring: those the CPU runs natively, and int8 where the
+        int8 path runs (with or without int8 dot products: its roof says what int8 can gain over fp32 here)."""
+        return ("fp32",) + (("bf16",) if self.native_bf16 else ()) + (("int8",) if self.int8 else ())
 
     def describe(self) -> str:
         """One line naming the CPU and what decides the fast paths (benchmarks print it)."""

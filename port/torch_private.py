@@ -9,6 +9,8 @@ public-API fallback, so a torch release that renames or drops one costs speed, n
   "yes" (the caller then takes its safe path).
 - the fused SGD step (`torch._fused_sgd_`): fallback, the same update in in-place tensor ops.
 - dynamo's counters and inductor's config (int8 lowering checks, freezing): fallbacks, no count and no patch.
+- oneDNN's int8 matrix product (`torch.ops.onednn.qlinear_prepack` / `qlinear_pointwise`, the kernels of the
+  int8 path's family) for the benchmarks' int8 roof: fallback, no int8 roof.
 """
 from __future__ import annotations
 
@@ -149,3 +151,24 @@ def set_inductor_freezing(on: bool) -> bool:
         return False
     inductor.freezing = on
     return True
+
+
+def int8_matmul(x: torch.Tensor, x_scale: float, x_zero: int, weight: torch.Tensor,
+                w_scales: torch.Tensor) -> Callable[[], torch.Tensor] | None:
+    """A call of oneDNN's int8 matrix product: `x` uint8 (M, K) with one scale and zero point, `weight` int8 (N, K)
+    with per-row scales, float32 (M, N) out, as the int8 path's convolutions take their operands; for a benchmark
+    to time. None where torch lacks the ops or they fail."""
+    zeros = torch.zeros(weight.shape[0], dtype=torch.long)
+
+    def setup() -> Callable[[], torch.Tensor]:
+        packed = torch.ops.onednn.qlinear_prepack(weight, list(x.shape))
+        return lambda: torch.ops.onednn.qlinear_pointwise(x, x_scale, x_zero, packed, w_scales, zeros, None, 1.0, 0,
+                                                          torch.float32, "none", [], "")
+
+    try:
+        call = setup()
+        if call().shape != (x.shape[0], weight.shape[0]):
+            raise RuntimeError("oneDNN int8 matmul gave the wrong shape")
+    except Exception:  # noqa: BLE001 - any failure of a private API means: no int8 roof
+        return None
+    return call

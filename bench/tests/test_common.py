@@ -1,5 +1,6 @@
 """bench/common.py: on a CPU without native bf16 (or int8) the benchmarks skip those modes with a line saying why and
-measure no bf16 roof (emulated, one bf16 torch.mm 4096² took minutes on AVX2); the timer; the worker protocol."""
+measure no bf16 roof (emulated, one bf16 torch.mm 4096² took minutes on AVX2); the int8 roof where int8 runs; the
+timer; the worker protocol."""
 from __future__ import annotations
 
 import json
@@ -42,18 +43,37 @@ def test_aarch64_skips_int8(machine) -> None:
                                             "x86 with AVX2)"]
 
 
-@pytest.mark.parametrize("info, dtypes", [(ZEN3, {"fp32"}), (ZEN4, {"fp32", "bf16"})], ids=["avx2", "avx512_bf16"])
-def test_roof_is_measured_for_native_dtypes_only(machine, monkeypatch: pytest.MonkeyPatch, info, dtypes) -> None:
-    machine(info)
+def _roof(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
     monkeypatch.setattr(common, "MM_SIDE", 64)
     threads = torch.get_num_threads()
     try:
-        roof = common.mm_roof(1)
+        return common.mm_roof(1)
     finally:  # mm_roof sets the worker's thread count; later tests in this process want theirs
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "info, dtypes", [(ZEN3, {"fp32", "int8"}), (ZEN4, {"fp32", "bf16", "int8"}), (GRAVITON2, {"fp32"})],
+    ids=["avx2", "avx512_bf16", "aarch64"],
+)
+def test_roof_is_measured_for_native_dtypes_only(machine, monkeypatch: pytest.MonkeyPatch, info, dtypes) -> None:
+    machine(info)
+    roof = _roof(monkeypatch)
     assert set(roof) == dtypes and all(rate > 0 for rate in roof.values())
     text = common.roof_text(roof)
     assert ("bf16 not measured (no native bf16 on this CPU)" in text) == ("bf16" not in dtypes)
+    assert ("int8 not measured (no int8 path on this CPU)" in text) == ("int8" not in dtypes)
+    assert ("GOP/s (oneDNN uint8 x int8 matmul)" in text) == ("int8" in dtypes)
+
+
+def test_int8_roof_is_named_as_not_measured_where_torch_lacks_the_matmul(machine, monkeypatch) -> None:
+    from port import torch_private
+
+    machine(ZEN3)
+    monkeypatch.setattr(torch_private, "int8_matmul", lambda *args: None)
+    roof = _roof(monkeypatch)
+    assert set(roof) == {"fp32"}
+    assert "int8 not measured (torch lacks oneDNN's int8 matmul)" in common.roof_text(roof)
 
 
 def test_timer_takes_the_median_after_the_warmup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 """port.torch_private: each private torch API and its public fallback give the same result."""
 from __future__ import annotations
 
+import platform
 import sys
 
 import pytest
@@ -68,3 +69,18 @@ def test_global_hook_query_sees_hooks_and_assumes_them_when_torch_cannot_say(mon
     assert not torch_private.global_forward_hooks()
     monkeypatch.delattr(module, "_global_forward_hooks")
     assert torch_private.global_forward_hooks()  # unknown: the caller's safe path (no shortcut donation)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="oneDNN's int8 matmul is x86's")
+def test_int8_matmul_is_the_product_of_its_dequantised_operands() -> None:
+    """The call the int8 roof times computes (x - zero)·scale @ (weight·row scale)ᵀ; operands that do not fit: None."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (33, 70), dtype=torch.uint8, generator=gen)
+    weight = torch.randint(-127, 128, (20, 70), dtype=torch.int8, generator=gen)
+    scales = torch.rand(20, generator=gen) * 1e-2 + 1e-3
+    call = torch_private.int8_matmul(x, 0.02, 128, weight, scales)
+    assert call is not None
+    reference = ((x.double() - 128) * 0.02) @ (weight.double() * scales.double()[:, None]).T
+    out = call()
+    assert out.dtype == torch.float32 and relative_error(out.double(), reference) <= 1e-6
+    assert torch_private.int8_matmul(x, 0.02, 128, weight[:, :69], scales) is None  # K differs
