@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16 and an fp32 forward go (oneDNN
-# kernels included) and the Interp kernel against ATen's, the fast / bf16 / int8 inference rows, and a training
+# Issue 12's CPU report on whatever CPU this is, pinned to 2 cores: where a bf16, an fp32 and an int8 forward go
+# (oneDNN kernels included) and the Interp kernel against ATen's, the fast / bf16 / int8 inference rows, and a training
 # step by layer type (oneDNN kernels included). On a CPU without native bf16 (or int8) those parts are skipped with a
-# line saying why (port.cpu); the rest runs (AVX2-only AMD EPYC: ~7 min).
+# line saying why (port.cpu); the rest runs (AVX2-only AMD EPYC: ~9 min).
 # Each part writes its markdown report into OUTDIR; legacy Caffe rows are added where `import caffe` works or
 # PSANET_CAFFE_BENCH names a caffe_bench (legacy_caffe/bench/bundle.sh: for hosts whose Python cannot load our
 # pycaffe build).
-#   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~10 min on 2 cores)
+#   bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]     # default: all three parts (~13 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $# -ge 1 ]] || { echo "usage: bash bench/cpu_report.sh OUTDIR [layers] [infer] [train]" >&2; exit 2; }
@@ -28,7 +28,7 @@ if [[ -n ${PSANET_CAFFE_BENCH:-} ]] || python3 -c "import caffe" 2>/dev/null; th
 for part in "${parts[@]}"; do
   echo "[cpu_report] $part" >&2
   case $part in
-    layers) for dtype in bf16 fp32; do
+    layers) for dtype in bf16 fp32 int8; do
         "${pin[@]}" python3 -m bench.layer_profile --size 465 --dtype $dtype --threads 2 --reps 2 --onednn \
           | tee "$out/layers_$dtype.md"
       done

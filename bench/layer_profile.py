@@ -15,6 +15,7 @@ not), their layouts and any reorders, from ONEDNN_VERBOSE over one more forward.
 
     python -m bench.layer_profile --size 705                 # PSANet-101 Cityscapes, fast fp32
     python -m bench.layer_profile --size 705 --dtype bf16 --onednn
+    python -m bench.layer_profile --size 705 --dtype int8    # port.quantize's int8 model (bench/int8_layers.py)
     python -m bench.layer_profile --width-divisor 16 --reps 1   # smoke test of this script
 """
 from __future__ import annotations
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = parser("bench.layer_profile", __doc__)
     p.add_argument("--size", type=int, choices=sorted(VARIANT_OF_SIZE), default=705)
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "int8"), default="fp32",
+                   help="int8: port.quantize's compiled model, by torch.profiler (bench/int8_layers.py)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test of this script")
@@ -211,18 +213,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    before, bandwidth = mm_roof(args.threads)[args.dtype], copy_bandwidth(args.threads)
-    groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
+    before, bandwidth = mm_roof(args.threads).get(args.dtype), copy_bandwidth(args.threads)
+    if before is None:
+        print(f"layer_profile: skipped {args.dtype}: torch lacks oneDNN's int8 matmul, so it has no roof here")
+        return 0
+    if args.dtype == "int8":
+        from bench.int8_layers import int8_gemm_rates, profile_int8
+
+        groups, total, kernels = profile_int8(args.size, args.reps, args.width_divisor, args.onednn)
+    else:
+        groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
     roof = max(before, mm_roof(args.threads)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
-    rates = gemm_rates({gemm for layers in groups.values() for layer in layers for gemm, _ in layer.gemms}, args.dtype)
+    shapes = {gemm for layers in groups.values() for layer in layers for gemm, _ in layer.gemms}
+    rates = int8_gemm_rates(shapes) if args.dtype == "int8" else gemm_rates(shapes, args.dtype)
     lines = rows(groups, total, roof, bandwidth, rates)
+    int8 = args.dtype == "int8"
+    path = "port.quantize int8, compiled (torch.profiler)" if int8 else f"port.optimize fast path {args.dtype}"
+    product = "oneDNN's uint8 x int8 matmul" if int8 else f"{args.dtype} torch.mm"
+    timing = "no profiler" if int8 else "hooks included"
     print(f"# Forward by layer type: {VARIANT_OF_SIZE[args.size]} (width/{args.width_divisor}), {args.size}², batch 1, "
-          f"port.optimize fast path {args.dtype}")
+          f"{path}")
     print()
     print(f"Command: `python -m bench.layer_profile {' '.join(argv)}`; {isa_line()} torch {torch.__version__}, "
-          f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s (hooks included); roof {roof:.0f} "
-          f"GFLOP/s ({args.dtype} torch.mm 4096², the faster of before and after the forwards); memory "
-          f"roof {bandwidth / 1e9:.1f} GB/s (1 GiB copy); own roofs from torch.mm at {len(rates)} GEMM shapes "
+          f"{args.threads} threads; median of {args.reps}; forward {total:.3f} s ({timing}); roof {roof:.0f} "
+          f"G{'OP' if int8 else 'FLOP'}/s ({product} 4096², the faster of before and "
+          f"after the forwards); memory roof {bandwidth / 1e9:.1f} GB/s (1 GiB copy); own roofs from {product} at "
+          f"{len(rates)} GEMM shapes "
           f"({min(rates.values()) / 1e9:.0f}–{max(rates.values()) / 1e9:.0f} GFLOP/s); load average "
           f"before {load:.2f}, after {os.getloadavg()[0]:.2f}.")
     print()
