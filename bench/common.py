@@ -116,7 +116,7 @@ def mm_roof(threads: int) -> dict[str, float]:
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     for name in cpu.info().roof_dtypes():
         if name == "int8":
-            call = int8_matmul_call(MM_SIDE)
+            call = int8_matmul_call(MM_SIDE, MM_SIDE, MM_SIDE)
         else:
             a, b = (torch.randn(MM_SIDE, MM_SIDE).to(dtypes[name]) for _ in range(2))
             call = functools.partial(torch.mm, a, b)
@@ -125,15 +125,16 @@ def mm_roof(threads: int) -> dict[str, float]:
     return roof
 
 
-def int8_matmul_call(side: int) -> Callable[[], Any] | None:
-    """oneDNN's int8 product of random side² operands, as the int8 roof times it (None: torch lacks the ops)."""
+def int8_matmul_call(m: int, k: int, n: int) -> Callable[[], Any] | None:
+    """oneDNN's int8 product of random uint8 (m, k) and int8 (n, k) operands, as the int8 roofs time it (None: torch
+    lacks the ops)."""
     import torch
 
     from port import torch_private
 
-    x = torch.randint(0, 256, (side, side), dtype=torch.uint8)
-    weight = torch.randint(-127, 128, (side, side), dtype=torch.int8)
-    return torch_private.int8_matmul(x, 0.02, 128, weight, torch.full((side,), 1e-3))
+    x = torch.randint(0, 256, (m, k), dtype=torch.uint8)
+    weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    return torch_private.int8_matmul(x, 0.02, 128, weight, torch.full((n,), 1e-3))
 
 
 def cuda_mm_roof() -> dict[str, float]:

@@ -13,7 +13,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from bench.common import median_seconds, seconds
+from bench.common import int8_matmul_call, median_seconds, seconds
 from bench.layer_profile import VARIANT_OF_SIZE, Gemm, Layer, conv_gemm, conv_kind
 from bench.onednn_verbose import capture, summary
 
@@ -58,6 +58,21 @@ def event_signature(event: Any) -> Signature:
     return tuple(shapes[0]), tuple(shapes[3]), concrete[first][0], concrete[first + 2][0]
 
 
+def match(calls: list[Any], signatures: dict[Signature, list[tuple[str, Layer]]]) -> list[tuple[str, Layer]]:
+    """Each profiled call's float layer, taking the layers of one signature in order; an error naming the first call
+    that has none (as a torch whose int8 ops take other arguments would give)."""
+    pools = {key: list(layers) for key, layers in signatures.items()}
+    kinds = []
+    for event in calls:
+        key = event_signature(event)
+        if not pools.get(key):
+            raise RuntimeError(f"int8 layer profile: {event.name} with input {key[0]}, weight {key[1]}, stride "
+                               f"{key[2]}, dilation {key[3]} matches no float convolution (are these torch's int8 op "
+                               "arguments?)")
+        kinds.append(pools[key].pop(0))
+    return kinds
+
+
 def profile_int8(
     size: int, reps: int, width_divisor: int, onednn: bool
 ) -> tuple[dict[str, list[Layer]], float, list[str]]:
@@ -84,8 +99,7 @@ def profile_int8(
             int8(x)
         calls = [e for e in prof.events() if e.name in CONV_EVENTS]
         if not kinds:
-            pools = {key: list(layers) for key, layers in signatures.items()}
-            kinds = [pools[event_signature(e)].pop(0) for e in calls]
+            kinds = match(calls, signatures)
         for i, event in enumerate(calls):
             per_call[i].append(event.cpu_time_total / 1e6)
     groups: dict[str, list[Layer]] = defaultdict(list)
@@ -96,15 +110,9 @@ def profile_int8(
 
 def int8_gemm_rates(shapes: set[Gemm]) -> dict[Gemm, float]:
     """OP/s of oneDNN's int8 matmul at each (M, K, N) (median of 3 after a warm-up)."""
-    import torch
-
-    from port import torch_private
-
     rates = {}
     for m, k, n in sorted(shapes):
-        x = torch.randint(0, 256, (m, k), dtype=torch.uint8)
-        weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
-        call = torch_private.int8_matmul(x, 0.02, 128, weight, torch.full((n,), 1e-3))
+        call = int8_matmul_call(m, k, n)
         if call is None:
             raise RuntimeError("int8 layer profile: torch lacks oneDNN's int8 matmul (torch.ops.onednn.qlinear_*)")
         rates[(m, k, n)] = 2 * m * k * n / median_seconds(call, 1, 3)
