@@ -113,28 +113,26 @@ def mm_roof(threads: int) -> dict[str, float]:
 
     torch.set_num_threads(threads)
     roof = {}
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     for name in cpu.info().roof_dtypes():
-        if name == "int8":
-            call = int8_matmul_call(MM_SIDE, MM_SIDE, MM_SIDE)
-        else:
-            a, b = (torch.randn(MM_SIDE, MM_SIDE).to(dtypes[name]) for _ in range(2))
-            call = functools.partial(torch.mm, a, b)
+        call = matmul_call(name, MM_SIDE, MM_SIDE, MM_SIDE)
         if call is not None:
             roof[name] = 2 * MM_SIDE**3 / median_seconds(call, 1, ROOF_REPS) / 1e9
     return roof
 
 
-def int8_matmul_call(m: int, k: int, n: int) -> Callable[[], Any] | None:
-    """oneDNN's int8 product of random uint8 (m, k) and int8 (n, k) operands, as the int8 roofs time it (None: torch
-    lacks the ops)."""
+def matmul_call(dtype_name: str, m: int, k: int, n: int) -> Callable[[], Any] | None:
+    """A product of random (m, k) and (k, n) operands as the roofs time it: torch.mm in fp32 or bf16; int8 through
+    oneDNN's uint8 x int8 matmul (None where torch lacks it)."""
     import torch
 
-    from port import torch_private
+    if dtype_name == "int8":
+        from port import torch_private
 
-    x = torch.randint(0, 256, (m, k), dtype=torch.uint8)
-    weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
-    return torch_private.int8_matmul(x, 0.02, 128, weight, torch.full((n,), 1e-3))
+        x = torch.randint(0, 256, (m, k), dtype=torch.uint8)
+        weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+        return torch_private.int8_matmul(x, 0.02, 128, weight, torch.full((n,), 1e-3))
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    return functools.partial(torch.mm, torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype))
 
 
 def cuda_mm_roof() -> dict[str, float]:

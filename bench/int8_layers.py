@@ -13,8 +13,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from bench.common import int8_matmul_call, median_seconds, seconds
-from bench.layer_profile import VARIANT_OF_SIZE, Gemm, Layer, conv_gemm, conv_kind
+from bench.common import seconds
+from bench.layer_profile import VARIANT_OF_SIZE, Layer, conv_gemm, conv_kind
 from bench.onednn_verbose import capture, summary
 
 Signature = tuple[tuple[int, ...], tuple[int, ...], int, int]  # input shape, weight shape, stride, dilation
@@ -106,14 +106,3 @@ def profile_int8(
     for i, (kind, layer) in enumerate(kinds):
         groups[kind].append(Layer(statistics.median(per_call[i]), layer.flops, layer.moved, layer.gemms))
     return groups, total, summary(capture(lambda: int8(x))) if onednn else []
-
-
-def int8_gemm_rates(shapes: set[Gemm]) -> dict[Gemm, float]:
-    """OP/s of oneDNN's int8 matmul at each (M, K, N) (median of 3 after a warm-up)."""
-    rates = {}
-    for m, k, n in sorted(shapes):
-        call = int8_matmul_call(m, k, n)
-        if call is None:
-            raise RuntimeError("int8 layer profile: torch lacks oneDNN's int8 matmul (torch.ops.onednn.qlinear_*)")
-        rates[(m, k, n)] = 2 * m * k * n / median_seconds(call, 1, 3)
-    return rates

@@ -32,6 +32,7 @@ from typing import Any
 from bench.common import (
     copy_bandwidth,
     isa_line,
+    matmul_call,
     median_seconds,
     missing_feature,
     mm_roof,
@@ -88,14 +89,13 @@ def conv_gemm(weight: Sequence[int], out_pixels: int) -> tuple[Gemm, float]:
 
 
 def gemm_rates(shapes: set[Gemm], dtype_name: str) -> dict[Gemm, float]:
-    """FLOP/s of `torch.mm` at each (M, K, N) in the dtype (median of 3 after a warm-up)."""
-    import torch
-
-    dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    """OP/s of the dtype's matrix product (bench.common.matmul_call) at each (M, K, N) (median of 3 after a warm-up)."""
     rates = {}
     for m, k, n in sorted(shapes):
-        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-        rates[(m, k, n)] = 2 * m * k * n / median_seconds(lambda: torch.mm(a, b), 1, 3)
+        call = matmul_call(dtype_name, m, k, n)
+        if call is None:
+            raise RuntimeError(f"layer profile: no {dtype_name} matrix product here (torch lacks oneDNN's int8 matmul)")
+        rates[(m, k, n)] = 2 * m * k * n / median_seconds(call, 1, 3)
     return rates
 
 
@@ -217,17 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     if before is None:
         print(f"layer_profile: skipped {args.dtype}: torch lacks oneDNN's int8 matmul, so it has no roof here")
         return 0
-    if args.dtype == "int8":
-        from bench.int8_layers import int8_gemm_rates, profile_int8
+    int8 = args.dtype == "int8"
+    if int8:
+        from bench.int8_layers import profile_int8
 
         groups, total, kernels = profile_int8(args.size, args.reps, args.width_divisor, args.onednn)
     else:
         groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
     roof = max(before, mm_roof(args.threads)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
-    shapes = {gemm for layers in groups.values() for layer in layers for gemm, _ in layer.gemms}
-    rates = int8_gemm_rates(shapes) if args.dtype == "int8" else gemm_rates(shapes, args.dtype)
+    rates = gemm_rates({gemm for layers in groups.values() for layer in layers for gemm, _ in layer.gemms}, args.dtype)
     lines = rows(groups, total, roof, bandwidth, rates)
-    int8 = args.dtype == "int8"
     path = "port.quantize int8, compiled (torch.profiler)" if int8 else f"port.optimize fast path {args.dtype}"
     product = "oneDNN's uint8 x int8 matmul" if int8 else f"{args.dtype} torch.mm"
     timing = "no profiler" if int8 else "hooks included"

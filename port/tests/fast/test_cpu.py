@@ -62,10 +62,10 @@ def test_known_cpus(simulated, arch: str, flags: str, level: str, bf16: bool, in
     info = simulated(arch, flags)
     assert (info.level, info.native_bf16, info.int8_dot, info.amx, info.vector_level) == (
         level, bf16, int8_dot, amx, vector)
-    assert info.int8 == info.packed_convolutions == (arch == "x86_64" and level != "default")
-    assert info.tap_weight_gradients == info.winograd_convolutions == (arch == "x86_64" and level != "default")
-    int8 = arch == "x86_64" and level != "default"
-    assert info.roof_dtypes() == ("fp32", *(("bf16",) if bf16 else ()), *(("int8",) if int8 else ()))
+    x86_simd = arch == "x86_64" and level != "default"  # x86 at AVX2 or better
+    assert info.int8 == info.packed_convolutions == x86_simd
+    assert info.tap_weight_gradients == info.winograd_convolutions == x86_simd
+    assert info.roof_dtypes() == ("fp32", *(("bf16",) if bf16 else ()), *(("int8",) if x86_simd else ()))
     assert info.describe().startswith(f"ISA: test CPU ({arch}); level {level}")
 
 
