@@ -105,15 +105,18 @@ def peak_and_median(call: Callable[[], Any], repeats: int) -> dict[str, float]:
 # --- roofs ---------------------------------------------------------------------------------------------------------
 
 
-def mm_roof(threads: int) -> dict[str, float]:
-    """Achieved matrix-product GOP/s on 4096² with `threads` torch threads, for each dtype the CPU runs natively:
-    torch.mm in fp32 (and bf16 only with native bf16: emulated, one product took minutes); int8 through oneDNN's
-    uint8 x int8 matmul where the int8 path runs (no entry where torch lacks it)."""
+ROOF_DTYPES = ("fp32", "bf16", "int8")
+
+
+def mm_roof(threads: int, dtypes: Sequence[str] = ROOF_DTYPES) -> dict[str, float]:
+    """Achieved matrix-product GOP/s on 4096² with `threads` torch threads, for each of `dtypes` the CPU runs
+    natively: torch.mm in fp32 (and bf16 only with native bf16: emulated, one product took minutes); int8 through
+    oneDNN's uint8 x int8 matmul where the int8 path runs (no entry where torch lacks it)."""
     import torch
 
     torch.set_num_threads(threads)
     roof = {}
-    for name in cpu.info().roof_dtypes():
+    for name in (d for d in cpu.info().roof_dtypes() if d in dtypes):
         call = matmul_call(name, MM_SIDE, MM_SIDE, MM_SIDE)
         if call is not None:
             roof[name] = 2 * MM_SIDE**3 / median_seconds(call, 1, ROOF_REPS) / 1e9
@@ -159,14 +162,15 @@ def copy_bandwidth(threads: int) -> float:
     return 2 * COPY_BYTES / median_seconds(lambda: b.copy_(a), 1, 3)
 
 
-def roof_text(roof: dict[str, float]) -> str:
-    """The CPU roofs of a run (GFLOP/s; int8 GOP/s); a dtype not measured is named with the reason."""
+def roof_text(roof: dict[str, float], dtypes: Sequence[str] = ROOF_DTYPES) -> str:
+    """The CPU roofs of a run (GFLOP/s; int8 GOP/s) for `dtypes` (those its modes use); a dtype not measured is
+    named with the reason."""
     shown = [f"{dtype} {roof[dtype]:.0f} GFLOP/s" for dtype in ("fp32", "bf16") if roof.get(dtype)]
-    if not roof.get("bf16"):
+    if "bf16" in dtypes and not roof.get("bf16"):
         shown.append("bf16 not measured (no native bf16 on this CPU)")
-    if roof.get("int8"):
+    if "int8" in dtypes and roof.get("int8"):
         shown.append(f"int8 {roof['int8']:.0f} GOP/s (oneDNN uint8 x int8 matmul)")
-    else:
+    elif "int8" in dtypes:
         why = "torch lacks oneDNN's int8 matmul" if cpu.info().int8 else "no int8 path on this CPU"
         shown.append(f"int8 not measured ({why})")
     return ", ".join(shown)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from bench.common import seconds
-from bench.layer_profile import VARIANT_OF_SIZE, Layer, conv_gemm, conv_kind
+from bench.layer_profile import VARIANT_OF_SIZE, Layer, conv_kind, conv_layer
 from bench.onednn_verbose import capture, summary
 
 Signature = tuple[tuple[int, ...], tuple[int, ...], int, int]  # input shape, weight shape, stride, dilation
@@ -31,12 +31,10 @@ def float_layers(fast: Any, x: Any) -> dict[Signature, list[tuple[str, Layer]]]:
     def record(name: str) -> Any:
         def hook(module: torch.nn.Conv2d, args: Any, out: torch.Tensor) -> None:
             weight = tuple(module.weight.shape)
-            n, _, h, w = out.shape
-            gemm, flops = conv_gemm(weight, n * h * w)
             moved = float(args[0].numel() + module.weight.numel() + out.numel())  # int8: one byte each
             kind = conv_kind(name.removesuffix(".conv"), weight[-1], module.stride[0], module.dilation[0])
             key = (tuple(args[0].shape), weight, module.stride[0], module.dilation[0])
-            found[key].append((kind, Layer(0.0, flops, moved, ((gemm, flops),))))
+            found[key].append((kind, conv_layer(weight, out.shape, moved)))
 
         return hook
 

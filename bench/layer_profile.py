@@ -88,6 +88,14 @@ def conv_gemm(weight: Sequence[int], out_pixels: int) -> tuple[Gemm, float]:
     return gemm, 2.0 * math.prod(gemm)
 
 
+def conv_layer(weight: Sequence[int], out_shape: Sequence[int], moved: float) -> Layer:
+    """A convolution's forward as a Layer not yet timed: its one GEMM from `weight` (out, in, kh, kw) and its output
+    (N, C, H, W), and the `moved` bytes (counted by the caller: they depend on the dtype)."""
+    n, _, h, w = out_shape
+    gemm, flops = conv_gemm(weight, n * h * w)
+    return Layer(0.0, flops, moved, ((gemm, flops),))
+
+
 def gemm_rates(shapes: set[Gemm], dtype_name: str) -> dict[Gemm, float]:
     """OP/s of the dtype's matrix product (bench.common.matmul_call) at each (M, K, N) (median of 3 after a warm-up)."""
     rates = {}
@@ -135,12 +143,10 @@ def profile(
 
         def record(name: str) -> Any:
             def hook(module: Any, args: Any, out: Any) -> None:
-                n, _, h, w = out.shape
                 weight = module.plain_shape
                 tensors = [*(a for a in args if isinstance(a, torch.Tensor)), out]
                 moved = (sum(t.numel() for t in tensors) + weight.numel()) * out.element_size()
-                gemm, flops = conv_gemm(weight, n * h * w)
-                convs[name] = Layer(0.0, flops, moved, ((gemm, flops),))
+                convs[name] = conv_layer(weight, out.shape, moved)
 
             return hook
 
@@ -213,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    before, bandwidth = mm_roof(args.threads).get(args.dtype), copy_bandwidth(args.threads)
+    only = (args.dtype,)  # the roof of the profiled dtype alone
+    before, bandwidth = mm_roof(args.threads, only).get(args.dtype), copy_bandwidth(args.threads)
     if before is None:
         print(f"layer_profile: skipped {args.dtype}: torch lacks oneDNN's int8 matmul, so it has no roof here")
         return 0
@@ -224,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         groups, total, kernels = profile_int8(args.size, args.reps, args.width_divisor, args.onednn)
     else:
         groups, total, kernels = profile(args.size, args.dtype, args.reps, args.width_divisor, args.onednn)
-    roof = max(before, mm_roof(args.threads)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
+    roof = max(before, mm_roof(args.threads, only)[args.dtype])  # the fastest roof seen, as bench/end_to_end.py keeps
     rates = gemm_rates({gemm for layers in groups.values() for layer in layers for gemm, _ in layer.gemms}, args.dtype)
     lines = rows(groups, total, roof, bandwidth, rates)
     path = "port.quantize int8, compiled (torch.profiler)" if int8 else f"port.optimize fast path {args.dtype}"

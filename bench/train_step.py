@@ -31,6 +31,7 @@ import numpy as np
 from bench import caffe_binary, train_layers
 from bench.common import isa_line, model_name, parser, roof_text, run_worker, runnable_modes, stopwatch, write_report
 from bench.e2e_report import GIB
+from bench.train_worker import CPU_DTYPES
 from port import cpu
 
 WORKER = "bench.train_worker"
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             roofs.append(results[mode].get("roof", {}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    dtypes = ("fp32", "tf32", "bf16") if cuda else ("fp32", "bf16")
+    dtypes = ("fp32", "tf32", "bf16") if cuda else CPU_DTYPES
     roof = {dtype: max(r.get(dtype, 0.0) for r in roofs) for dtype in dtypes}
     recipe = recipe_for("caffe", dataset)
     if cuda:
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     else:
         where = f"{model_name()}, {os.cpu_count()} cores; torch {torch.__version__}; {args.threads} threads"
-        roofs_line = f"(fastest torch.mm 4096² of the run) {roof_text(roof)}."
+        roofs_line = f"(fastest torch.mm 4096² of the run) {roof_text(roof, CPU_DTYPES)}."
         body = [*table(results, flops, roof), "", *target_lines(results)]
     lines = [
         f"# PSANet training step, {'the port on CUDA' if cuda else 'legacy Caffe vs port'} ({datetime.date.today()})",

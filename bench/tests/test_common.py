@@ -43,11 +43,11 @@ def test_aarch64_skips_int8(machine) -> None:
                                             "x86 with AVX2)"]
 
 
-def _roof(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+def _roof(monkeypatch: pytest.MonkeyPatch, dtypes: tuple[str, ...] = common.ROOF_DTYPES) -> dict[str, float]:
     monkeypatch.setattr(common, "MM_SIDE", 64)
     threads = torch.get_num_threads()
     try:
-        return common.mm_roof(1)
+        return common.mm_roof(1, dtypes)
     finally:  # mm_roof sets the worker's thread count; later tests in this process want theirs
         torch.set_num_threads(threads)
 
@@ -64,6 +64,13 @@ def test_roof_is_measured_for_native_dtypes_only(machine, monkeypatch: pytest.Mo
     assert ("bf16 not measured (no native bf16 on this CPU)" in text) == ("bf16" not in dtypes)
     assert ("int8 not measured (no int8 path on this CPU)" in text) == ("int8" not in dtypes)
     assert ("GOP/s (oneDNN uint8 x int8 matmul)" in text) == ("int8" in dtypes)
+
+
+def test_roof_measures_only_the_dtypes_asked_for(machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    machine(ZEN4)
+    assert set(_roof(monkeypatch, ("fp32", "bf16"))) == {"fp32", "bf16"}
+    text = common.roof_text({"fp32": 100.0}, ("fp32", "bf16"))
+    assert text == "fp32 100 GFLOP/s, bf16 not measured (no native bf16 on this CPU)"  # int8 not named at all
 
 
 def test_int8_roof_is_named_as_not_measured_where_torch_lacks_the_matmul(machine, monkeypatch) -> None:
