@@ -233,6 +233,25 @@ def write_report(out: Path | None, text: str) -> None:
 
 # --- worker protocol -----------------------------------------------------------------------------------------------
 
+GLIBC, DIRECT = "_glibc", "_direct"
+# A mode name's suffix runs its base mode with one of the library's environment switches, set in the worker's
+# environment as a user sets it (the library reads them at import), never by changing a module from the worker.
+SWITCHES = {
+    GLIBC: {"PSANET_KEEP_FREED_MEMORY": "0"},  # glibc's default malloc (port/memory.py's opt-out)
+    DIRECT: {"PSANET_WINOGRAD": "0"},  # oneDNN's direct 3x3 convolutions, no Winograd (port/optimize/winograd.py)
+    "_aten_bn": {"PSANET_BN_KERNEL": "0"},  # PyTorch's batch norm and a separate ReLU in training (port/ops)
+    "_onednn_wgrad": {"PSANET_TAP_WEIGHT_GRAD": "0"},  # oneDNN's weight gradients (port/model/conv.py)
+}
+
+
+def split_mode(mode: str) -> tuple[str, dict[str, str]]:
+    """A mode's base mode and the environment its suffix sets (`fast_direct`: fast with PSANET_WINOGRAD=0)."""
+    for suffix, env in SWITCHES.items():
+        if mode.endswith(suffix):
+            return mode.removesuffix(suffix), env
+    return mode, {}
+
+
 
 def run_module(module: str, args: Sequence[str], env: Mapping[str, str] | None = None, check: bool = False
                ) -> subprocess.CompletedProcess:
@@ -243,9 +262,9 @@ def run_module(module: str, args: Sequence[str], env: Mapping[str, str] | None =
 
 
 def run_worker(module: str, job: dict[str, Any], threads: int, check: bool = False) -> dict[str, Any]:
-    """`module`'s worker on `job` with `threads` BLAS/OpenMP threads: its RESULT, or {"error": its last stderr line}
-    (raised as RuntimeError with `check`)."""
-    env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    """`module`'s worker on `job` with `threads` BLAS/OpenMP threads and the switches of the job's mode (SWITCHES):
+    its RESULT, or {"error": its last stderr line} (raised as RuntimeError with `check`)."""
+    env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), **split_mode(job.get("mode", ""))[1]}
     proc = run_module(module, ["--worker", json.dumps(job)], env)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.common import DIRECT, GLIBC
+
 GIB = 1024**3
 PORT_MODES = ("eager", "fast", "compile", "compile_frozen", "bf16", "int8")
-GLIBC = "_glibc"  # a mode name's suffix: the mode with glibc's default malloc (PSANET_KEEP_FREED_MEMORY=0)
 GLIBC_MODES = ("eager" + GLIBC, "fast" + GLIBC)  # the A/B for port/memory.py
-DIRECT = "_direct"  # a mode name's suffix: the mode with oneDNN's direct 3x3 convolutions (no Winograd)
 DIRECT_MODES = ("fast" + DIRECT,)  # the A/B for port/optimize/winograd.py
 EXTRA_MODES = (*GLIBC_MODES, *DIRECT_MODES)  # on request only
 ROOF_DTYPE = {"bf16": "bf16", "int8": "int8"}  # modes timed against a roof other than fp32 (int8: its GOP/s)

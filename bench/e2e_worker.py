@@ -7,19 +7,27 @@ Modes: caffe (legacy Caffe CPU), eager, fast (port.optimize.for_inference), comp
 fast), compile_frozen (the same with inductor freezing), bf16 (fast with bf16 weights), int8
 (port.quantize.quantize_int8 calibrated on 2 random images other than the timed ones), roof (torch.mm 4096^2 fp32 and
 bf16), gpu (when CUDA is present); eager_glibc / fast_glibc run eager / fast with PSANET_KEEP_FREED_MEMORY=0,
-fast_direct runs fast with oneDNN's direct 3x3 convolutions (port.optimize.winograd.WINOGRAD off).
+fast_direct runs fast with PSANET_WINOGRAD=0 (oneDNN's direct 3x3 convolutions): bench.common.SWITCHES.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import caffe_binary
-from bench.common import answer, median_seconds, mm_roof, module_times, peak_rss_bytes, required_job, seconds, stopwatch
-from bench.e2e_report import DIRECT, GLIBC
+from bench.common import (
+    answer,
+    median_seconds,
+    mm_roof,
+    module_times,
+    peak_rss_bytes,
+    required_job,
+    seconds,
+    split_mode,
+    stopwatch,
+)
 
 WEIGHTS = {
     "eager": "weights.pt", "int8": "weights.pt", "fast": "fast.pt", "compile": "fast.pt", "compile_frozen": "fast.pt",
@@ -172,14 +180,7 @@ RUNNERS = {"caffe": forward_caffe, "roof": roof_only, "gpu": forward_gpu}
 def main() -> int:
     job = required_job("bench.e2e_worker")
     job["tag"] = job["mode"]  # the logits' file: the mode as asked, suffix included
-    if job["mode"].endswith(GLIBC):  # the same mode with glibc's default malloc (port/memory.py's opt-out)
-        os.environ["PSANET_KEEP_FREED_MEMORY"] = "0"
-        job["mode"] = job["mode"].removesuffix(GLIBC)
-    if job["mode"].endswith(DIRECT):  # the fast path without its Winograd convolutions (this process only)
-        from port.optimize import winograd
-
-        winograd.WINOGRAD = False
-        job["mode"] = job["mode"].removesuffix(DIRECT)
+    job["mode"] = split_mode(job["mode"])[0]  # its switch is in this process's environment (bench.common.run_worker)
     result = RUNNERS.get(job["mode"], forward_port)(job)
     result.setdefault("peak_rss", peak_rss_bytes())
     return answer(result)

@@ -11,7 +11,8 @@ Modes: caffe (SGDSolver.step(1) on the generated train definition, CPU), fp32, b
 (CUDA: fp32 with TF32 matmuls and convolutions; the other CUDA modes run fp32 with TF32 off), each in the trainer's
 layout (channels-last, port.train.loop.memory_format); fp32_nchw, bf16_nchw with a contiguous model and input;
 fp32_aten_bn, bf16_aten_bn with PyTorch's native batch norm and a separate ReLU (PSANET_BN_KERNEL=0); fp32_onednn_wgrad
-with oneDNN's weight gradients where port.cpu would take them by taps (PSANET_TAP_WEIGHT_GRAD=0); roof.
+with oneDNN's weight gradients where port.cpu would take them by taps (PSANET_TAP_WEIGHT_GRAD=0); roof. The suffixes'
+switches are in the worker's environment (bench.common.SWITCHES).
 The job's "device" is "cpu" or "cuda".
 """
 from __future__ import annotations
@@ -60,8 +61,6 @@ def port_step(job: dict[str, Any]) -> tuple[Any, dict[str, float], Any]:
     the dict it leaves the last loss in, and the model."""
     import torch
 
-    import port.model.conv
-    import port.ops
     from port.config import PSANetConfig
     from port.model import PSANet
     from port.train.distributed import convert_sync_bn
@@ -71,8 +70,6 @@ def port_step(job: dict[str, Any]) -> tuple[Any, dict[str, float], Any]:
     from port.train.recipe import recipe_for
 
     work, device, mode = Path(job["workdir"]), torch.device(job.get("device", "cpu")), job["mode"]
-    port.ops.BN_KERNEL = not mode.endswith("_aten_bn")  # False: what PSANET_BN_KERNEL=0 gives
-    port.model.conv.TAP_WEIGHT_GRAD = not mode.endswith("_onednn_wgrad")  # False: PSANET_TAP_WEIGHT_GRAD=0
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not mode.startswith("fp32")
     cfg = PSANetConfig.from_dict(job["config"])

@@ -4,6 +4,7 @@ timer; the worker protocol."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -100,6 +101,45 @@ def test_worker_protocol_round_trip() -> None:
     with pytest.raises(RuntimeError, match="bench.zoom_loss worker failed: KeyError"):
         common.run_worker("bench.zoom_loss", {**job, "method": "nonexistent"}, threads=1, check=True)
     assert common.worker_job(["--worker", json.dumps(job)]) == job and common.worker_job(["--quick"]) is None
+
+
+# each switch's library flag, as a worker process started with the switch in its environment reads it
+SWITCHED_OFF = {
+    "PSANET_KEEP_FREED_MEMORY": "port.memory.keep_freed_memory()",
+    "PSANET_WINOGRAD": "port.optimize.winograd.WINOGRAD",
+    "PSANET_BN_KERNEL": "port.ops.BN_KERNEL",
+    "PSANET_TAP_WEIGHT_GRAD": "port.model.conv.TAP_WEIGHT_GRAD",
+}
+
+
+@pytest.mark.parametrize("mode, base", [
+    ("fast_glibc", "fast"), ("fast_direct", "fast"), ("bf16_aten_bn", "bf16"), ("fp32_onednn_wgrad", "fp32"),
+])
+def test_a_mode_suffix_runs_its_base_mode_with_a_library_switch_off(mode: str, base: str) -> None:
+    got, env = common.split_mode(mode)
+    assert got == base and len(env) == 1
+    (variable,) = env
+    flag = SWITCHED_OFF[variable]
+    code = f"import port.memory, port.model.conv, port.ops, port.optimize.winograd; print({flag})"
+    for environment, want in (({}, "True"), (env, "False")):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=common.ROOT,
+                              env={**os.environ, **environment}, timeout=120)
+        assert done.stdout.strip() == want, (flag, environment, done.stderr)
+    assert common.split_mode("fp32_nchw") == ("fp32_nchw", {})  # a layout, not a switch
+
+
+def test_run_worker_gives_the_worker_its_modes_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+
+    def run_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+        seen.append(env)
+        return subprocess.CompletedProcess(args, 0, stdout=common.RESULT + "{}\n", stderr="")
+
+    monkeypatch.setattr(common, "run_module", run_module)
+    common.run_worker("bench.e2e_worker", {"mode": "fast_direct"}, threads=3)
+    common.run_worker("bench.e2e_worker", {"mode": "fast"}, threads=3)
+    threads = {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "3"}
+    assert seen == [{**threads, "PSANET_WINOGRAD": "0"}, threads]
 
 
 def test_a_worker_module_refuses_any_other_command_line() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import port.model.conv
+from bench.common import split_mode
 from bench.onednn_verbose import Exec, capture, parse, summary
 from bench.train_step import prepare
 from bench.train_worker import port_step
@@ -60,7 +61,8 @@ def test_a_training_step_runs_each_convolution_once_per_pass(
     gradient per Conv2d module, one input gradient for each but the stem's first (the image needs none); where
     port.cpu takes float32 weight gradients by taps (AVX2, AVX-512), only the strided convolutions' are oneDNN's."""
     config = prepare(tmp_path, "psanet50_ade20k_465", seed=0, width_divisor=16, batch=1)
-    monkeypatch.setattr(port.model.conv, "TAP_WEIGHT_GRAD", True)  # restored after: port_step sets it by the mode
+    switched = "PSANET_TAP_WEIGHT_GRAD" in split_mode(mode)[1]  # set in the mode's worker's environment
+    monkeypatch.setattr(port.model.conv, "TAP_WEIGHT_GRAD", not switched)  # as that process reads it at import
     step, _, model = port_step({"workdir": str(tmp_path), "mode": mode, "config": config, "dataset": "ade20k"})
     step()
     passes = Counter(e.prop for e in capture(step) if e.primitive == "convolution")
