@@ -103,10 +103,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfi
         state, config, source = _read_pth(path)
     elif path.suffix == ".pth":
         raise WeightsFileError(
-            f"{path} is not a converted PSANet file: truncated, or not written by torch.save (no zip header)"
+            f"{path} is not a PyTorch checkpoint: truncated, or not written by torch.save (no zip header)"
         )
-    else:
-        raise WeightsFileError(f"{path} is not a converted PSANet file (.safetensors or .pth written by caffe2torch)")
+    else:  # the words of both messages hold for converted files and for semseg/mmseg checkpoints alike
+        raise WeightsFileError(f"{path} is neither a .safetensors file nor a .pth written by torch.save")
     if not isinstance(source, dict):
         raise WeightsFileError(f"{path}: its source information is not a mapping")
     return state, config_from_file(config, path), source

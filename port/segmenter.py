@@ -88,7 +88,8 @@ def to_rgb(image: ImageInput) -> np.ndarray:
 class Segmenter:
     """A converted PSANet (any registered variant, or a fine-tuned one) ready to segment images.
 
-    weights: a .safetensors/.pth written by caffe2torch or port.train. device: "cpu" or "cuda" (default:
+    weights: a .safetensors/.pth written by caffe2torch, family2torch or port.train, or a hszhao/semseg or
+    mmsegmentation PSANet checkpoint (as `port.load` reads them). device: "cpu" or "cuda" (default:
     cuda when available). scales: "ss" (default), "ms" (the authors' six) or a sequence of scales. flip: add
     the mirrored pass (the authors' default). base_size: the long side at scale 1 (default: the model's dataset's,
     512 or 2048). fast: use `port.optimize.for_inference` (BN folded, fused kernels; equal within 1e-5).

@@ -205,4 +205,5 @@ def test_torch2caffe_on_damaged_weights_files(caffemodel: Path, tmp_path: Path, 
     caffemodel_as_weights = tmp_path / "m.pth"
     caffemodel_as_weights.write_bytes(caffemodel.read_bytes())
     assert t2c_main([str(caffemodel_as_weights), "-o", str(out)]) == 2
-    assert "not a converted PSANet file" in one_error_line(capsys.readouterr().err, "torch2caffe")
+    assert "m.pth is not a PyTorch checkpoint: truncated, or not written by torch.save" in one_error_line(
+        capsys.readouterr().err, "torch2caffe")

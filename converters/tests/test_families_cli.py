@@ -74,8 +74,10 @@ def test_caffe_release_as_mmseg(tmp_path: Path) -> None:
 
 def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _, checkpoint = _mmseg_checkpoint(tmp_path / "c.pth")
+    (tmp_path / "cut.pth").write_bytes(checkpoint.read_bytes()[1:])
     cases = [
         (family2torch, [str(tmp_path / "none.pth")], "does not exist"),
+        (family2torch, [str(tmp_path / "cut.pth")], "is not a PyTorch checkpoint: truncated, or not written by"),
         (family2torch, [str(checkpoint), "--family", "semseg"], "is a mmseg checkpoint, not semseg"),
         (family2torch, [str(checkpoint), "-o", str(tmp_path / "no" / "m.safetensors")], "output folder does not exist"),
         (torch2mmseg, [str(checkpoint), "-o", str(tmp_path / "m.onnx")], "output must end in .pth"),
@@ -88,4 +90,4 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     save_weights(tmp_path / "s.safetensors", PSANet(semseg).state_dict(), semseg)
     assert torch2mmseg([str(tmp_path / "s.safetensors")]) == 2
     assert "has no mmseg form" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "s.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "cut.pth", "s.safetensors"]

@@ -95,7 +95,7 @@ def test_foreign_inputs(tmp_path: Path) -> None:
     (tmp_path / "m.caffemodel").write_bytes(b"\x0a\x01x")
     _refused(tmp_path / "m.caffemodel", "convert it with caffe2torch first")
     (tmp_path / "m.bin").write_bytes(b"hello")
-    _refused(tmp_path / "m.bin", "not a converted PSANet file")
+    _refused(tmp_path / "m.bin", "is neither a .safetensors file nor a .pth written by torch.save")
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pth")
     _refused(
         tmp_path / "x.pth", "neither a converted PSANet file nor a hszhao/semseg or mmsegmentation PSANet checkpoint"
