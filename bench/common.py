@@ -252,7 +252,6 @@ def split_mode(mode: str) -> tuple[str, dict[str, str]]:
     return mode, {}
 
 
-
 def run_module(module: str, args: Sequence[str], env: Mapping[str, str] | None = None, check: bool = False
                ) -> subprocess.CompletedProcess:
     """`python -m module args...` in a fresh process that imports the repository's packages (the root on its path)."""
