@@ -112,6 +112,21 @@ SWITCHED_OFF = {
 }
 
 
+def _flags(env: dict[str, str]) -> list[str]:
+    """The flags as a fresh process sees them, started with this one's environment (less any switch) and `env`."""
+    flags = ", ".join(SWITCHED_OFF.values())
+    code = f"import port.memory, port.model.conv, port.ops, port.optimize.winograd; print({flags})"
+    clean = {k: v for k, v in os.environ.items() if k not in SWITCHED_OFF}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=common.ROOT,
+                          env={**clean, **env}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_every_switch_is_on_by_default() -> None:
+    assert _flags({}) == ["True"] * len(SWITCHED_OFF)
+
+
 @pytest.mark.parametrize("mode, base", [
     ("fast_glibc", "fast"), ("fast_direct", "fast"), ("bf16_aten_bn", "bf16"), ("fp32_onednn_wgrad", "fp32"),
 ])
@@ -119,12 +134,8 @@ def test_a_mode_suffix_runs_its_base_mode_with_a_library_switch_off(mode: str, b
     got, env = common.split_mode(mode)
     assert got == base and len(env) == 1
     (variable,) = env
-    flag = SWITCHED_OFF[variable]
-    code = f"import port.memory, port.model.conv, port.ops, port.optimize.winograd; print({flag})"
-    for environment, want in (({}, "True"), (env, "False")):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=common.ROOT,
-                              env={**os.environ, **environment}, timeout=120)
-        assert done.stdout.strip() == want, (flag, environment, done.stderr)
+    want = ["False" if name == variable else "True" for name in SWITCHED_OFF]
+    assert _flags(env) == want
     assert common.split_mode("fp32_nchw") == ("fp32_nchw", {})  # a layout, not a switch
 
 
