@@ -2,9 +2,12 @@
 path and its int8 path, on one BN-calibrated random-weight PSANet, each mode in its own process (peak memory: its
 VmHWM), with each output's agreement with the fast path.
 
-    python -m bench.deploy --depth 101 --sizes 465 705 --rounds 3  # the docs/PERFORMANCE.md table (~45 min, 2 cores)
+    python -m bench.deploy --depth 101 --sizes 465 705 --rounds 3  # the docs/PERFORMANCE.md table (~50 min, 2 cores)
     python -m bench.deploy --depth 50 --sizes 465 --width-divisor 8 --reps 1   # a smoke test (~3 min)
     python -m bench.deploy ... --profile                           # also each runtime's own per-node profile
+
+Then issue 33's speed targets, met or missed, each runtime's fp32 also set against `fast_direct` (the fast path with
+PSANET_WINOGRAD=0: its 3x3s direct, as the runtimes run theirs).
 """
 from __future__ import annotations
 
@@ -24,12 +27,16 @@ from bench.common import (
     parser,
     peak_rss_bytes,
     run_worker,
+    split_mode,
     worker_job,
 )
 from port.contracts import CAFFE
 
-MODES = ("fast", "int8", "onnxruntime", "openvino", "openvino_int8")
+MODES = ("fast", "fast_direct", "int8", "onnxruntime", "openvino", "openvino_int8")
 CALIBRATION_IMAGES = 4
+FP32_RUNTIMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+MAX_TIME_VS_FAST = 1.25  # issue 33: each runtime's fp32 within 1.25x of the fast path's time
+MIN_INT8_GAIN = 1.5  # issue 33: OpenVINO int8 at least 1.5x its fp32
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,7 +112,7 @@ def worker(mode: str, folder: str, size: int, reps: int, warmup: int) -> dict:
 
     keep_freed_memory()
     x = _images(1, size, 3)
-    run = _runner(mode, Path(folder), size)
+    run = _runner(split_mode(mode)[0], Path(folder), size)  # fast_direct: fast, its switch in this environment
     with torch.inference_mode():
         out = run(x)
         seconds = median_seconds(lambda: run(x), warmup, reps)
@@ -117,6 +124,27 @@ def _agreement(folder: Path, mode: str, size: int) -> str:
     ref, out = (np.load(folder / f"{m}_{size}.npy") for m in ("fast", mode))
     rel = np.abs(out - ref).max() / np.abs(ref).max()
     return f"{100 * (out.argmax(1) == ref.argmax(1)).mean():.2f}% / {rel:.1e}"
+
+
+def targets(size: int, seconds: dict[str, float]) -> list[str]:
+    """Issue 33's speed targets at one input size from each mode's s/image, met or missed."""
+    lines = []
+    fast, direct = seconds.get("fast"), seconds.get("fast_direct")
+    for mode, name in FP32_RUNTIMES.items():
+        if mode in seconds and fast:
+            ratio = seconds[mode] / fast
+            verdict = "met" if ratio <= MAX_TIME_VS_FAST else "missed"
+            line = f"- {size}²: {name} fp32 takes {ratio:.2f}× the fast path's time (target ≤ {MAX_TIME_VS_FAST}×: "
+            line += f"{verdict})"
+            if direct:
+                line += f"; {seconds[mode] / direct:.2f}× the port's with direct 3x3s (fast_direct)"
+            lines.append(line)
+    if "openvino" in seconds and "openvino_int8" in seconds:
+        gain = seconds["openvino"] / seconds["openvino_int8"]
+        verdict = "met" if gain >= MIN_INT8_GAIN else "missed"
+        lines.append(f"- {size}²: OpenVINO int8 runs {gain:.2f}× its fp32's speed (target ≥ {MIN_INT8_GAIN}×: "
+                     f"{verdict})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="psanet-deploy-") as tmp:
         folder = Path(tmp)
         prepare(args, folder)
-        rows = []
+        rows, goals = [], []
         for size in args.sizes:
             runs: dict[str, list[dict]] = {}
             for _ in range(args.rounds):
@@ -147,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             results = {mode: {"seconds": float(np.median([r["seconds"] for r in rs])),
                               "peak_gib": max(r["peak_gib"] for r in rs),
                               "rounds": " / ".join(f"{r['seconds']:.2f}" for r in rs)} for mode, rs in runs.items()}
+            goals += targets(size, {mode: r["seconds"] for mode, r in results.items()})
             base = results.get("fast", {}).get("seconds")
             for mode, r in results.items():
                 ratio = f"{base / r['seconds']:.2f}×" if base else "–"
@@ -159,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("|---|---|---|---|---|---|")
         print("\n".join(rows))
+        print("\n".join(["", "Targets (issue 33):", *goals]))
         if args.profile:
             from bench.deploy_profile import profile
 
