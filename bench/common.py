@@ -245,11 +245,13 @@ SWITCHES = {
 
 
 def split_mode(mode: str) -> tuple[str, dict[str, str]]:
-    """A mode's base mode and the environment its suffix sets (`fast_direct`: fast with PSANET_WINOGRAD=0)."""
+    """A mode's base mode and the environment it runs in: its suffix's switch off, every other switch on, whatever
+    the benchmark's own environment says (`fast_direct`: fast with PSANET_WINOGRAD=0; `fast`: with it 1)."""
+    every = {variable: "1" for env in SWITCHES.values() for variable in env}
     for suffix, env in SWITCHES.items():
         if mode.endswith(suffix):
-            return mode.removesuffix(suffix), env
-    return mode, {}
+            return mode.removesuffix(suffix), {**every, **env}
+    return mode, every
 
 
 def run_module(module: str, args: Sequence[str], env: Mapping[str, str] | None = None, check: bool = False

@@ -61,7 +61,7 @@ def test_a_training_step_runs_each_convolution_once_per_pass(
     gradient per Conv2d module, one input gradient for each but the stem's first (the image needs none); where
     port.cpu takes float32 weight gradients by taps (AVX2, AVX-512), only the strided convolutions' are oneDNN's."""
     config = prepare(tmp_path, "psanet50_ade20k_465", seed=0, width_divisor=16, batch=1)
-    switched = "PSANET_TAP_WEIGHT_GRAD" in split_mode(mode)[1]  # set in the mode's worker's environment
+    switched = split_mode(mode)[1]["PSANET_TAP_WEIGHT_GRAD"] == "0"  # as the mode's worker's environment sets it
     monkeypatch.setattr(port.model.conv, "TAP_WEIGHT_GRAD", not switched)  # as that process reads it at import
     step, _, model = port_step({"workdir": str(tmp_path), "mode": mode, "config": config, "dataset": "ade20k"})
     step()
