@@ -85,7 +85,7 @@ def config_text(cfg: PSANetConfig, checkpoint: str) -> str:
     """The mmseg config file: the model, the plugin head a Caffe release needs, and the checkpoint to load."""
     lines = [f"# PSANet written by converters/torch2mmseg.py ({cfg.family} family, ResNet-{cfg.depth}, "
              f"{cfg.num_classes} classes, trained crop {cfg.crop}).",
-             f"# Feed it {contract_of(cfg).describe()} values, as data_preprocessor says."]
+             f"# Input: {contract_of(cfg).describe()}, as data_preprocessor says."]
     if cfg.family == "caffe":
         lines += ["# It is the Caffe release's network on inputs of 8k+1 sides (465, 705...), e.g. crops of its size:",
                   "# CaffePSAHead is mmseg's PSAHead with an unpadded proj, registered by the port's plugin module",

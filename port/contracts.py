@@ -40,9 +40,16 @@ class InputContract:
         return data.flip(-3) if self.bgr else data
 
     def describe(self) -> str:
+        """The input values in words, mean and std in the input's own channel order (B, G, R for BGR)."""
         order = "BGR" if self.bgr else "RGB"
-        scale = "" if self.std_rgb is None else f" / std {self.std_rgb}"
-        return f"{order} float, (pixel - mean {self.mean_rgb}){scale}"
+
+        def ordered(rgb: tuple[float, float, float]) -> tuple[float, ...]:
+            return rgb[::-1] if self.bgr else rgb
+
+        values = f"pixel - {ordered(self.mean_rgb)}"
+        if self.std_rgb is not None:
+            values = f"({values}) / {ordered(self.std_rgb)}"
+        return f"{order} float, {values} per channel ({order[0]}, {order[1]}, {order[2]})"
 
 
 CAFFE = InputContract("caffe", (123.68, 116.779, 103.939), None, bgr=True, uint8_sliding_pad=True)

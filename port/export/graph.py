@@ -8,10 +8,13 @@ conv5 by 2 and zoom back, which needs an odd map), at least 33: dynamic unless a
 from __future__ import annotations
 
 import json
+import logging
 import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -141,6 +144,22 @@ def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
     return {"image": dims}
 
 
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """torch.onnx's notes about this torch install, not about the graph (torchvision's operators it cannot register,
+    pytree's deprecation), kept off the caller's terminal for the export's duration; levels and filters restored."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            deprecation = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+            warnings.filterwarnings("ignore", message=deprecation, category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
     """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
     and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
@@ -153,7 +172,7 @@ def onnx_program(model: nn.Module, contract: Contract) -> Any:
     deploy = DeployNet(model.eval(), contract).eval()
     example = example_input(contract, model.cfg.crop)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             return torch.onnx.export(deploy, (example,), dynamo=True, opset_version=OPSET, input_names=["image"],
                                      output_names=[contract.output], dynamic_shapes=_dynamic_shapes(contract),
                                      verbose=False)
