@@ -23,6 +23,7 @@ from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import to_network_input
 from port.evaluate.matlab_resize import resize_image
 from port.evaluate.predictions import save_png_atomic
+from port.export.runtime import is_deployed
 from port.ops.reference import psa_mask_reference
 
 PROG = "port.visualize"
@@ -112,17 +113,22 @@ def render(image: np.ndarray, pixel: tuple[int, int], maps: dict[str, np.ndarray
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = OneLineParser(PROG, __doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, type=Path)
-    parser.add_argument("--image", required=True, type=Path)
-    parser.add_argument("--pixel", required=True, type=int, nargs=2, metavar=("Y", "X"))
-    parser.add_argument("--out", required=True, type=Path, help="output PNG")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--weights", required=True, type=Path,
+                        help="PyTorch weights with a PSA head (a .safetensors/.pth of caffe2torch or port.train)")
+    parser.add_argument("--image", required=True, type=Path, help="the image (any size; fitted to the model's crop)")
+    parser.add_argument("--pixel", required=True, type=int, nargs=2, metavar=("Y", "X"),
+                        help="the pixel whose attention is drawn: row and column in the image, from 0")
+    parser.add_argument("--out", required=True, type=Path, help="output PNG: the image, then one panel per branch")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     args = parser.parse_args(argv)
     return run(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     require_file(args.weights)
+    if is_deployed(args.weights):
+        raise UsageError(f"{args.weights} is an exported graph, whose attention cannot be read: give the PyTorch "
+                         "weights it was exported from")
     require_device(args.device)
     image = read_image(args.image)  # a BadFile is the tool's one error line (port.cli.run)
     pixel = tuple(args.pixel)

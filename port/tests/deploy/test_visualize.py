@@ -92,3 +92,12 @@ def test_pixel_outside_the_image_is_refused(tmp_path: Path, image: Path, capsys:
     code = main(["--weights", str(_weights(tmp_path)), "--image", str(image), "--pixel", "60", "0",
                  "--out", str(tmp_path / "f.png")])
     assert code == 2 and "outside" in capsys.readouterr().err
+
+
+def test_an_exported_graph_is_refused_naming_the_weights(tmp_path: Path, image: Path, capsys) -> None:
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"not read: the suffix says what it is")
+    code = main(["--weights", str(graph), "--image", str(image), "--pixel", "1", "1", "--out", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "exported graph" in err and "PyTorch weights" in err and err.count("\n") == 1
+    assert not (tmp_path / "f.png").exists()
