@@ -73,16 +73,18 @@ def to_rgb(image: ImageInput) -> np.ndarray:
         except BadFile as exc:
             raise ValueError(str(exc)) from None
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    if isinstance(image, np.ndarray):
+        rgb = np.asarray(image.convert("RGB"))
+    elif isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise ValueError(f"an image array must be uint8 (0..255 RGB), got {image.dtype}")
-        if image.ndim == 2:
-            return np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim == 3 and image.shape[2] == 3:
-            return np.ascontiguousarray(image)
-        raise ValueError(f"an image array must be H×W×3 RGB or H×W gray, got shape {image.shape}")
-    raise TypeError(f"expected a path, a PIL image or a uint8 array, got {type(image).__name__}")
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+            raise ValueError(f"an image array must be H×W×3 RGB or H×W gray, got shape {image.shape}")
+        rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else np.ascontiguousarray(image)
+    else:
+        raise TypeError(f"expected a path, a PIL image or a uint8 array, got {type(image).__name__}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"the image is empty: {rgb.shape[0]}x{rgb.shape[1]} pixels")
+    return rgb
 
 
 class Segmenter:

@@ -60,6 +60,7 @@ def test_segmenter_takes_paths_pil_images_and_arrays_alike(weights: Path, photo:
 
 @pytest.mark.parametrize("bad, words", [
     (np.zeros((5, 5, 3), np.float32), "uint8"), (np.zeros((5, 5, 4), np.uint8), "H×W×3"), (3, "expected a path"),
+    (np.zeros((0, 5, 3), np.uint8), "empty: 0x5"), (Image.new("RGB", (4, 0)), "empty: 0x4"),
 ])
 def test_segmenter_refuses_what_is_not_an_image(weights: Path, bad: object, words: str) -> None:
     seg = port.Segmenter(weights, base_size=BASE, device="cpu")
