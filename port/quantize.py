@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from port import cpu, torch_private
-from port.model.psanet import PSANet
+from port.model.psanet import PSANet, check_input
 from port.optimize import for_inference
 
 # Kept float32: the classifier (1x1, 512 -> classes; ~0.1% of the FLOPs). Its int8 rounding moved the
@@ -95,6 +95,7 @@ class Int8PSANet(nn.Module):
         self.lowered: dict[tuple[int, ...], int] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x)
         shape = tuple(x.shape[1:])
         compiles = self.run is not self.converted and shape not in self.lowered
         before = torch_private.inductor_counter(LOWERED_COUNTER)

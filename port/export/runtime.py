@@ -92,14 +92,20 @@ class RuntimeNet(nn.Module):
         self.source = dict(meta.get("source", {}))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        sides = image.shape[1:3] if self.contract.input == "rgb" else image.shape[2:4]
+        rgb = self.contract.input == "rgb"
+        takes = rgb and image.dtype == torch.uint8 or not rgb and image.is_floating_point()
+        if not takes or image.dim() != 4 or image.shape[3 if rgb else 1] != 3:
+            form = "uint8 N x H x W x 3 (RGB)" if rgb else "float N x 3 x H x W (the normalised image)"
+            raise ExportError(f"this graph takes {form} input, got {str(image.dtype).removeprefix('torch.')} of "
+                              f"shape {tuple(image.shape)}")
+        sides = image.shape[1:3] if rgb else image.shape[2:4]
         if self.contract.size is not None and tuple(sides) != self.contract.size:
             raise ExportError(
                 f"this graph takes {self.contract.size[0]}x{self.contract.size[1]} inputs, got {tuple(sides)}"
             )
         for side in sides:
             check_side(int(side), self.contract.step, self.contract.offset)
-        dtype = torch.uint8 if self.contract.input == "rgb" else torch.float32
+        dtype = torch.uint8 if rgb else torch.float32
         out = self.runner(image.detach().to("cpu", dtype).contiguous().numpy())
         return torch.from_numpy(np.ascontiguousarray(out))
 

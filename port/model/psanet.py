@@ -18,6 +18,13 @@ from port.variants import Variant
 IGNORE_LABEL = 255
 
 
+def check_input(x: torch.Tensor) -> None:
+    """ValueError, one line, for a tensor no PSANet takes (wrong rank, channel count or dtype), before a kernel does."""
+    if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ValueError(f"PSANet takes a float N x 3 x H x W tensor (the normalised image: port.contracts), got "
+                         f"{str(x.dtype).removeprefix('torch.')} of shape {tuple(x.shape)}")
+
+
 class PSANetOutput(NamedTuple):
     """Training-mode result: `main` and (when cfg.aux) `aux` logits, both N x classes x H x W."""
 
@@ -120,6 +127,7 @@ class PSANet(nn.Module):
             self.conv6_aux_zoom = Resample(cfg.resize_rule, zoom=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | PSANetOutput:
+        check_input(x)
         size = x.shape[-2:]
         for name, _ in STEM:
             x = getattr(self, name)(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from port.model.psanet import PSANet
+from port.model.psanet import PSANet, check_input
 from port.optimize.donation import shortcuts_donated
 from port.optimize.fused_conv import FusedConv
 
@@ -46,6 +46,7 @@ class InferencePSANet(nn.Module):
             conv.unpack()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x)  # before the dtype cast below, which would take a uint8 image as it is
         if torch.compiler.is_compiling() and any(conv.released for conv in self.fused_convs()):
             # torch.compile after eager calls: one graph break here, then the whole network traces on plain
             # weights (FusedConv's own unpack, on each conv, would break the graph at every convolution)

@@ -93,6 +93,10 @@ def test_rgb_input_and_labels_output_and_the_size_contract(tmp_path: Path) -> No
         assert torch.equal(labels[decided], logits.argmax(1)[decided]) and decided.float().mean() > 0.9
     with pytest.raises(ExportError, match="side 66 is not 8k\\+1 in 33..8193: nearest 65 and 73"):
         RuntimeNet(path)(torch.zeros(1, 66, CROP, 3, dtype=torch.uint8))
+    for wrong in (torch.zeros(1, CROP, CROP, 3), torch.zeros(CROP, CROP, 3, dtype=torch.uint8),
+                  torch.zeros(1, 3, CROP, CROP, dtype=torch.uint8)):  # float, one image, channels first
+        with pytest.raises(ExportError, match=r"this graph takes uint8 N x H x W x 3 \(RGB\) input, got "):
+            RuntimeNet(path)(wrong)
     with pytest.raises(ExportError, match="side 64 is not 16k\\+1 in 33..8193: nearest 49 and 65"):
         check_side(64, 16)
     with pytest.raises(ExportError, match="nearest 33"):
@@ -111,6 +115,9 @@ def test_a_fixed_size_graph_refuses_other_sizes(tmp_path: Path) -> None:
     path = export_onnx(model, tmp_path / "m.onnx", Contract(size=(CROP, CROP), step=8), {})
     with pytest.raises(ExportError, match="takes 65x65 inputs"):
         RuntimeNet(path)(torch.zeros(1, 3, 73, 65))
+    for wrong in (torch.zeros(3, 65, 65), torch.zeros(1, 4, 65, 65), torch.zeros(1, 3, 65, 65, dtype=torch.uint8)):
+        with pytest.raises(ExportError, match=r"takes float N x 3 x H x W \(the normalised image\) input, got "):
+            RuntimeNet(path)(wrong)  # one line, not the runtime's own error
 
 
 def test_evaluation_through_the_runtimes_scores_as_pytorch(tmp_path: Path) -> None:

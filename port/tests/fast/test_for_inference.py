@@ -87,6 +87,12 @@ def test_fast_model_is_inference_only() -> None:
         fast.train()
 
 
+def test_an_image_not_yet_normalised_is_refused_not_cast() -> None:
+    fast = for_inference(small_model("psanet50_ade20k_465_fcn"))
+    with pytest.raises(ValueError, match="PSANet takes a float N x 3 x H x W tensor"):
+        fast(torch.zeros(1, 3, 65, 65, dtype=torch.uint8))  # the fast path casts its input to its dtype after this
+
+
 def test_bad_dtype_is_refused() -> None:
     with pytest.raises(ValueError, match="dtype"):
         for_inference(small_model("psanet50_ade20k_465_fcn"), dtype=torch.float16)

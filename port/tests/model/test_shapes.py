@@ -51,6 +51,15 @@ def test_even_feature_size_is_a_clear_error() -> None:
         model(torch.randn(1, 3, 73, 73))  # conv5_3 10x10 -> 5 -> 9
 
 
+@pytest.mark.parametrize("shape, dtype", [((3, 65, 65), torch.float32), ((1, 4, 65, 65), torch.float32),
+                                          ((1, 3, 65, 65), torch.uint8), ((1, 65, 65, 3), torch.float32)])
+def test_input_the_network_cannot_take_is_one_clear_error(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    model = create_model("psanet50_ade20k_465", width_divisor=32).eval()
+    with pytest.raises(ValueError, match="PSANet takes a float N x 3 x H x W tensor") as info:
+        model(torch.zeros(shape, dtype=dtype))
+    assert str(info.value).endswith(f"got {str(dtype).removeprefix('torch.')} of shape {shape}")
+
+
 def test_stride_placement_follows_config() -> None:
     for depth, in_3x3 in ((101, True), (50, False)):
         block = create_model(f"psanet{depth}_ade20k_465", width_divisor=32).conv3["1"]
