@@ -19,6 +19,7 @@ from torch import nn
 from port import cpu, torch_private
 from port.model.psanet import PSANet, check_input
 from port.optimize import for_inference
+from port.quiet import quiet
 
 # Kept float32: the classifier (1x1, 512 -> classes; ~0.1% of the FLOPs). Its int8 rounding moved the
 # argmax most in the one measurement made (width/16 PSANet50, fc2 and conv6 quantised: 99.1% -> 99.8%).
@@ -26,6 +27,8 @@ FLOAT_MODULES = ("net.conv6",)
 # inductor's count of int8 convolutions whose quantise/dequantise pattern became a oneDNN int8 kernel with a
 # prepacked weight (torchao's freezing pass; the FX graph cache is bypassed under freezing, so it always runs)
 LOWERED_COUNTER = "qconv_weight_prepack_matcher_count"
+# torchao's import notes on a CPU install (its CUDA libraries not loaded) and pytree's deprecation of its Enum
+TORCHAO_NOTES = ("torchao", "torch.utils._pytree")
 
 
 def int8_convolutions(graph: torch.fx.Graph) -> int:
@@ -113,6 +116,8 @@ def _batches(images: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor
     batches = [images] if isinstance(images, torch.Tensor) else list(images)
     if not batches or any(b.dim() != 4 or b.shape[1] != 3 for b in batches):
         raise ValueError("calibration_images must be a (N, 3, H, W) tensor or an iterable of them")
+    if not any(len(b) for b in batches):
+        raise ValueError("calibration_images hold no image: give at least one (a few suffice)")
     if len({tuple(b.shape[2:]) for b in batches}) != 1:
         raise ValueError("calibration batches must share one spatial size")
     return [b.float() for b in batches]
@@ -129,11 +134,12 @@ def quantize_int8(
     Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
     """
     cpu.require_int8("quantize_int8")
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
-        get_default_x86_inductor_quantization_config,
-    )
+    with quiet(TORCHAO_NOTES):
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
 
     batches = _batches(calibration_images)
     # folded but unfused: one plain conv2d per nn.Conv2d (FusedConv's calls add weight chunks around theirs, and a

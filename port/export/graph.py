@@ -8,13 +8,10 @@ conv5 by 2 and zoom back, which needs an odd map), at least 33: dynamic unless a
 from __future__ import annotations
 
 import json
-import logging
 import re
-import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +19,7 @@ from torch import nn
 from port.atomic import atomic_output
 from port.config import PSANetConfig
 from port.contracts import contract_of
+from port.quiet import quiet
 
 CONTRACTS = ("caffe", "rgb")
 OUTPUTS = ("logits", "labels")
@@ -144,20 +142,10 @@ def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
     return {"image": dims}
 
 
-@contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """torch.onnx's notes about this torch install, not about the graph (torchvision's operators it cannot register,
-    pytree's deprecation), kept off the caller's terminal for the export's duration; levels and filters restored."""
-    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            deprecation = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
-            warnings.filterwarnings("ignore", message=deprecation, category=FutureWarning)
-            yield
-    finally:
-        logger.setLevel(level)
+# torch.onnx's notes about this torch install (torchvision's operators it cannot register, pytree's deprecation)
+EXPORTER_NOTES = (
+    ("torch.onnx._internal.exporter._registration",), (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+)
 
 
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
@@ -172,7 +160,7 @@ def onnx_program(model: nn.Module, contract: Contract) -> Any:
     deploy = DeployNet(model.eval(), contract).eval()
     example = example_input(contract, model.cfg.crop)
     try:
-        with torch.no_grad(), _quiet_exporter():
+        with torch.no_grad(), quiet(*EXPORTER_NOTES):
             return torch.onnx.export(deploy, (example,), dynamo=True, opset_version=OPSET, input_names=["image"],
                                      output_names=[contract.output], dynamic_shapes=_dynamic_shapes(contract),
                                      verbose=False)

@@ -78,6 +78,8 @@ def test_bad_calibration_input_is_refused(calibrated: tuple[torch.nn.Module, tor
         quantize_int8(model, torch.randn(3, 97, 97))
     with pytest.raises(ValueError, match="spatial size"):
         quantize_int8(model, [torch.randn(1, 3, 97, 97), torch.randn(1, 3, 65, 65)])
+    with pytest.raises(ValueError, match="hold no image"):
+        quantize_int8(model, torch.zeros(0, 3, 97, 97))
 
 
 def test_a_quantizer_that_annotates_nothing_is_an_error(
@@ -121,3 +123,15 @@ def test_missing_lowering_warns() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="int8:")
         check_lowering(63, 63)
+
+
+def test_torchaos_import_notes_stay_off_the_terminal() -> None:
+    """torchao's import logs that its CUDA libraries did not load, and pytree a deprecation: notes about the install,
+    which quantize_int8 keeps off its caller's terminal (a fresh process: the import happens once)."""
+    import subprocess
+    import sys
+
+    code = ("from port.quantize import TORCHAO_NOTES\nfrom port.quiet import quiet\nwith quiet(TORCHAO_NOTES):\n"
+            "    import torchao.quantization.pt2e.quantize_pt2e\nprint('imported')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout == "imported\n" and run.stderr == "", run.stderr
