@@ -115,6 +115,9 @@ class PSANetConfig:
                 object.__setattr__(self, name, default)
         if self.resize_rule not in RESIZE_RULES:
             raise ValueError(f"resize_rule must be one of {RESIZE_RULES}, got {self.resize_rule!r}")
+        for name in ("num_classes", "crop", "width_divisor", "shrink_factor"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if len(self.stem_widths) != 3 or min(self.stem_widths) < 1:
             raise ValueError(f"stem_widths must be three positive widths, got {self.stem_widths}")
         if self.depth not in STAGE_BLOCKS:

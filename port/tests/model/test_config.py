@@ -45,6 +45,9 @@ def test_validation() -> None:
     with pytest.raises(ValueError, match="branch"):
         PSANetConfig(branches=("GATHER",))
     assert PSANetConfig(depth=101).stride_in_3x3 and not PSANetConfig(depth=50).stride_in_3x3
+    for name, value in (("width_divisor", 0), ("num_classes", -3), ("crop", 465.0), ("shrink_factor", 0)):
+        with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got {value}$"):
+            PSANetConfig(**{name: value})  # width_divisor 0 was a ZeroDivisionError, -1 a 1-channel network
 
 
 def test_dict_round_trip_and_unknown_keys() -> None:
