@@ -21,7 +21,10 @@ def build(variant: Variant, weights: str | Path | None = None, **changes: Any) -
         return model
     model = load(weights)
     if model.cfg != cfg:
-        raise WeightsFileError(f"{weights} holds a {model.cfg} model, not {cfg}")
+        held, asked = model.cfg.to_dict(), cfg.to_dict()
+        differ = ", ".join(f"{key} {held[key]!r} (asked {asked[key]!r})" for key in asked if held[key] != asked[key])
+        raise WeightsFileError(f"{weights} holds another model than {variant.name}: {differ}; port.load(path) "
+                               "builds the file's own")
     model.variant = variant
     return model
 
