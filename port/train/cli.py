@@ -163,7 +163,7 @@ def _target(args: argparse.Namespace, start: Start | None) -> tuple[Variant, Cla
     config = base.config if base is not None else start.config.with_(aux=False)
     try:
         names = read_class_names(args.class_names) if args.class_names is not None else None
-        count = args.num_classes or (len(names) if names else config.num_classes)
+        count = args.num_classes if args.num_classes is not None else len(names) if names else config.num_classes
         if not 1 <= count < IGNORE:
             raise ValueError(f"--num-classes must lie in 1..{IGNORE - 1} ({IGNORE} marks ignored pixels), got {count}")
         if names is not None and len(names) != count:

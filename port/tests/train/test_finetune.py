@@ -91,6 +91,7 @@ def test_finetune_keeps_what_fits_reinitialises_the_classifiers_and_learns(relea
     (["--num-classes", "4", "--class-names", "NAMES"], "names 5 classes, --num-classes is 4"),
     (["--palette", "SHORT"], "has 2 colours for 5 classes"),
     (["--num-classes", "255"], "--num-classes must lie in 1..254"),
+    (["--num-classes", "0"], "(255 marks ignored pixels), got 0"),  # 0 once meant "not given"
 ])
 def test_finetune_refusals(release: Path, own: Path, tmp_path: Path, capsys, extra: list[str], words: str) -> None:
     (tmp_path / "short.txt").write_text("1 2 3\n4 5 6\n")
