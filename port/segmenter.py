@@ -87,6 +87,19 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     return rgb
 
 
+def _device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device: the CPU, or CUDA where this torch has it (ValueError otherwise)."""
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(chosen)!r} asked for, but CUDA is not available")
+    if chosen.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return chosen
+
+
 class Segmenter:
     """A converted PSANet (any registered variant, or a fine-tuned one) ready to segment images.
 
@@ -117,12 +130,16 @@ class Segmenter:
         self.classes = model_classes(model.cfg.num_classes, model.source, dataset)
         base_size = eval_base_size(dataset, model.source) if base_size is None else base_size
         chosen = parse_scales(scales) if isinstance(scales, str) else tuple(float(s) for s in scales)
+        if not chosen or min(chosen) <= 0:
+            raise ValueError(f"scales must be one or more positive numbers, got {scales!r}")
+        if base_size < 1:
+            raise ValueError(f"base_size must be at least 1, got {base_size}")
         for scale in chosen:
             scaled_size(1, 1, base_size, scale)  # ValueError for a scale giving a fractional long side
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         default = "cuda" if torch.cuda.is_available() and isinstance(model, PSANet) else "cpu"
-        self.device = torch.device(device or default)
+        self.device = _device(device or default)
         if not isinstance(model, PSANet) and self.device.type != "cpu":
             raise ValueError(f"{weights} is an exported graph: it runs on the CPU (device='cpu')")
         self.model = model

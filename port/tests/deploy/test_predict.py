@@ -68,6 +68,18 @@ def test_segmenter_refuses_what_is_not_an_image(weights: Path, bad: object, word
         seg(bad)
 
 
+@pytest.mark.parametrize("options, words", [
+    ({"base_size": 0}, "base_size must be at least 1, got 0"), ({"scales": []}, "one or more positive numbers"),
+    ({"scales": [1.0, 0.0]}, "one or more positive numbers, got \\[1.0, 0.0\\]"),
+    ({"device": "tpu"}, "device must be 'cpu' or 'cuda', got 'tpu'"),
+    pytest.param({"device": "cuda"}, "device 'cuda' asked for, but CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+])
+def test_segmenter_refuses_options_it_cannot_honour(weights: Path, options: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):  # base_size 0 and scale 0 ran before; devices raised torch's errors
+        port.Segmenter(weights, **options)
+
+
 def test_overlay_blends_and_legend_lists_the_classes_present() -> None:
     table = ClassTable(("a", "b", "c"), ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
     image = np.full((20, 30, 3), 100, np.uint8)
