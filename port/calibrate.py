@@ -23,6 +23,9 @@ def calibrate_bn(model: nn.Module, images: torch.Tensor) -> nn.Module:
         bn.running_mean.copy_(x.mean(dim=(0, 2, 3)))
         bn.running_var.copy_(x.var(dim=(0, 2, 3), unbiased=False))
 
+    if images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"calibrate_bn needs a batch of one or more images (N x 3 x H x W), got shape "
+                         f"{tuple(images.shape)}")
     model.eval()
     handles = [m.register_forward_pre_hook(set_statistics) for m in model.modules() if isinstance(m, CaffeBN)]
     try:
