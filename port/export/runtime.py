@@ -93,7 +93,7 @@ class RuntimeNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         rgb = self.contract.input == "rgb"
-        takes = rgb and image.dtype == torch.uint8 or not rgb and image.is_floating_point()
+        takes = (image.dtype == torch.uint8) if rgb else image.is_floating_point()
         if not takes or image.dim() != 4 or image.shape[3 if rgb else 1] != 3:
             form = "uint8 N x H x W x 3 (RGB)" if rgb else "float N x 3 x H x W (the normalised image)"
             raise ExportError(f"this graph takes {form} input, got {str(image.dtype).removeprefix('torch.')} of "
