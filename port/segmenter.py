@@ -87,12 +87,15 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     return rgb
 
 
-def _device(device: str | torch.device) -> torch.device:
-    """`device` as a torch.device: the CPU, or CUDA where this torch has it (ValueError otherwise)."""
+def _device(device: str | torch.device, cpu_only: str | None) -> torch.device:
+    """`device` as a torch.device: the CPU, or CUDA where this torch has it and `cpu_only` (why not) is None;
+    ValueError otherwise."""
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
+    if cpu_only is not None and chosen.type != "cpu":
+        raise ValueError(cpu_only)
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(chosen)!r} asked for, but CUDA is not available")
     if chosen.type not in ("cpu", "cuda"):
@@ -139,9 +142,8 @@ class Segmenter:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         default = "cuda" if torch.cuda.is_available() and isinstance(model, PSANet) else "cpu"
-        self.device = _device(device or default)
-        if not isinstance(model, PSANet) and self.device.type != "cpu":
-            raise ValueError(f"{weights} is an exported graph: it runs on the CPU (device='cpu')")
+        cpu_only = None if isinstance(model, PSANet) else f"{weights} is an exported graph: it runs on the CPU"
+        self.device = _device(device or default, cpu_only)
         self.model = model
         cfg = model.cfg
         self.settings = InferenceSettings(
