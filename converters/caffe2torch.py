@@ -87,6 +87,14 @@ def _parser() -> OneLineParser:
     return p
 
 
+# What a user may hand caffe2torch by mistake, by suffix (a caffemodel's own suffix is not required)
+NOT_CAFFE = {
+    ".safetensors": "already converted (port.load reads it)", ".onnx": "an exported graph (port.export)",
+    ".xml": "an exported OpenVINO model (port.export)",
+    ".pth": "a PyTorch checkpoint (port.load reads ours; family2torch converts hszhao/semseg and mmseg ones)",
+}
+
+
 def _definition(path: Path) -> Message:
     """The network definition in the .prototxt at `path`; a parse error names the file."""
     try:
@@ -98,6 +106,9 @@ def _definition(path: Path) -> Message:
 def _run(args: argparse.Namespace) -> list[str]:
     """Convert; the summary lines to print once the output is written."""
     require_file(args.caffemodel, "input")
+    if args.caffemodel.suffix in NOT_CAFFE:
+        raise ValueError(f"{args.caffemodel} is {NOT_CAFFE[args.caffemodel.suffix]}: caffe2torch reads the authors' "
+                         ".caffemodel files")
     output = args.output or args.caffemodel.with_suffix(".safetensors")
     if output.suffix not in (".safetensors", ".pth"):
         raise ValueError(f"output must end in .safetensors or .pth, got {output.name}")

@@ -92,6 +92,9 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], PSANetConfi
         raise WeightsFileError(f"no such file: {path}")
     if path.suffix == ".caffemodel":
         raise WeightsFileError(f"{path} is a caffemodel: convert it with caffe2torch first")
+    if path.suffix in (".onnx", ".xml"):
+        raise WeightsFileError(f"{path} is an exported graph (port.export), not PyTorch weights: give the "
+                               ".safetensors it was exported from")
     try:
         with open(path, "rb") as f:
             zipped = f.read(2) == b"PK"

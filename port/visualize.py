@@ -23,7 +23,6 @@ from port.evaluate.geometry import scaled_size
 from port.evaluate.inference import to_network_input
 from port.evaluate.matlab_resize import resize_image
 from port.evaluate.predictions import save_png_atomic
-from port.export.runtime import is_deployed
 from port.ops.reference import psa_mask_reference
 
 PROG = "port.visualize"
@@ -126,9 +125,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     require_file(args.weights)
-    if is_deployed(args.weights):
-        raise UsageError(f"{args.weights} is an exported graph, whose attention cannot be read: give the PyTorch "
-                         "weights it was exported from")
     require_device(args.device)
     image = read_image(args.image)  # a BadFile is the tool's one error line (port.cli.run)
     pixel = tuple(args.pixel)

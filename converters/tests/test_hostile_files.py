@@ -118,6 +118,17 @@ def test_absurd_dims_are_one_clean_error(tmp_path: Path, capsys, dims: list[int]
     assert code == 2 and match in err, err
 
 
+@pytest.mark.parametrize("suffix, words", [
+    (".safetensors", "already converted (port.load reads it)"), (".pth", "a PyTorch checkpoint"),
+    (".onnx", "an exported graph"), (".xml", "an exported OpenVINO model"),
+])
+def test_files_of_the_other_tools_are_named_as_such(tmp_path: Path, capsys, suffix: str, words: str) -> None:
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"PK\x03\x04 any bytes: the suffix says what it is")
+    code, err, _ = _convert(path, capsys)  # was "not a caffemodel: unexpected field 1789 at byte 0"
+    assert code == 2 and f"model{suffix} is {words}" in err and "caffe2torch reads the authors' .caffemodel" in err
+
+
 def test_blob_shape_without_data_says_so(tmp_path: Path, capsys) -> None:
     path = tmp_path / "nodata.caffemodel"
     path.write_bytes(layer_with_blob(field(7, field(1, varint(150))), "conv6"))

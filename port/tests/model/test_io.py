@@ -42,3 +42,7 @@ def test_bad_suffix_and_foreign_file(tmp_path: Path) -> None:
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pth")
     with pytest.raises(ValueError, match="neither a converted PSANet file nor a hszhao/semseg or mmsegmentation"):
         port.load(tmp_path / "x.pth")
+    for graph in ("m.onnx", "m.xml"):  # port.export's outputs, given where PyTorch weights belong
+        (tmp_path / graph).write_bytes(b"\x08\x07")
+        with pytest.raises(ValueError, match=f"{graph} is an exported graph \\(port.export\\), not PyTorch weights"):
+            port.load(tmp_path / graph)
