@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from port.classes import ClassTable, read_class_names, read_palette
 from port.cli import OneLineParser, UsageError, run
+from port.cli_options import require_device
 from port.config import PSANetConfig
 from port.cpu import CpuFeatureError
 from port.errors import first_line
@@ -259,8 +260,7 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag in ("workers", "keep_every", "val_every") else 1):
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but CUDA is not available")
+    require_device(args.device)
     start = _start(args)
     variant, classes = _target(args, start)
     _check_crop(args, variant)
