@@ -31,6 +31,7 @@ from bench.common import (
     worker_job,
 )
 from port.contracts import CAFFE
+from port.variants import VARIANTS
 
 MODES = ("fast", "fast_direct", "int8", "onnxruntime", "openvino", "openvino_int8")
 CALIBRATION_IMAGES = 4
@@ -42,7 +43,7 @@ MIN_INT8_GAIN = 1.5  # issue 33: OpenVINO int8 at least 1.5x its fp32
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = parser("bench.deploy", __doc__)
     p.add_argument("--depth", type=int, choices=(50, 101), default=101)
-    p.add_argument("--sizes", type=int, nargs="+", default=[465, 705], help="input sides (8k+1), batch 1")
+    p.add_argument("--sizes", type=int, nargs="+", default=[465, 705], help="input sides (16k+1), batch 1")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=2)
@@ -51,7 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="take the modes in turn this many times (fresh processes); times: median of the rounds")
     p.add_argument("--width-divisor", type=int, default=1, help="thinner networks, for a smoke test")
     p.add_argument("--profile", action="store_true", help="print the runtimes' per-node-type time (their profilers)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for size in args.sizes:  # the ADE20K PSANet's sides, checked before any worker starts
+        if problem := VARIANTS[f"psanet{args.depth}_ade20k_465"].config.side_problem(size, "--sizes"):
+            p.error(problem)
+    return args
 
 
 def _images(count: int, size: int, seed: int) -> torch.Tensor:
@@ -65,7 +70,7 @@ def _images(count: int, size: int, seed: int) -> torch.Tensor:
 def prepare(args: argparse.Namespace, folder: Path) -> None:
     """The BN-calibrated model's weights, its ONNX export (dynamic sizes) and OpenVINO fp32 and int8 models."""
     from port.calibrate import calibrate_bn
-    from port.export.graph import Contract, export_onnx, graph_info, side_step
+    from port.export.graph import Contract, export_onnx, graph_info
     from port.export.openvino import save_openvino
     from port.io import save_weights
     from port.model import create_model
@@ -74,7 +79,7 @@ def prepare(args: argparse.Namespace, folder: Path) -> None:
     model = create_model(f"psanet{args.depth}_ade20k_465", width_divisor=args.width_divisor).eval()
     calibrate_bn(model, _images(2, 465, 1))
     save_weights(folder / "model.safetensors", model.state_dict(), model.cfg)
-    contract = Contract(step=side_step(model.cfg))
+    contract = Contract(step=model.cfg.side_step)
     if {"onnxruntime", "openvino", "openvino_int8"} & set(args.modes):
         export_onnx(model, folder / "model.onnx", contract, {})
     info = graph_info(model, contract, {})

@@ -23,6 +23,7 @@ import torch
 from bench.common import isa_line, median_seconds, model_name, parser, runnable_modes, stopwatch
 from port.optimize.fused_conv import FusedConv
 from port.torch_private import conv_binary_add, conv_sum_into, pack_conv_weight
+from port.variants import VARIANTS
 
 # (role, input channels, output channels, map side at the 465² crop)
 INCREASE_SHAPES = (("conv2", 64, 256, 117), ("conv3", 128, 512, 59), ("conv4", 256, 1024, 59), ("conv5", 512, 2048, 59))
@@ -135,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=9, help="timed calls per layer variant")
     p.add_argument("--network", action="store_true", help="also the whole PSANet-101 fast path with each variant")
-    p.add_argument("--size", type=int, default=465, help="--network input side (8k+1)")
+    p.add_argument("--size", type=int, default=465, help="--network input side (16k+1)")
     p.add_argument("--rounds", type=int, default=3, help="--network forwards per variant, taken in turn")
     args = p.parse_args(argv)
-    if min(args.threads, args.reps, args.rounds) < 1 or args.size % 8 != 1:
-        p.error("--threads, --reps and --rounds must be positive and --size of the form 8k+1")
+    if min(args.threads, args.reps, args.rounds) < 1:
+        p.error("--threads, --reps and --rounds must be positive")
+    if problem := VARIANTS["psanet101_ade20k_465"].config.side_problem(args.size, "--size"):
+        p.error(problem)
     args.dtypes, skipped = runnable_modes(args.dtypes)
     torch.set_num_threads(args.threads)
     print(f"# Residual add in the 1x1 increase convolution ({model_name()})\n")

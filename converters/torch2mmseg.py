@@ -24,6 +24,7 @@ from port.config import PSANetConfig
 from port.contracts import contract_of
 from port.model.family_names import to_theirs
 from port.model.foreign import CONFIG_KEY, read_any
+from port.sides import side_form
 
 
 def _norm() -> dict:
@@ -87,7 +88,7 @@ def config_text(cfg: PSANetConfig, checkpoint: str) -> str:
              f"{cfg.num_classes} classes, trained crop {cfg.crop}).",
              f"# Input: {contract_of(cfg).describe()}, as data_preprocessor says."]
     if cfg.family == "caffe":
-        lines += ["# It is the Caffe release's network on inputs of 8k+1 sides (465, 705...), e.g. crops of its size:",
+        lines += [f"# The Caffe release's network, on inputs of {side_form(cfg.side_step)} sides (crops of its size):",
                   "# CaffePSAHead is mmseg's PSAHead with an unpadded proj, registered by the port's plugin module",
                   "# (pip install the port beside mmseg).",
                   "custom_imports = dict(imports=['port.mmseg_head'], allow_failed_imports=False)"]

@@ -11,7 +11,7 @@ import torch
 
 from parity_tests.conversion import load_converted
 from parity_tests.fixtures import FIXTURES, Fixture, recorded
-from port.export.graph import Contract, export_onnx, fixed_by_architecture, graph_info, side_step
+from port.export.graph import Contract, export_onnx, fixed_by_architecture, graph_info
 from port.export.openvino import save_openvino
 from port.export.runtime import RuntimeNet
 
@@ -33,7 +33,7 @@ def assert_runtime_parity(got: torch.Tensor, want: torch.Tensor) -> None:
 
 def second_size(fixture: Fixture) -> tuple[int, int]:
     """Another size the model takes (rows and columns differing) than the recorded one."""
-    step = side_step(fixture.cfg)
+    step = fixture.cfg.side_step
     rows, cols = fixture.shape[2:]
     return rows + 2 * step, cols + step
 
@@ -42,7 +42,7 @@ def second_size(fixture: Fixture) -> tuple[int, int]:
 def test_exported_fixture_runs_equal_in_both_runtimes(fixture: Fixture, tmp_path: Path) -> None:
     model = load_converted(fixture.path(".caffemodel"), fixture.path(".prototxt"), tmp_path)
     fixed = fixed_by_architecture(model.cfg) is not None
-    contract = Contract(size=tuple(fixture.shape[2:]) if fixed else None, step=side_step(model.cfg))
+    contract = Contract(size=tuple(fixture.shape[2:]) if fixed else None, step=model.cfg.side_step)
     path = export_onnx(model, tmp_path / "model.onnx", contract, {})
     x, _ = recorded(fixture)
     inputs = [torch.from_numpy(x)]

@@ -10,7 +10,7 @@ import torch
 
 import port
 from port.calibrate import calibrate_bn
-from port.export.graph import Contract, export_onnx, side_step
+from port.export.graph import Contract, export_onnx
 from port.export.runtime import RuntimeNet
 from port.tests.support.export import assert_as_close_to_float64_as_pytorch
 from port.variants import VARIANTS
@@ -27,7 +27,7 @@ def test_released_configuration_exports_and_runs_as_pytorch(name: str, tmp_path:
     model = port.create_model(name).eval()
     crop = model.cfg.crop
     calibrate_bn(model, torch.randn(1, 3, crop, crop) * 50)
-    step = side_step(model.cfg)
+    step = model.cfg.side_step
     path = export_onnx(model, tmp_path / "m.onnx", Contract(step=step), {})
     for backend in ("onnxruntime", "openvino"):
         net = RuntimeNet(path, backend)

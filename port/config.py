@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from port.sides import side_problem
+
 COLLECT = 0
 DISTRIBUTE = 1
 PSA_TYPES = {"COLLECT": COLLECT, "DISTRIBUTE": DISTRIBUTE}
@@ -143,11 +145,34 @@ class PSANetConfig:
             object.__setattr__(self, "mask_size", tuple(self.mask_size))
         object.__setattr__(self, "stem_widths", tuple(self.stem_widths))
         object.__setattr__(self, "branches", tuple(self.branches))
+        if problem := self.side_problem(self.crop, "crop"):
+            raise ValueError(problem)
 
     @property
     def blocks(self) -> tuple[int, int, int, int]:
         """Bottleneck blocks per stage (conv2 .. conv5)."""
         return STAGE_BLOCKS[self.depth]
+
+    @property
+    def side_step(self) -> int:
+        """Input sides are side_step·k + side_offset: step 8 (the output stride), 16 where the PSA branches shrink
+        conv5 by 2 and zoom it back (which needs an odd map), likewise for other factors."""
+        shrinks = self.head == "psa" and bool(self.branches) and self.shrink_factor > 1
+        return 8 * (self.shrink_factor if shrinks else 1)
+
+    @property
+    def side_offset(self) -> int:
+        """1, except under mmseg's resize rule with a crop of side_step·k (512, 512x1024): exported graphs keep the
+        crop's parity, since the rule branches on the parity of conv5's sides (the PyTorch model takes any side)."""
+        return 0 if self.resize_rule == "mmseg" and self.crop % self.side_step == 0 else 1
+
+    def side_problem(self, side: int, what: str = "side") -> str | None:
+        """Under the fork's resize rule (fixed zooms): why the network cannot take this input side, else None."""
+        if self.resize_rule != "caffe":
+            return None
+        problem = side_problem(side, self.side_step, low=self.side_step + 1, what=what)
+        shrink = f" and the PSA's x{self.shrink_factor} shrink and zoom back" if self.side_step > 8 else ""
+        return problem and f"{problem} (set by the fixed x8 zoom{shrink})"
 
     @property
     def feature_size(self) -> int:

@@ -20,8 +20,6 @@ from port.export.graph import (
     Contract,
     ExportError,
     fixed_by_architecture,
-    side_offset,
-    side_step,
 )
 
 PROG = "port.export"
@@ -108,7 +106,7 @@ def _run(args: argparse.Namespace) -> str:
         size = (model.cfg.crop, model.cfg.crop)
         note = f" (fixed {size[0]}x{size[1]}: {reason}; --size for another)"
     try:
-        contract = Contract(args.input, args.output, size, side_step(model.cfg), side_offset(model.cfg))
+        contract = Contract(args.input, args.output, size, model.cfg.side_step, model.cfg.side_offset)
         calibration = None
         if args.int8:
             calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg, contract)

@@ -20,6 +20,7 @@ from port.atomic import atomic_output
 from port.config import PSANetConfig
 from port.contracts import contract_of
 from port.quiet import quiet
+from port.sides import side_form, side_problem
 
 CONTRACTS = ("caffe", "rgb")
 OUTPUTS = ("logits", "labels")
@@ -40,8 +41,8 @@ class Contract:
     input: str = "caffe"
     output: str = "logits"
     size: tuple[int, int] | None = None  # fixed (H, W), else dynamic sides of step·k+offset
-    step: int = 8  # `side_step` of the model
-    offset: int = 1  # `side_offset` of the model
+    step: int = 8  # the model config's `side_step`
+    offset: int = 1  # the model config's `side_offset`
 
     def __post_init__(self) -> None:
         if self.input not in CONTRACTS:
@@ -67,20 +68,6 @@ class Contract:
         return side_form(self.step, self.offset)
 
 
-def side_step(cfg: PSANetConfig) -> int:
-    """Input sides are step·k+1: 8 (output stride), 16 where PSA branches shrink conv5 by 2 and zoom back (odd map)."""
-    shrinks = cfg.head == "psa" and bool(cfg.branches) and cfg.shrink_factor > 1
-    return 8 * (cfg.shrink_factor if shrinks else 1)
-
-
-def side_offset(cfg: PSANetConfig) -> int:
-    """Sides are step·k+1, except for mmseg's resize rule: there the graph keeps the parity of its crop (step·k for
-    512, 512x1024 crops; step·k+1 for 769), because the rule branches on the parity of conv5's sides."""
-    if cfg.resize_rule == "mmseg" and cfg.crop % side_step(cfg) == 0:
-        return 0
-    return 1
-
-
 def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
     """Why a model exports only at fixed sizes, or None: PSP's pooling windows and a compact mask follow the size."""
     if cfg.head == "psp":
@@ -90,20 +77,10 @@ def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
     return None
 
 
-def side_form(step: int, offset: int) -> str:
-    """Sides of step·k+offset as text: "16k+1", "16k"."""
-    return f"{step}k+{offset}" if offset else f"{step}k"
-
-
 def check_side(side: int, step: int, offset: int = 1) -> None:
-    """A side the network takes (step·k+offset, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
-    if MIN_SIDE <= side <= MAX_SIDE and (side - offset) % step == 0:
-        return
-    below = side - (side - offset) % step
-    first = MIN_SIDE + (offset - MIN_SIDE) % step
-    nearest = [s for s in (below, below + step) if MIN_SIDE <= s <= MAX_SIDE] or [first]
-    choices = " and ".join(map(str, nearest))
-    raise ExportError(f"side {side} is not {side_form(step, offset)} in {MIN_SIDE}..{MAX_SIDE}: nearest {choices}")
+    """A side the graph takes (step·k+offset, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
+    if problem := side_problem(side, step, offset, MIN_SIDE, MAX_SIDE):
+        raise ExportError(problem)
 
 
 class DeployNet(nn.Module):
@@ -151,7 +128,7 @@ EXPORTER_NOTES = (
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
     """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
     and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
-    expected = Contract(step=side_step(model.cfg), offset=side_offset(model.cfg))
+    expected = Contract(step=model.cfg.side_step, offset=model.cfg.side_offset)
     if (contract.step, contract.offset) != (expected.step, expected.offset):
         raise ExportError(f"this model takes sides of {expected.form}, the contract says {contract.form}")
     reason = fixed_by_architecture(model.cfg)

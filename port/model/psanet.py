@@ -25,6 +25,13 @@ def check_input(x: torch.Tensor) -> None:
                          f"{str(x.dtype).removeprefix('torch.')} of shape {tuple(x.shape)}")
 
 
+def check_sides(cfg: PSANetConfig, x: torch.Tensor) -> None:
+    """ValueError, one line, for an input side the fork's fixed zooms cannot give back (100 -> 97 logits)."""
+    for side in x.shape[-2:]:
+        if problem := cfg.side_problem(side, "input side"):
+            raise ValueError(f"{problem}; port.Segmenter takes images of any size")
+
+
 class PSANetOutput(NamedTuple):
     """Training-mode result: `main` and (when cfg.aux) `aux` logits, both N x classes x H x W."""
 
@@ -128,6 +135,7 @@ class PSANet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | PSANetOutput:
         check_input(x)
+        check_sides(self.cfg, x)
         size = x.shape[-2:]
         for name, _ in STEM:
             x = getattr(self, name)(x)
@@ -145,11 +153,6 @@ class PSANet(nn.Module):
             post = self.conv_post_PSA(self.global_feature(*(branch(x, side, aligned) for branch in self.psa.values())))
             if self.conv_post_PSA_zoom is not None:
                 post = self.conv_post_PSA_zoom(post, x.shape[-2:], aligned)
-            if post.shape[-2:] != x.shape[-2:]:
-                raise ValueError(
-                    f"shrink x{self.cfg.shrink_factor} then zoom gives {tuple(post.shape[-2:])} from a "
-                    f"{tuple(x.shape[-2:])} conv5_3: use an input side of 8k+1 (e.g. 465, 705)"
-                )
             x = self.conv5_3_concat(x, post)
         logits = self.conv6(self.conv5_4(x))
         if not self.training:

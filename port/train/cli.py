@@ -25,6 +25,7 @@ from port.errors import first_line
 from port.evaluate.datasets import CUSTOM, BadFile, Sample, find_samples
 from port.evaluate.metrics import IGNORE
 from port.model.builders import match_variant
+from port.sides import side_problem
 from port.train.data import BAD_SAMPLE_POLICIES, list_training_samples, missing_files
 from port.train.finetune import Start, read_start
 from port.train.loop import AMP_DTYPES, DTYPES, RunSettings, Trainer
@@ -115,23 +116,18 @@ def _recipe(args: argparse.Namespace, dataset: str, dataset_size: int) -> Recipe
     return recipe
 
 
-def _config(args: argparse.Namespace, base: PSANetConfig, recipe: Recipe) -> PSANetConfig:
+def _config(args: argparse.Namespace, base: PSANetConfig, recipe: Recipe | None = None) -> PSANetConfig:
+    """The variant's config with the recipe's aux and BN settings and --model-opt; UsageError naming a bad option
+    or crop. Without a recipe (before any data is read) it checks the options alone."""
     try:
-        config = base.with_(
-            aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum
-        ).with_(**_options(args.model_opt, "--model-opt"))
+        if recipe is not None:
+            base = base.with_(aux=recipe.aux_weight > 0, aux_weight=recipe.aux_weight, bn_momentum=recipe.bn_momentum)
+        config = base.with_(**_options(args.model_opt, "--model-opt"))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad model option: {exc}") from None
+    if problem := side_problem(config.crop, 8, what="crop"):  # the network checks its own sides (config.side_step)
+        raise UsageError(f"bad model option: {problem} (the x8 zoom and the 1/8 labels need it)")
     return config
-
-
-def _check_crop(args: argparse.Namespace, variant: Variant) -> None:
-    """A crop that is not 8k+1, refused before any data is read, naming the valid crops around it."""
-    crop = _options(args.model_opt, "--model-opt").get("crop", variant.config.crop)
-    if isinstance(crop, int) and crop > 1 and (crop - 1) % 8:
-        below = crop - (crop - 1) % 8
-        raise UsageError(f"crop {crop} is not 8k+1 (the x8 zoom and the 1/8 labels need it): "
-                         f"nearest valid crops {below} and {below + 8}")
 
 
 def _start(args: argparse.Namespace) -> Start | None:
@@ -263,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     require_device(args.device)
     start = _start(args)
     variant, classes = _target(args, start)
-    _check_crop(args, variant)
+    _config(args, variant.config)
     skipped: list[str] = []
     train, val = _samples(args, variant.dataset, skipped)
     recipe = _recipe(args, variant.dataset, len(train))

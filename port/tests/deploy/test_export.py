@@ -23,7 +23,7 @@ from port.evaluate.datasets import LabelCodec, find_samples
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
 from port.evaluate.runner import evaluate
 from port.export.cli import main
-from port.export.graph import Contract, ExportError, check_side, export_onnx, fixed_by_architecture, side_step
+from port.export.graph import Contract, ExportError, check_side, export_onnx, fixed_by_architecture
 from port.export.runtime import RuntimeNet
 from port.tests.support.evaluate import write_ade20k
 from port.tests.support.export import assert_as_close_to_float64_as_pytorch
@@ -52,7 +52,7 @@ def _calibrated(name: str) -> torch.nn.Module:
 def _export_and_check(name: str, tmp_path: Path) -> None:
     model = _calibrated(name)
     fixed = fixed_by_architecture(model.cfg) is not None
-    step = side_step(model.cfg)
+    step = model.cfg.side_step
     path = export_onnx(model, tmp_path / f"{name}.onnx", Contract(size=(CROP, CROP) if fixed else None, step=step), {})
     graph = onnx.load(str(path)).graph
     assert {node.domain for node in graph.node} <= {""}, "a custom operator"
@@ -124,7 +124,7 @@ def test_evaluation_through_the_runtimes_scores_as_pytorch(tmp_path: Path) -> No
     """The authors' procedure (sliding crops, flip) on a synthetic ADE20K set, the network as PyTorch, ORT, OpenVINO."""
     weights = convert_release(tmp_path)
     model = port.load(weights)
-    path = export_onnx(model, tmp_path / "m.onnx", Contract(step=side_step(model.cfg)), {})
+    path = export_onnx(model, tmp_path / "m.onnx", Contract(step=model.cfg.side_step), {})
     write_ade20k(tmp_path / "data", [(40, 60), (70, 50)])
     samples = find_samples("ade20k", tmp_path / "data")
     settings = InferenceSettings(model.cfg.crop, 150, 64, SINGLE_SCALE, True)
@@ -213,7 +213,7 @@ def test_cli_bad_weights_file(tmp_path: Path, capsys) -> None:
 def test_segmenter_runs_an_exported_graph_as_the_weights(tmp_path: Path) -> None:
     weights = convert_release(tmp_path)
     model = port.load(weights)
-    path = export_onnx(model, tmp_path / "m.onnx", Contract(step=side_step(model.cfg)), {"source": model.source})
+    path = export_onnx(model, tmp_path / "m.onnx", Contract(step=model.cfg.side_step), {"source": model.source})
     image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     with one_thread():
         want = port.Segmenter(weights, base_size=64, device="cpu")(image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from port.config import PSANetConfig, feature_size, pool_out
+from port.sides import side_problem
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,33 @@ def test_validation() -> None:
     for name, value in (("width_divisor", 0), ("num_classes", -3), ("crop", 465.0), ("shrink_factor", 0)):
         with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got {value}$"):
             PSANetConfig(**{name: value})  # width_divisor 0 was a ZeroDivisionError, -1 a 1-channel network
+
+
+def test_crop_must_be_a_side_the_network_takes() -> None:
+    """The fork's fixed zooms: 8k+1 crops, 16k+1 where the PSA shrinks conv5 by 2; mmseg's resize rule takes any."""
+    with pytest.raises(ValueError, match=r"^crop 505 is not 16k\+1: nearest 497 and 513 \(set by the fixed x8 zoom "
+                                         r"and the PSA's x2 shrink and zoom back\)$"):
+        PSANetConfig(crop=505)  # 8k+1, but conv5_3's 64 shrinks to 32 and zooms back to 63
+    with pytest.raises(ValueError, match=r"^crop 512 is not 8k\+1: nearest 505 and 513 \(set by the fixed x8 zoom\)$"):
+        PSANetConfig(crop=512, shrink_factor=1)
+    with pytest.raises(ValueError, match=r"^crop 1 is not 24k\+1: nearest 25 "):
+        PSANetConfig(crop=1, shrink_factor=3)
+    assert PSANetConfig(crop=505, shrink_factor=1).side_step == 8 and PSANetConfig(crop=505, branches=()).crop == 505
+    assert (PSANetConfig(crop=513).side_step, PSANetConfig(crop=73, shrink_factor=3).side_step) == (16, 24)
+    mmseg = PSANetConfig(family="mmseg", crop=512)
+    assert (mmseg.side_step, mmseg.side_offset, mmseg.side_problem(100)) == (16, 0, None)
+    assert PSANetConfig(family="mmseg", crop=769).side_offset == 1
+
+
+@pytest.mark.parametrize("args, text", [
+    ((97, 16), None), ((512, 16, 0), None), ((100, 16), "side 100 is not 16k+1: nearest 97 and 113"),
+    ((513, 16, 0), "side 513 is not 16k: nearest 512 and 528"),
+    ((9, 8, 1, 33, 8193), "side 9 is not 8k+1 in 33..8193: nearest 33"),
+    ((100000, 8, 1, 33, 8193), "side 100000 is not 8k+1 in 33..8193: nearest 8193"),
+    ((8194, 16, 1, 33, 8193), "side 8194 is not 16k+1 in 33..8193: nearest 8193"),
+])  # fmt: skip
+def test_side_problem_names_the_nearest_valid_sides(args: tuple[int, ...], text: str | None) -> None:
+    assert side_problem(*args) == text
 
 
 def test_dict_round_trip_and_unknown_keys() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from port.config import conv_out, feature_size, pool_out
+from port.config import PSANetConfig, conv_out, feature_size, pool_out
 from port.model import PSANet, create_model
 from port.variants import VARIANTS
 
@@ -46,9 +46,35 @@ def test_stage_sizes_follow_caffe_rules() -> None:
 
 
 def test_even_feature_size_is_a_clear_error() -> None:
+    """73 is 8k+1, but conv5_3's 10x10 shrinks to 5 and zooms back to 9: the x2 PSA needs 16k+1."""
     model = create_model("psanet50_ade20k_465", width_divisor=32).eval()
-    with pytest.raises(ValueError, match="8k\\+1"):
-        model(torch.randn(1, 3, 73, 73))  # conv5_3 10x10 -> 5 -> 9
+    with pytest.raises(ValueError, match=r"^input side 73 is not 16k\+1: nearest 65 and 81 \(set by the fixed x8 "
+                                         r"zoom and the PSA's x2 shrink and zoom back\); port.Segmenter takes"):
+        model(torch.randn(1, 3, 73, 73))
+
+
+@pytest.mark.parametrize("name, step", [("psanet50_voc2012_465", 8), ("psanet50_ade20k_465", 16),
+                                        ("psanet50_ade20k_465_fcn", 8), ("pspnet50_ade20k_473", 8)])
+def test_a_side_the_fixed_zooms_cannot_give_back_is_refused(name: str, step: int) -> None:
+    """The fork's x8 zoom gives 97x97 logits for 100x100 (13 -> 97): refused, not returned silently."""
+    model = create_model(name, width_divisor=32).eval()
+    side = 6 * step + 1  # conv5_3 at least 7 wide (PSP's 6 bins)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, side, side + step)).shape[-2:] == (side, side + step)
+        with pytest.raises(ValueError, match=f"^input side 100 is not {step}k\\+1: nearest "):
+            model(torch.randn(1, 3, side, 100))
+
+
+@pytest.mark.parametrize("family, crop, out", [("mmseg", 512, (100, 100)), ("semseg", 465, None)])
+def test_each_family_takes_the_sides_its_own_code_takes(family: str, crop: int, out: tuple[int, int] | None) -> None:
+    """mmsegmentation resizes its logits to the input, any size; semseg's PSANet asserts 8k+1 and zooms as the fork."""
+    model = PSANet(PSANetConfig(depth=50, family=family, crop=crop, width_divisor=32)).eval()
+    with torch.no_grad():
+        if out is None:
+            with pytest.raises(ValueError, match="^input side 100 is not 16k\\+1"):
+                model(torch.randn(1, 3, 100, 100))
+        else:
+            assert model(torch.randn(1, 3, 100, 100)).shape[-2:] == out
 
 
 @pytest.mark.parametrize("shape, dtype", [((3, 65, 65), torch.float32), ((1, 4, 65, 65), torch.float32),

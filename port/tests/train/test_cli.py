@@ -117,6 +117,14 @@ def test_crop_must_be_8k_plus_1(tmp_path: Path, data: Path, train) -> None:
     _no_checkpoint(tmp_path / "out")
 
 
+def test_crop_the_network_cannot_take_is_refused_before_the_data_is_read(tmp_path: Path, train) -> None:
+    """An ADE20K PSANet shrinks conv5 by 2 for its PSA: 505 is 8k+1 but not 16k+1 (its forward would fail)."""
+    args = tiny_train_args(tmp_path / "nowhere", tmp_path / "out", "--variant", "psanet50_ade20k_465",
+                           "--model-opt", "crop=505")
+    _fails(train(args), "bad model option: crop 505 is not 16k+1: nearest 497 and 513")
+    _no_checkpoint(tmp_path / "out")
+
+
 def test_list_shows_every_variant_with_numbers(capsys) -> None:
     assert main(["--list"]) == 0
     out = capsys.readouterr().out

@@ -86,8 +86,8 @@ def test_finetune_keeps_what_fits_reinitialises_the_classifiers_and_learns(relea
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--model-opt", "crop=512"], "crop 512 is not 8k+1 (the x8 zoom and the 1/8 labels need it): "
-                                  "nearest valid crops 505 and 513"),
+    (["--model-opt", "crop=512"], "bad model option: crop 512 is not 16k+1: nearest 497 and 513 (set by the fixed x8 "
+                                  "zoom and the PSA's x2 shrink and zoom back)"),
     (["--num-classes", "4", "--class-names", "NAMES"], "names 5 classes, --num-classes is 4"),
     (["--palette", "SHORT"], "has 2 colours for 5 classes"),
     (["--num-classes", "255"], "--num-classes must lie in 1..254"),
