@@ -90,7 +90,7 @@ def check_lines(cases: list[Case]) -> list[str]:
             rounds = ", ".join(f"{m} {' / '.join(f'{t:.2f}' for t in times)}" for m, times in spread.items())
             parts.append(f"batch-1 s/image by round: {rounds}")
         lowered = case.results.get("int8", {}).get("int8_lowered")
-        if lowered:
+        if lowered and lowered[0] is not None:  # None: inductor's count is unreadable in this torch
             parts.append(f"int8 convolutions given oneDNN int8 kernels by inductor {lowered[0]} of {lowered[1]}")
         parts += kept_vs_glibc(case) + winograd_vs_direct(case)
         setup = {m: r["setup_seconds"] for m, r in case.results.items() if "setup_seconds" in r}

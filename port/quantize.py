@@ -83,31 +83,36 @@ class Int8PSANet(nn.Module):
     oneDNN int8 kernels. Freezing is a global inductor setting read while compiling, that is during
     the first call at each shape, so it is switched on around every call (torch.compile's
     options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
-    exported for one image (a dynamic batch dimension left the quantizer annotating nothing in
-    torchao 0.18; the strict export's graph asserts a batch of 1), so a batch runs image by image.
-    `lowered` maps each compiled image shape to the int8 convolutions that became oneDNN kernels; fewer
-    than the graph's `int8_convolutions` warns (`check_lowering`).
+    exported for one image of `size`, the calibration images' (a dynamic batch dimension left the quantizer
+    annotating nothing in torchao 0.18; dynamic sides are specialised by the PSA path, whose guard then fails), so
+    a batch runs image by image and other sizes are refused. `lowered`: the int8 convolutions that became oneDNN
+    kernels at the first compiled call; fewer than the graph's `int8_convolutions` warns (`check_lowering`).
     """
 
-    def __init__(self, converted: nn.Module, cfg: object, compiled: bool) -> None:
+    def __init__(self, converted: nn.Module, cfg: object, compiled: bool, size: tuple[int, int]) -> None:
         super().__init__()
         self.converted = converted
         self.run = torch.compile(converted, dynamic=False) if compiled else converted
         self.cfg = cfg
+        self.size = size
         self.int8_convolutions = check_quantised(converted.graph)  # the graph is fixed: counted once
-        self.lowered: dict[tuple[int, ...], int] = {}
+        self.lowered: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x)
-        shape = tuple(x.shape[1:])
-        compiles = self.run is not self.converted and shape not in self.lowered
+        if tuple(x.shape[-2:]) != self.size:
+            raise ValueError(
+                f"this int8 PSANet was quantised for {self.size[0]}x{self.size[1]} inputs (its calibration images' "
+                f"size), got {x.shape[-2]}x{x.shape[-1]}: quantise with images of the size it will run at"
+            )
+        compiles = self.run is not self.converted and self.lowered is None
         before = torch_private.inductor_counter(LOWERED_COUNTER)
         with torch.no_grad(), torch_private.inductor_freezing():
             logits = torch.cat([self.run(image[None]) for image in x])
         after = torch_private.inductor_counter(LOWERED_COUNTER)
         if compiles and before is not None and after is not None:  # the count is unreadable in another torch
-            self.lowered[shape] = after - before
-            check_lowering(self.int8_convolutions, self.lowered[shape])
+            self.lowered = after - before
+            check_lowering(self.int8_convolutions, self.lowered)
         return logits
 
 
@@ -128,10 +133,11 @@ def quantize_int8(
 ) -> Int8PSANet:
     """An int8 copy of `model` (which stays untouched), calibrated on `calibration_images` (a few images suffice).
 
-    Needs torchao (PT2E moved there from torch.ao.quantization) and, with `compile`, a C++ compiler
-    for inductor: the first call at a new input shape compiles (minutes on 2 cores), later calls
-    are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics, float speed).
-    Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
+    The result runs at the calibration images' size only (crops of the model's crop size for
+    port.Segmenter and the evaluation). Needs torchao (PT2E moved there from torch.ao.quantization)
+    and, with `compile`, a C++ compiler for inductor: the first call compiles (minutes on 2 cores),
+    later calls are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics,
+    float speed). Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
     """
     cpu.require_int8("quantize_int8")
     with quiet(TORCHAO_NOTES):
@@ -142,6 +148,9 @@ def quantize_int8(
         )
 
     batches = _batches(calibration_images)
+    for side in batches[0].shape[2:]:
+        if problem := model.cfg.side_problem(side, "calibration images' side"):
+            raise ValueError(problem)
     # folded but unfused: one plain conv2d per nn.Conv2d (FusedConv's calls add weight chunks around theirs, and a
     # non-strict export gave them no source_fn_stack)
     fast = for_inference(model, fuse=False)
@@ -156,4 +165,4 @@ def quantize_int8(
     with torch.no_grad():
         for image in images:
             prepared(image)
-    return Int8PSANet(convert_pt2e(prepared), fast.cfg, compile)
+    return Int8PSANet(convert_pt2e(prepared), fast.cfg, compile, tuple(images[0].shape[2:]))

@@ -99,7 +99,7 @@ def test_compiled_int8_matches_its_graph(calibrated: tuple[torch.nn.Module, torc
     """inductor's oneDNN int8 kernels compute what the quantise/dequantise graph describes (minutes: compiles)."""
     model, images = calibrated
     int8 = quantize_int8(model, images[:4])
-    reference = Int8PSANet(int8.converted, int8.cfg, compiled=False)(images[4:])  # the graph, image by image
+    reference = Int8PSANet(int8.converted, int8.cfg, False, int8.size)(images[4:])  # the graph, image by image
     assert _agreement(int8(images[4:]), reference) >= 0.995
 
 
@@ -113,8 +113,19 @@ def test_compiled_int8_convolutions_all_get_onednn_kernels(calibrated: tuple[tor
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="int8:")
         out = int8(images[4:6])
-    assert int8.lowered == {(3, 97, 97): 63}
+    assert int8.lowered == 63
     assert out.shape == (2, 150, 97, 97) and torch.isfinite(out).all()
+
+
+def test_another_size_than_the_calibration_is_one_clear_error(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    """The exported graph is fixed at the calibration size: 113x113 was torch.export's multi-line guard failure."""
+    model, images = calibrated
+    int8 = quantize_int8(model, images[:1], compile=False)
+    with pytest.raises(ValueError, match=r"^this int8 PSANet was quantised for 97x97 inputs \(its calibration images' "
+                                         r"size\), got 113x97: quantise with images of the size it will run at$"):
+        int8(torch.zeros(1, 3, 113, 97))
+    with pytest.raises(ValueError, match=r"^calibration images' side 100 is not 16k\+1: nearest 97 and 113 "):
+        quantize_int8(model, torch.zeros(1, 3, 97, 100))
 
 
 def test_missing_lowering_warns() -> None:
