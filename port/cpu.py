@@ -204,6 +204,12 @@ def require_bf16(what: str, alternative: str = "use float32") -> None:
         )
 
 
+def refuse_fp16(what: str, alternative: str) -> None:
+    """Raises CpuFeatureError for `what`, a float16 path on the CPU: every CPU the port runs on emulates it (an eager
+    PSANet forward ~90x slower than float32 on AVX-512)."""
+    raise CpuFeatureError(f"{what} is for CUDA (the CPU runs fp16 emulated): {alternative}")
+
+
 def require_int8(what: str) -> None:
     """Raises CpuFeatureError when `what` (port.quantize's int8 path) cannot run on this CPU."""
     cpu = info()

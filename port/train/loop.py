@@ -99,7 +99,7 @@ class Trainer:
         if settings.amp == "bf16" and world.device.type == "cpu":
             cpu.require_bf16("--amp bf16 on the CPU", "train in float32 (--amp none)")
         if settings.amp == "fp16" and world.device.type == "cpu":
-            raise cpu.CpuFeatureError("--amp fp16 is for CUDA (the CPU runs fp16 emulated): on the CPU use --amp none")
+            cpu.refuse_fp16("--amp fp16", "on the CPU use --amp none")
         self.schedule = Schedule(settings.recipe.batch_size, world.size, settings.micro)
         self.schedule.check()
         torch.manual_seed(settings.seed * 1000 + world.rank)  # per-rank: weights are overwritten by rank 0's below

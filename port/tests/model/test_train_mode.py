@@ -1,8 +1,10 @@
 """Training mode (aux branch, loss, backward) and eval determinism."""
 from __future__ import annotations
 
+import pytest
 import torch
 
+from port import cpu
 from port.model import PSANetOutput, create_model
 
 
@@ -37,9 +39,11 @@ def test_eval_is_deterministic_and_skips_aux() -> None:
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_autocast_logits_are_zoomed_in_float32() -> None:
+def test_autocast_logits_are_zoomed_in_float32(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under bf16 autocast the ×8 zooms take the bf16 conv6 / conv6_aux maps cast to float32: float32 logits that
-    interpolate the bf16 values exactly (to float32 rounding), gradients reaching the bf16 layers."""
+    interpolate the bf16 values exactly (to float32 rounding), gradients reaching the bf16 layers. Numerics, not
+    speed, on any CPU: port.cpu reports native bf16 (the model refuses emulated bf16 otherwise)."""
+    monkeypatch.setattr(cpu, "info", lambda: cpu.CpuInfo("x86_64", "test CPU", frozenset({"avx512_bf16"}), "avx512"))
     torch.manual_seed(0)
     model = create_model("psanet50_voc2012_465", width_divisor=32, aux=True, dropout=0.0).train()
     seen = {}
