@@ -5,16 +5,22 @@ The names are imported on first use, so that the command-line contract (`port.cl
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import Any
 
 from port.variants import VARIANTS
+
+try:
+    __version__ = metadata.version("psanet-port")
+except metadata.PackageNotFoundError:  # a source checkout that was never pip-installed
+    __version__ = "unknown"
 
 _HOMES = {
     "PSANet": "port.model", "create_model": "port.model", "load": "port.model",
     "Segmentation": "port.segmenter", "Segmenter": "port.segmenter",
 }
 
-__all__ = [*_HOMES, *VARIANTS]
+__all__ = ["__version__", *_HOMES, *VARIANTS]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import platform
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
+from importlib import metadata
 from typing import Any, NoReturn
 
+import port
 from port.errors import first_line
 
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
@@ -27,11 +30,21 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line `PROG: error: ...`, exit code 2, nothing written."""
 
 
+def version_line() -> str:
+    """`psanet-port 0.1.0 (torch 2.13.0+cpu, Python 3.11.7)`, read without importing torch."""
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"psanet-port {port.__version__} (torch {torch_version}, Python {platform.python_version()})"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one `PROG: error: ...` line (no usage block), exit 2."""
 
     def __init__(self, prog: str, description: str | None = None) -> None:
         super().__init__(prog=prog, description=description)
+        self.add_argument("--version", action="version", version=version_line())
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")

@@ -45,6 +45,22 @@ def test_bad_option_is_one_line_and_exit_2_for_every_tool(script: str) -> None:
     assert line.startswith(f"{PROGS[script]}: error: ") and ("required" in line or "--no-such-option" in line)
 
 
+@pytest.mark.parametrize("script", sorted(PROGS))
+def test_every_tool_tells_its_version(script: str) -> None:
+    """`--version`: the package's, torch's and Python's, on stdout, exit 0 (argparse's convention), before any
+    required argument is asked for."""
+    from importlib import metadata
+    from platform import python_version
+
+    module, function = SCRIPTS[script].split(":")
+    call = f"import sys; sys.argv[0] = {script!r}; from {module} import {function}; {function}()"
+    done = subprocess.run([sys.executable, "-c", call, "--version"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"psanet-port {metadata.version('psanet-port')} (torch {metadata.version('torch')}, " \
+                          f"Python {python_version()})\n"
+
+
 @pytest.mark.parametrize("module", ["port.evaluate", "port.train", "port.predict", "port.export", "port.visualize",
                                     "port.train.table", "converters.caffe2torch"])
 def test_every_tool_runs_as_a_module_too(module: str) -> None:
