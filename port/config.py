@@ -1,6 +1,8 @@
 """One description of a PSANet architecture, shared by the model, the prototxt generator and the converters."""
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -209,13 +211,28 @@ class PSANetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PSANetConfig":
         """Inverse of `to_dict`; rejects unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown PSANetConfig keys: {sorted(unknown)}")
+        if unknown := cls.unknown_fields(data):
+            raise ValueError(unknown)
         items = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**items)
 
     def with_(self, **changes: Any) -> "PSANetConfig":
-        """Copy with some fields changed."""
+        """Copy with some fields changed; TypeError naming a field it does not have (and the nearest one)."""
+        if unknown := self.unknown_fields(changes):
+            raise TypeError(unknown)
         return replace(self, **changes)
+
+    @classmethod
+    def unknown_fields(cls, names: Iterable[str]) -> str | None:
+        """What is wrong with `names` that are no field, as one line ("did you mean" the nearest), else None."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(names) - set(known))
+        if not unknown:
+            return None
+        hints = []
+        for name in unknown:
+            if name == "pretrained":  # timm's convention: nothing is downloaded here
+                hints.append("weights come from a file: create_model(name, weights=PATH) or port.load(PATH)")
+            elif close := difflib.get_close_matches(name, known, n=1):
+                hints.append(f"did you mean {close[0]}?")
+        return f"unknown PSANetConfig field(s) {', '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")

@@ -78,6 +78,19 @@ def test_side_problem_names_the_nearest_valid_sides(args: tuple[int, ...], text:
     assert side_problem(*args) == text
 
 
+def test_an_unknown_option_is_named_with_the_nearest_field() -> None:
+    """create_model / torch.hub pass options to the config: a typo or timm's `pretrained` was dataclasses' TypeError."""
+    cfg = PSANetConfig()
+    with pytest.raises(TypeError, match=r"^unknown PSANetConfig field\(s\) num_clases \(did you mean num_classes\?\)$"):
+        cfg.with_(num_clases=5)
+    with pytest.raises(TypeError, match=r"^unknown PSANetConfig field\(s\) pretrained \(weights come from a file: "
+                                        r"create_model\(name, weights=PATH\) or port.load\(PATH\)\)$"):
+        cfg.with_(pretrained=True)
+    with pytest.raises(TypeError, match=r"^unknown PSANetConfig field\(s\) bar, foo$"):
+        cfg.with_(foo=1, bar=2)
+    assert cfg.unknown_fields(["crop", "depth"]) is None and cfg.with_(crop=97).crop == 97
+
+
 def test_dict_round_trip_and_unknown_keys() -> None:
     cfg = PSANetConfig(depth=50, num_classes=21, shrink_factor=1, mask_size=(7, 9), aux=True, width_divisor=8)
     assert PSANetConfig.from_dict(cfg.to_dict()) == cfg
