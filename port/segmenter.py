@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -51,12 +52,23 @@ class Segmentation:
         return [self.classes.names[i] for i in present(self.labels, len(self.classes))]
 
 
-def _network(weights: str | Path, backend: str | None, family: str | None, config: Mapping[str, Any]) -> nn.Module:
-    """The PSANet of a weights file (a semseg/mmseg checkpoint read with `family` and `config`), or the runtime of an
-    exported graph (with the attributes a PSANet has)."""
+def _network(
+    weights: str | Path | PSANet, backend: str | None, family: str | None, config: Mapping[str, Any]
+) -> nn.Module:
+    """The PSANet of a weights file (a semseg/mmseg checkpoint read with `family` and `config`), a copy of a PSANet
+    held in memory, or the runtime of an exported graph (with the attributes a PSANet has)."""
     from port.export.runtime import is_deployed, procedure_net
     from port.model.builders import load
 
+    if isinstance(weights, nn.Module):
+        if not isinstance(weights, PSANet):
+            raise TypeError(f"Segmenter takes a PSANet, a weights file or an exported graph, not a "
+                            f"{type(weights).__name__}")
+        if family is not None or config or backend is not None:
+            raise ValueError("family, config and backend are for files; a PSANet object carries its own config")
+        model = copy.deepcopy(weights).eval()  # the caller's model keeps its device and mode
+        model.source = dict(getattr(weights, "source", {}))
+        return model
     if is_deployed(weights):
         if family is not None or config:
             raise ValueError(f"{weights} is an exported graph: its config is stored in it (family and config are for "
@@ -106,17 +118,17 @@ def _device(device: str | torch.device, cpu_only: str | None) -> torch.device:
 class Segmenter:
     """A converted PSANet (any registered variant, or a fine-tuned one) ready to segment images.
 
-    weights: a .safetensors/.pth written by caffe2torch, family2torch or port.train, or a hszhao/semseg or
-    mmsegmentation PSANet checkpoint (as `port.load` reads them). device: "cpu" or "cuda" (default:
-    cuda when available). scales: "ss" (default), "ms" (the authors' six) or a sequence of scales. flip: add
-    the mirrored pass (the authors' default). base_size: the long side at scale 1 (default: the model's dataset's,
-    512 or 2048). fast: use `port.optimize.for_inference` (BN folded, fused kernels; equal within 1e-5).
+    weights: a .safetensors/.pth written by caffe2torch, family2torch or port.train, a hszhao/semseg or
+    mmsegmentation PSANet checkpoint (as `port.load` reads them), or a PSANet object (copied). device: "cpu" or
+    "cuda" (default: cuda when available). scales: "ss" (default), "ms" (the authors' six) or a sequence of scales.
+    flip: add the mirrored pass (the authors' default). base_size: the long side at scale 1 (default: the model's
+    dataset's, 512 or 2048). fast: use `port.optimize.for_inference` (BN folded, fused kernels; equal within 1e-5).
     An exported graph (`port.export`: .onnx, OpenVINO .xml; Caffe input, logits) runs in `backend`, on the CPU.
     """
 
     def __init__(
         self,
-        weights: str | Path,
+        weights: str | Path | PSANet,
         *,
         device: str | torch.device | None = None,
         scales: str | Sequence[float] = "ss",

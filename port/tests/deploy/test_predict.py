@@ -58,6 +58,24 @@ def test_segmenter_takes_paths_pil_images_and_arrays_alike(weights: Path, photo:
         np.testing.assert_array_equal(seg(gray).image, np.repeat(gray[:, :, None], 3, axis=2))
 
 
+def test_segmenter_takes_a_psanet_object_and_leaves_it_as_it_was(weights: Path, photo: np.ndarray) -> None:
+    """A model held in memory (just fine-tuned, or built and loaded by hand) segments as its file does; the caller's
+    model keeps its mode and its parameters (the Segmenter works on a copy)."""
+    model = port.load(weights).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with one_thread():
+        held = port.Segmenter(model, base_size=BASE, device="cpu")(photo)
+        from_file = port.Segmenter(weights, base_size=BASE, device="cpu")(photo)
+    np.testing.assert_array_equal(held.labels, from_file.labels)
+    torch.testing.assert_close(held.probabilities, from_file.probabilities, atol=0, rtol=0)
+    assert held.classes == from_file.classes and model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(TypeError, match="^Segmenter takes a PSANet, a weights file or an exported graph, not a Conv2d"):
+        port.Segmenter(torch.nn.Conv2d(3, 3, 1))
+    with pytest.raises(ValueError, match="^family, config and backend are for files; a PSANet object carries its"):
+        port.Segmenter(model, family="mmseg")
+
+
 @pytest.mark.parametrize("bad, words", [
     (np.zeros((5, 5, 3), np.float32), "uint8"), (np.zeros((5, 5, 4), np.uint8), "H×W×3"), (3, "expected a path"),
     (np.zeros((0, 5, 3), np.uint8), "empty: 0x5"), (Image.new("RGB", (4, 0)), "empty: 0x4"),
