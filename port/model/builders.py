@@ -1,6 +1,7 @@
 """timm-style named builders: one function per `port.variants.VARIANTS` entry, plus `create_model` and `load`."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,7 +49,9 @@ def load(path: str | Path, family: str | None = None, **config: Any) -> PSANet:
 def create_model(name: str, weights: str | Path | None = None, **changes: Any) -> PSANet:
     """Build the named variant (see `port.variants.VARIANTS`), e.g. create_model("psanet101_ade20k_465")."""
     if name not in VARIANTS:
-        raise KeyError(f"unknown PSANet variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
+        close = difflib.get_close_matches(name, VARIANTS, n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise KeyError(f"unknown PSANet variant {name!r}; {hint}known: {', '.join(sorted(VARIANTS))}")
     return build(VARIANTS[name], weights, **changes)
 
 

@@ -49,3 +49,12 @@ def test_weights_of_another_variant_are_refused(tmp_path: Path) -> None:
 def test_pretrained_asks_for_a_converted_file_instead_of_downloading() -> None:
     with pytest.raises(ValueError, match="nothing is downloaded.*caffe2torch"):
         torch.hub.load(str(ROOT), "psanet101_ade20k", source="local", pretrained=True)
+
+
+def test_an_unknown_name_suggests_the_nearest_variant() -> None:
+    """The hub's short name (psanet101_ade20k) given to create_model: it names the full one."""
+    with pytest.raises(KeyError, match=r"^\"unknown PSANet variant 'psanet101_ade20k'; did you mean "
+                                       r"psanet101_ade20k_465\? known: psanet101_ade20k_465, "):
+        create_model("psanet101_ade20k")
+    with pytest.raises(KeyError, match=r"^\"unknown PSANet variant 'resnet50'; known: "):
+        create_model("resnet50")
