@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from port import cpu
 from port.model import PSANetOutput, create_model
+from port.tests.support.cpu_paths import report_native_bf16
 
 
 def test_train_forward_backward_with_aux_loss() -> None:
@@ -43,7 +43,7 @@ def test_autocast_logits_are_zoomed_in_float32(monkeypatch: pytest.MonkeyPatch) 
     """Under bf16 autocast the ×8 zooms take the bf16 conv6 / conv6_aux maps cast to float32: float32 logits that
     interpolate the bf16 values exactly (to float32 rounding), gradients reaching the bf16 layers. Numerics, not
     speed, on any CPU: port.cpu reports native bf16 (the model refuses emulated bf16 otherwise)."""
-    monkeypatch.setattr(cpu, "info", lambda: cpu.CpuInfo("x86_64", "test CPU", frozenset({"avx512_bf16"}), "avx512"))
+    report_native_bf16(monkeypatch)
     torch.manual_seed(0)
     model = create_model("psanet50_voc2012_465", width_divisor=32, aux=True, dropout=0.0).train()
     seen = {}

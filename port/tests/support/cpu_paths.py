@@ -2,6 +2,7 @@
 switch on, and its entry point counted."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from types import ModuleType
 
@@ -29,3 +30,11 @@ def level_reporter(
         return calls
 
     return report
+
+
+def report_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """port.cpu reports this CPU with native bf16 (avx512_bf16 added to its flags): for tests of bf16 numerics or
+    accounting, not speed, on any CPU (the model refuses emulated bf16 otherwise)."""
+    real = cpu.info()
+    native = dataclasses.replace(real, flags=real.flags | {"avx512_bf16"}) if real.x86 else real
+    monkeypatch.setattr(cpu, "info", lambda: native)
