@@ -81,7 +81,7 @@ class Int8PSANet(nn.Module):
     `converted` is the PT2E graph with explicit quantise/dequantise (the reference int8 numerics,
     run in float); when `compiled`, calls go through inductor with freezing, which turns it into
     oneDNN int8 kernels. Freezing is a global inductor setting read while compiling, that is during
-    the first call at each shape, so it is switched on around every call (torch.compile's
+    the first call, so it is switched on around every call (torch.compile's
     options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
     exported for one image of `size`, the calibration images' (a dynamic batch dimension left the quantizer
     annotating nothing in torchao 0.18; dynamic sides are specialised by the PSA path, whose guard then fails), so
@@ -133,8 +133,8 @@ def quantize_int8(
 ) -> Int8PSANet:
     """An int8 copy of `model` (which stays untouched), calibrated on `calibration_images` (a few images suffice).
 
-    The result runs at the calibration images' size only (crops of the model's crop size for
-    port.Segmenter and the evaluation). Needs torchao (PT2E moved there from torch.ao.quantization)
+    The result runs at the calibration images' size only (calibrate at the size you will run, e.g.
+    the model's crop for sliding windows). Needs torchao (PT2E moved there from torch.ao.quantization)
     and, with `compile`, a C++ compiler for inductor: the first call compiles (minutes on 2 cores),
     later calls are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics,
     float speed). Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
