@@ -5,15 +5,9 @@ The names are imported on first use, so that the command-line contract (`port.cl
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from typing import Any
 
 from port.variants import VARIANTS
-
-try:
-    __version__ = metadata.version("psanet-port")
-except metadata.PackageNotFoundError:  # a source checkout that was never pip-installed
-    __version__ = "unknown"
 
 _HOMES = {
     "PSANet": "port.model", "create_model": "port.model", "load": "port.model",
@@ -24,6 +18,13 @@ __all__ = ["__version__", *_HOMES, *VARIANTS]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the installed metadata on first use, not at every import
+        from importlib import metadata
+
+        try:
+            return metadata.version("psanet-port")
+        except metadata.PackageNotFoundError:  # a source checkout that was never pip-installed
+            return "unknown"
     if name in _HOMES:
         return getattr(importlib.import_module(_HOMES[name]), name)
     if name in VARIANTS:

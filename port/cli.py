@@ -39,12 +39,24 @@ def version_line() -> str:
     return f"psanet-port {port.__version__} (torch {torch_version}, Python {platform.python_version()})"
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: prints `version_line()` and exits 0; the metadata is read only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **_: Any) -> None:
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the package's, torch's and Python's versions and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_line())  # on stdout, as argparse's own version action
+        parser.exit(0)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one `PROG: error: ...` line (no usage block), exit 2."""
 
     def __init__(self, prog: str, description: str | None = None) -> None:
         super().__init__(prog=prog, description=description)
-        self.add_argument("--version", action="version", version=version_line())
+        self.add_argument("--version", action=_VersionAction)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
