@@ -40,6 +40,11 @@ MAX_TIME_VS_FAST = 1.25  # issue 33: each runtime's fp32 within 1.25x of the fas
 MIN_INT8_GAIN = 1.5  # issue 33: OpenVINO int8 at least 1.5x its fp32
 
 
+def network(depth: int) -> str:
+    """The variant timed: the ADE20K PSANet of that depth (its sides, 16k+1, are what --sizes may hold)."""
+    return f"psanet{depth}_ade20k_465"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = parser("bench.deploy", __doc__)
     p.add_argument("--depth", type=int, choices=(50, 101), default=101)
@@ -54,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="print the runtimes' per-node-type time (their profilers)")
     args = p.parse_args(argv)
     for size in args.sizes:  # the ADE20K PSANet's sides, checked before any worker starts
-        if problem := VARIANTS[f"psanet{args.depth}_ade20k_465"].config.side_problem(size, "--sizes"):
+        if problem := VARIANTS[network(args.depth)].config.side_problem(size, "--sizes"):
             p.error(problem)
     return args
 
@@ -76,7 +81,7 @@ def prepare(args: argparse.Namespace, folder: Path) -> None:
     from port.model import create_model
 
     torch.manual_seed(0)
-    model = create_model(f"psanet{args.depth}_ade20k_465", width_divisor=args.width_divisor).eval()
+    model = create_model(network(args.depth), width_divisor=args.width_divisor).eval()
     calibrate_bn(model, _images(2, 465, 1))
     save_weights(folder / "model.safetensors", model.state_dict(), model.cfg)
     contract = Contract(step=model.cfg.side_step)

@@ -28,6 +28,7 @@ from port.variants import VARIANTS
 # (role, input channels, output channels, map side at the 465² crop)
 INCREASE_SHAPES = (("conv2", 64, 256, 117), ("conv3", 128, 512, 59), ("conv4", 256, 1024, 59), ("conv5", 512, 2048, 59))
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+NETWORK = "psanet101_ade20k_465"  # the --network variant, whose sides --size must be
 GEOMETRY = ([0, 0], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups of a 1x1
 DONATED = "sum, donated"  # --network: the variant the others are compared with
 
@@ -83,7 +84,7 @@ def network_lines(dtypes: list[str], size: int, rounds: int) -> list[str]:
 
     keep_freed_memory()  # as an eval forward of the model does: no page faults of freed activations in the timings
     torch.manual_seed(0)
-    model = create_model("psanet101_ade20k_465").eval()
+    model = create_model(NETWORK).eval()
     gen = torch.Generator().manual_seed(1)
     calibrate_bn(model, torch.rand(1, 3, 225, 225, generator=gen) * 255 - 128)
     image = torch.rand(1, 3, size, size, generator=gen) * 255 - 128
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if min(args.threads, args.reps, args.rounds) < 1:
         p.error("--threads, --reps and --rounds must be positive")
-    if problem := VARIANTS["psanet101_ade20k_465"].config.side_problem(args.size, "--size"):
+    if problem := VARIANTS[NETWORK].config.side_problem(args.size, "--size"):
         p.error(problem)
     args.dtypes, skipped = runnable_modes(args.dtypes)
     torch.set_num_threads(args.threads)

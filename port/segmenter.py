@@ -67,7 +67,7 @@ def _network(
         if family is not None or config or backend is not None:
             raise ValueError("family, config and backend are for files; a PSANet object carries its own config")
         model = copy.deepcopy(weights).eval()  # the caller's model keeps its device and mode
-        model.source = dict(getattr(weights, "source", {}))
+        model.source = getattr(model, "source", {})  # set by port.load; absent on a model built in memory
         return model
     if is_deployed(weights):
         if family is not None or config:
