@@ -1,22 +1,23 @@
 """int8 inference through PyTorch's own post-training quantisation: PT2E export + X86InductorQuantizer + inductor.
 
-`quantize_int8(model, calibration_images)` exports the BN-folded fp32 model (port.optimize, unfused), lets
-torchao's X86InductorQuantizer annotate it (convolutions, their fused add/ReLU, pooling: int8 with
-per-channel weights), calibrates the observers on the images, converts, and compiles the result with
-inductor and freezing, which lowers the quantise/dequantise pairs into oneDNN int8 convolutions with
-prepacked weights. The classifier conv6 stays float32 (FLOAT_MODULES). The PSA op is a custom operator the quantizer
-does not annotate: it stays float32,
-as do the interpolations and the float32 logits.
+`quantize_int8(model, calibration_images)` exports the BN-folded fp32 model (port.optimize, unfused) with dynamic
+sides, lets torchao's X86InductorQuantizer annotate it (convolutions, their fused add/ReLU, pooling: int8 with
+per-channel weights), calibrates the observers on the images, converts, and compiles the result with inductor and
+freezing, which lowers the quantise/dequantise pairs into oneDNN int8 convolutions with prepacked weights. The
+classifier conv6 stays float32 (FLOAT_MODULES). The PSA op is a custom operator the quantizer does not annotate: it
+stays float32, as do the interpolations and the float32 logits.
 """
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
-from port import cpu, torch_private
+from port import cpu, sides, torch_private
+from port.config import PSANetConfig
+from port.export.graph import MAX_SIDE, MIN_SIDE, dynamic_side, fixed_by_architecture
 from port.model.psanet import PSANet, check_input
 from port.optimize import for_inference
 from port.quiet import quiet
@@ -75,40 +76,60 @@ def check_lowering(expected: int, lowered: int) -> None:
         )
 
 
+def check_size(cfg: PSANetConfig, size: tuple[int, int] | None, x: torch.Tensor, what: str = "input side") -> None:
+    """ValueError, one line, for an input the int8 graph cannot take: a side of `side_problem`, or where the
+    architecture fixes the graph's `size`, another size."""
+    for side in x.shape[-2:]:
+        # the model's own sides (port.model.psanet.check_sides) in the exported graph's range and form (port.export)
+        graph = sides.side_problem(side, cfg.side_step, cfg.side_offset, MIN_SIDE, MAX_SIDE, what)
+        if problem := cfg.side_problem(side, what) or graph and f"{graph} (the sides of the exported int8 graph)":
+            raise ValueError(problem)
+    if size is not None and tuple(x.shape[-2:]) != size:
+        raise ValueError(
+            f"this int8 PSANet runs at {size[0]}x{size[1]} only, its first calibration image's size "
+            f"({fixed_by_architecture(cfg)}), got {x.shape[-2]}x{x.shape[-1]}: quantise with images of the size it "
+            "will run at"
+        )
+
+
 class Int8PSANet(nn.Module):
     """The int8 network; `forward(x)` returns float32 `conv6_zoom` logits (no autograd).
 
-    `converted` is the PT2E graph with explicit quantise/dequantise (the reference int8 numerics,
-    run in float); when `compiled`, calls go through inductor with freezing, which turns it into
-    oneDNN int8 kernels. Freezing is a global inductor setting read while compiling, that is during
-    the first call, so it is switched on around every call (torch.compile's
-    options={"freezing": True} left the weight prepack unfolded in torch 2.13). The graph is
-    exported for one image of `size`, the calibration images' (a dynamic batch dimension left the quantizer
-    annotating nothing in torchao 0.18; dynamic sides are specialised by the PSA path, whose guard then fails), so
-    a batch runs image by image and other sizes are refused. `lowered`: the int8 convolutions that became oneDNN
-    kernels at the first compiled call; fewer than the graph's `int8_convolutions` warns (`check_lowering`).
+    `converted` is the PT2E graph with explicit quantise/dequantise (the reference int8 numerics, run in float),
+    exported with dynamic sides: it takes every side the model takes (`check_size`), except where the architecture
+    fixes the size (`size`: the PSP head's pooling windows, a compact mask; port.export.graph.fixed_by_architecture).
+    The batch dimension is not dynamic (the quantizer annotated nothing then, torchao 0.18): a batch runs image by
+    image. When `compiled`, calls go through inductor with freezing, which turns the graph into oneDNN int8 kernels;
+    freezing is a global inductor setting read while compiling, so it is switched on around every call
+    (torch.compile's options={"freezing": True} left the weight prepack unfolded in torch 2.13). Each new input size
+    compiles once, on its own view of the graph module (the weights shared): torch.compile's recompile limit for one
+    function would otherwise run every size after the eighth uncompiled, silently slow. `lowered`: the int8
+    convolutions that became oneDNN kernels at the latest compile; fewer than the graph's `int8_convolutions` warns
+    (`check_lowering`).
     """
 
-    def __init__(self, converted: nn.Module, cfg: object, compiled: bool, size: tuple[int, int]) -> None:
+    def __init__(self, converted: nn.Module, cfg: PSANetConfig, compiled: bool, size: tuple[int, int] | None) -> None:
         super().__init__()
         self.converted = converted
-        self.run = torch.compile(converted, dynamic=False) if compiled else converted
+        self.compiled = compiled
         self.cfg = cfg
         self.size = size
         self.int8_convolutions = check_quantised(converted.graph)  # the graph is fixed: counted once
         self.lowered: int | None = None
+        self.runs: dict[tuple[int, int], Callable[[torch.Tensor], torch.Tensor]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x)
-        if tuple(x.shape[-2:]) != self.size:
-            raise ValueError(
-                f"this int8 PSANet was quantised for {self.size[0]}x{self.size[1]} inputs (its calibration images' "
-                f"size), got {x.shape[-2]}x{x.shape[-1]}: quantise with images of the size it will run at"
-            )
-        compiles = self.run is not self.converted and self.lowered is None
+        check_size(self.cfg, self.size, x)
+        size = (x.shape[-2], x.shape[-1])
+        compiles = self.compiled and size not in self.runs
+        if compiles:
+            graph = torch.fx.GraphModule(self.converted, self.converted.graph)  # its own code object, same weights
+            self.runs[size] = torch.compile(graph, dynamic=False)
+        run = self.runs[size] if self.compiled else self.converted
         before = torch_private.inductor_counter(LOWERED_COUNTER)
         with torch.no_grad(), torch_private.inductor_freezing():
-            logits = torch.cat([self.run(image[None]) for image in x])
+            logits = torch.cat([run(image[None]) for image in x])
         after = torch_private.inductor_counter(LOWERED_COUNTER)
         if compiles and before is not None and after is not None:  # the count is unreadable in another torch
             self.lowered = after - before
@@ -117,14 +138,12 @@ class Int8PSANet(nn.Module):
 
 
 def _batches(images: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
-    """Calibration input as a list of (N, 3, H, W) float32 batches, all of one spatial size."""
+    """Calibration input as a list of (N, 3, H, W) float32 batches."""
     batches = [images] if isinstance(images, torch.Tensor) else list(images)
     if not batches or any(b.dim() != 4 or b.shape[1] != 3 for b in batches):
         raise ValueError("calibration_images must be a (N, 3, H, W) tensor or an iterable of them")
     if not any(len(b) for b in batches):
         raise ValueError("calibration_images hold no image: give at least one (a few suffice)")
-    if len({tuple(b.shape[2:]) for b in batches}) != 1:
-        raise ValueError("calibration batches must share one spatial size")
     return [b.float() for b in batches]
 
 
@@ -133,10 +152,10 @@ def quantize_int8(
 ) -> Int8PSANet:
     """An int8 copy of `model` (which stays untouched), calibrated on `calibration_images` (a few images suffice).
 
-    The result runs at the calibration images' size only (calibrate at the size you will run, e.g.
-    the model's crop for sliding windows). Needs torchao (PT2E moved there from torch.ao.quantization)
-    and, with `compile`, a C++ compiler for inductor: the first call compiles (minutes on 2 cores),
-    later calls are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics,
+    The result takes every input side the model takes (Int8PSANet; PSP heads and compact masks: the calibration
+    images' size only, which must then be one). Needs torchao (PT2E moved there from torch.ao.quantization) and,
+    with `compile`, a C++ compiler for inductor: the first call at each input size compiles (minutes on 2 cores),
+    later calls at that size are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics,
     float speed). Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
     """
     cpu.require_int8("quantize_int8")
@@ -147,17 +166,19 @@ def quantize_int8(
             get_default_x86_inductor_quantization_config,
         )
 
-    batches = _batches(calibration_images)
-    for side in batches[0].shape[2:]:
-        if problem := model.cfg.side_problem(side, "calibration images' side"):
-            raise ValueError(problem)
+    images = [image[None] for b in _batches(calibration_images) for image in b]
+    cfg = model.cfg
+    size = tuple(images[0].shape[2:]) if fixed_by_architecture(cfg) else None
+    for image in images:
+        check_size(cfg, size, image, "calibration images' side")
     # folded but unfused: one plain conv2d per nn.Conv2d (FusedConv's calls add weight chunks around theirs, and a
     # non-strict export gave them no source_fn_stack)
     fast = for_inference(model, fuse=False)
-    images = [image[None] for b in batches for image in b]
+    sides = None if size else ({2: dynamic_side("rows", cfg.side_step, cfg.side_offset),
+                                3: dynamic_side("cols", cfg.side_step, cfg.side_offset)},)
     # strict (dynamo) export records each node's source_fn_stack, which the quantizer's partitioner matches
     # convolutions by; torch 2.13 falls back to nn_module_stack without it, torch 2.11 annotated nothing
-    exported = torch.export.export(fast, (images[0],), strict=True).module()
+    exported = torch.export.export(fast, (images[0],), dynamic_shapes=sides, strict=True).module()
     quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
     for name in FLOAT_MODULES:
         quantizer.set_module_name_qconfig(name, None)
@@ -165,4 +186,4 @@ def quantize_int8(
     with torch.no_grad():
         for image in images:
             prepared(image)
-    return Int8PSANet(convert_pt2e(prepared), fast.cfg, compile, tuple(images[0].shape[2:]))
+    return Int8PSANet(convert_pt2e(prepared), fast.cfg, compile, size)

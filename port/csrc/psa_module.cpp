@@ -47,8 +47,8 @@ TORCH_LIBRARY(psanet, m) {
       "zoom_cross_entropy_backward(Tensor grad, Tensor logits, Tensor labels, Tensor lse, int zoom, "
       "int ignore_index) -> Tensor");
   // The fork's Interp layer: aligned-corner bilinear resize of (N, C, H, W) to (N, C, height, width).
-  m.def("interp(Tensor x, int height, int width) -> Tensor");
-  m.def("interp_backward(Tensor grad, int height, int width) -> Tensor");
+  m.def("interp(Tensor x, SymInt height, SymInt width) -> Tensor");
+  m.def("interp_backward(Tensor grad, SymInt height, SymInt width) -> Tensor");
   // Train-mode batch norm over the batch's statistics, then ReLU if `relu`; returns (out, mean, 1/sqrt(var + eps)).
   m.def("batch_norm_relu(Tensor x, Tensor weight, Tensor bias, float eps, bool relu) -> (Tensor, Tensor, Tensor)");
   m.def(

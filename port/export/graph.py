@@ -108,14 +108,18 @@ def example_input(contract: Contract, crop: int) -> torch.Tensor:
     return torch.zeros(2, 3, rows, cols)
 
 
+def dynamic_side(name: str, step: int, offset: int) -> Any:
+    """torch.export's dimension for the sides a graph takes: step·k+offset in MIN_SIDE..MAX_SIDE."""
+    blocks = torch.export.Dim(f"{name}_blocks", min=-(-(MIN_SIDE - offset) // step), max=(MAX_SIDE - offset) // step)
+    return step * blocks + offset
+
+
 def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
     dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=1024)}
     if contract.size is None:
-        step, offset = contract.step, contract.offset
-        low, high = -(-(MIN_SIDE - offset) // step), (MAX_SIDE - offset) // step
-        rows, cols = (torch.export.Dim(f"{n}_blocks", min=low, max=high) for n in ("rows", "cols"))
         spatial = (2, 3) if contract.input == "caffe" else (1, 2)
-        dims.update({spatial[0]: step * rows + offset, spatial[1]: step * cols + offset})
+        dims.update({axis: dynamic_side(name, contract.step, contract.offset)
+                     for axis, name in zip(spatial, ("rows", "cols"))})
     return {"image": dims}
 
 

@@ -6,7 +6,9 @@ import warnings
 import pytest
 import torch
 
+from port.config import PSANetConfig
 from port.model import create_model
+from port.model.psanet import PSANet
 from port.ops._extension import AVAILABLE
 from port.optimize import for_inference
 
@@ -76,10 +78,10 @@ def test_bad_calibration_input_is_refused(calibrated: tuple[torch.nn.Module, tor
     model, _ = calibrated
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(model, torch.randn(3, 97, 97))
-    with pytest.raises(ValueError, match="spatial size"):
-        quantize_int8(model, [torch.randn(1, 3, 97, 97), torch.randn(1, 3, 65, 65)])
     with pytest.raises(ValueError, match="hold no image"):
         quantize_int8(model, torch.zeros(0, 3, 97, 97))
+    with pytest.raises(ValueError, match=r"^calibration images' side 100 is not 16k\+1: nearest 97 and 113 "):
+        quantize_int8(model, torch.zeros(1, 3, 97, 100))
 
 
 def test_a_quantizer_that_annotates_nothing_is_an_error(
@@ -104,28 +106,66 @@ def test_compiled_int8_matches_its_graph(calibrated: tuple[torch.nn.Module, torc
 
 
 def test_compiled_int8_convolutions_all_get_onednn_kernels(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
-    """The first call compiles; every int8 convolution of the graph (all but the float classifier) is lowered."""
+    """The first call at each size compiles; every int8 convolution of the graph (all but the float classifier) is
+    lowered, also at a second size when torch.compile allows a function one compile only (the recompile limit is 8:
+    a ninth size ran the quantise/dequantise graph uncompiled, at float speed, with a log line)."""
     model, images = calibrated
     int8 = quantize_int8(model, images[:1])
     convs = sum(1 for n in int8.converted.graph.nodes if n.target is torch.ops.aten.conv2d.default)
     assert int8_convolutions(int8.converted.graph) == convs - len(FLOAT_MODULES) == 63
     assert int8.int8_convolutions == 63
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch._dynamo.config.patch(recompile_limit=1):
         warnings.filterwarnings("error", message="int8:")
         out = int8(images[4:6])
+        assert int8.lowered == 63
+        int8.lowered = None
+        other = int8(torch.randn(1, 3, 65, 81))
     assert int8.lowered == 63
     assert out.shape == (2, 150, 97, 97) and torch.isfinite(out).all()
+    assert other.shape == (1, 150, 65, 81) and torch.isfinite(other).all()
 
 
-def test_another_size_than_the_calibration_is_one_clear_error(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
-    """The exported graph is fixed at the calibration size: 113x113 was torch.export's multi-line guard failure."""
+def test_one_quantisation_runs_at_every_side_the_model_takes(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    """The graph is exported with dynamic 16k+1 sides: calibrated at 97x97 and 65x65, it runs at 129x81 as the model
+    does (a graph fixed at the calibration size failed there with torch.export's multi-line guard message)."""
+    model, images = calibrated
+    smaller = 50 * torch.randn(2, 3, 65, 65, generator=torch.Generator().manual_seed(2))
+    int8 = quantize_int8(model, [images[:2], smaller], compile=False)
+    test = 50 * torch.randn(2, 3, 129, 81, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        fp32 = model(test)
+    out = int8(test)
+    assert out.shape == fp32.shape == (2, 150, 129, 81)
+    agreement = _agreement(out, fp32)
+    print(f"width/16 PSANet50 at 129x81, calibrated at 97x97 and 65x65: int8 agrees with fp32 on {agreement:.4%}")
+    assert agreement >= 0.95
+
+
+def test_a_side_the_graph_cannot_take_is_one_clear_error(calibrated: tuple[torch.nn.Module, torch.Tensor]) -> None:
+    """The model's own message for a side its zooms cannot give back; the graph's range below its smallest side."""
     model, images = calibrated
     int8 = quantize_int8(model, images[:1], compile=False)
-    with pytest.raises(ValueError, match=r"^this int8 PSANet was quantised for 97x97 inputs \(its calibration images' "
-                                         r"size\), got 113x97: quantise with images of the size it will run at$"):
+    with pytest.raises(ValueError, match=r"^input side 100 is not 16k\+1: nearest 97 and 113 \(set by the fixed x8 "
+                                         r"zoom and the PSA's x2 shrink and zoom back\)$"):
+        int8(torch.zeros(1, 3, 97, 100))
+    with pytest.raises(ValueError, match=r"^input side 17 is not 16k\+1 in 33\.\.8193: nearest 33 \(the sides of "
+                                         r"the exported int8 graph\)$"):
+        int8(torch.zeros(1, 3, 17, 97))
+
+
+def test_a_pspnet_runs_at_its_calibration_size_only() -> None:
+    """The PSP head's pooling windows follow the input size, so its graph stays fixed (port.export's rule)."""
+    torch.manual_seed(0)
+    model = create_model("pspnet50_ade20k_473", **SMALL).eval()
+    images = 50 * torch.randn(2, 3, 97, 97, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match=r"^this int8 PSANet runs at 97x97 only, its first calibration image's size "
+                                         r"\(the PSP head's pooling windows depend on the input size\), got 65x65"):
+        quantize_int8(model, [images, torch.zeros(1, 3, 65, 65)], compile=False)
+    int8 = quantize_int8(model, images[:1], compile=False)
+    assert int8(images[1:]).shape == (1, 150, 97, 97)
+    with pytest.raises(ValueError, match=r"^this int8 PSANet runs at 97x97 only, .* got 113x97: quantise with images "
+                                         r"of the size it will run at$"):
         int8(torch.zeros(1, 3, 113, 97))
-    with pytest.raises(ValueError, match=r"^calibration images' side 100 is not 16k\+1: nearest 97 and 113 "):
-        quantize_int8(model, torch.zeros(1, 3, 97, 100))
 
 
 def test_missing_lowering_warns() -> None:
@@ -146,3 +186,18 @@ def test_torchaos_import_notes_stay_off_the_terminal() -> None:
             "    import torchao.quantization.pt2e.quantize_pt2e\nprint('imported')")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and run.stdout == "imported\n" and run.stderr == "", run.stderr
+
+
+def test_an_mmseg_model_keeps_its_crops_parity() -> None:
+    """mmsegmentation's resize rule takes any side in PyTorch, but branches on the parity of conv5's sides: the graph
+    keeps the crop's (16k for a 512 crop), as port.export's graphs do, and says so for another side."""
+    cfg = PSANetConfig(family="mmseg", depth=50, num_classes=150, crop=512, width_divisor=16,
+                       stem_widths=(32, 32, 64), mask_size=(66, 66))
+    torch.manual_seed(0)
+    model = PSANet(cfg).eval()
+    int8 = quantize_int8(model, 50 * torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1)),
+                         compile=False)
+    assert int8(torch.zeros(1, 3, 128, 80)).shape == (1, 150, 128, 80)
+    with pytest.raises(ValueError, match=r"^input side 65 is not 16k in 33\.\.8193: nearest 64 and 80 \(the sides of "
+                                         r"the exported int8 graph\)$"):
+        int8(torch.zeros(1, 3, 65, 64))

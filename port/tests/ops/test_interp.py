@@ -86,6 +86,25 @@ def test_compiles_without_graph_break() -> None:
     torch.testing.assert_close(compiled(x), ops.interp(x, 33, 33) * 2)
 
 
+class ZoomBack(torch.nn.Module):
+    """The PSA branch's shrink by 2 and zoom back, with sizes computed from the input's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        return ops.interp(ops.interp(x, (h + 1) // 2, (w + 1) // 2), h, w)
+
+
+def test_exports_with_dynamic_sides() -> None:
+    """Sizes are SymInts in the schema: an export with dynamic sides runs at another size (with `int` sizes,
+    torch.export specialised them to the example's and the graph failed a guard there; the int8 path needs this)."""
+    rows, cols = torch.export.Dim("rows", min=2, max=64), torch.export.Dim("cols", min=2, max=64)
+    program = torch.export.export(ZoomBack(), (case_input(1, 3, 9, 11, torch.float32, torch.contiguous_format),),
+                                  dynamic_shapes=({2: 2 * rows + 1, 3: 2 * cols + 1},))
+    x = case_input(1, 3, 13, 21, torch.float32, torch.contiguous_format)
+    expected = interp_reference(interp_reference(x, 7, 11), 13, 21)
+    torch.testing.assert_close(program.module()(x), expected, **TOL[torch.float32])
+
+
 def ran_the_kernel(x: torch.Tensor) -> bool:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         ops.interp(x, 9, 9)
