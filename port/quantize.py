@@ -77,8 +77,8 @@ def check_lowering(expected: int, lowered: int) -> None:
 
 
 def check_size(cfg: PSANetConfig, size: tuple[int, int] | None, x: torch.Tensor, what: str = "input side") -> None:
-    """ValueError, one line, for an input the int8 graph cannot take: a side of `side_problem`, or where the
-    architecture fixes the graph's `size`, another size."""
+    """ValueError, one line, for an input the int8 graph cannot take: a side the model refuses or outside the graph's
+    range and form, or, where the architecture fixes the graph's `size`, another size."""
     for side in x.shape[-2:]:
         # the model's own sides (port.model.psanet.check_sides) in the exported graph's range and form (port.export)
         graph = sides.side_problem(side, cfg.side_step, cfg.side_offset, MIN_SIDE, MAX_SIDE, what)
@@ -105,8 +105,7 @@ class Int8PSANet(nn.Module):
     left the weight prepack unfolded in torch 2.13). Each new input size compiles once, on its own view of the graph
     module (the weights shared): torch.compile's recompile limit for one function would otherwise run every size
     after the eighth uncompiled, silently slow. `lowered`: the int8 convolutions that became oneDNN kernels at the
-    latest compile; fewer than the graph's `int8_convolutions` warns
-    (`check_lowering`).
+    latest compile; fewer than the graph's `int8_convolutions` warns (`check_lowering`).
     """
 
     def __init__(self, converted: nn.Module, cfg: PSANetConfig, compiled: bool, size: tuple[int, int] | None) -> None:
