@@ -17,7 +17,7 @@ from torch import nn
 
 from port import cpu, sides, torch_private
 from port.config import PSANetConfig
-from port.export.graph import MAX_SIDE, MIN_SIDE, dynamic_side, fixed_by_architecture
+from port.export.graph import MAX_SIDE, dynamic_side, fixed_by_architecture, min_side, sides_of
 from port.model.psanet import PSANet, check_input
 from port.optimize import for_inference
 from port.quiet import quiet
@@ -81,7 +81,7 @@ def check_size(cfg: PSANetConfig, size: tuple[int, int] | None, x: torch.Tensor,
     range and form, or, where the architecture fixes the graph's `size`, another size."""
     for side in x.shape[-2:]:
         # the model's own sides (port.model.psanet.check_sides) in the exported graph's range and form (port.export)
-        graph = sides.side_problem(side, cfg.side_step, cfg.side_offset, MIN_SIDE, MAX_SIDE, what)
+        graph = sides.side_problem(side, cfg.side_step, cfg.side_offset, min_side(cfg), MAX_SIDE, what)
         if problem := cfg.side_problem(side, what) or graph and f"{graph} (the sides of the exported int8 graph)":
             raise ValueError(problem)
     if size is not None and tuple(x.shape[-2:]) != size:
@@ -97,7 +97,7 @@ class Int8PSANet(nn.Module):
 
     `converted` is the PT2E graph with explicit quantise/dequantise (the reference int8 numerics, run in float),
     exported with dynamic sides: it takes every side the model takes (`check_size`), except where the architecture
-    fixes the size (`size`: the PSP head's pooling windows, a compact mask; port.export.graph.fixed_by_architecture).
+    fixes the size (`size`: a compact mask; port.export.graph.fixed_by_architecture).
     A batch runs image by image (a graph with a dynamic batch too ran 4 images of 465² no faster in one call than
     one by one, full-width PSANet-50, and would compile again for every batch size). When `compiled`, calls go
     through inductor with freezing, which turns the graph into oneDNN int8 kernels; freezing is a global inductor
@@ -152,8 +152,8 @@ def quantize_int8(
 ) -> Int8PSANet:
     """An int8 copy of `model` (which stays untouched), calibrated on `calibration_images` (a few images suffice).
 
-    The result takes every input side the model takes (Int8PSANet; PSP heads and compact masks: the calibration
-    images' size only, which must then be one). Needs torchao (PT2E moved there from torch.ao.quantization) and,
+    The result takes every input side the model takes (Int8PSANet; compact masks: the calibration images' size
+    only, which must then be one). Needs torchao (PT2E moved there from torch.ao.quantization) and,
     with `compile`, a C++ compiler for inductor: the first call at each input size compiles (minutes on 2 cores),
     later calls at that size are fast. compile=False keeps the quantise/dequantise graph (same int8 numerics,
     float speed). Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
@@ -174,8 +174,7 @@ def quantize_int8(
     # folded but unfused: one plain conv2d per nn.Conv2d (FusedConv's calls add weight chunks around theirs, and a
     # non-strict export gave them no source_fn_stack)
     fast = for_inference(model, fuse=False)
-    sides = None if size else ({2: dynamic_side("rows", cfg.side_step, cfg.side_offset),
-                                3: dynamic_side("cols", cfg.side_step, cfg.side_offset)},)
+    sides = None if size else ({2: dynamic_side("rows", **sides_of(cfg)), 3: dynamic_side("cols", **sides_of(cfg))},)
     # strict (dynamo) export records each node's source_fn_stack, which the quantizer's partitioner matches
     # convolutions by; torch 2.13 falls back to nn_module_stack without it, torch 2.11 annotated nothing
     exported = torch.export.export(fast, (images[0],), dynamic_shapes=sides, strict=True).module()

@@ -20,6 +20,7 @@ from port.export.graph import (
     Contract,
     ExportError,
     fixed_by_architecture,
+    sides_of,
 )
 
 PROG = "port.export"
@@ -106,7 +107,7 @@ def _run(args: argparse.Namespace) -> str:
         size = (model.cfg.crop, model.cfg.crop)
         note = f" (fixed {size[0]}x{size[1]}: {reason}; --size for another)"
     try:
-        contract = Contract(args.input, args.output, size, model.cfg.side_step, model.cfg.side_offset)
+        contract = Contract(args.input, args.output, size, **sides_of(model.cfg))
         calibration = None
         if args.int8:
             calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg, contract)

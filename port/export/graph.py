@@ -3,7 +3,8 @@
 Input contracts: "caffe" (the network's own: float32 N×3×H×W, BGR, mean subtracted) or "rgb" (uint8 N×H×W×3 RGB,
 as images are stored; the BGR flip and the mean are in the graph). Outputs: "logits" (float32 N×C×H×W) or
 "labels" (int64 N×H×W, the argmax in the graph). Sides are step·k+1 (step 8, or 16 where the PSA branches shrink
-conv5 by 2 and zoom back, which needs an odd map), at least 33: dynamic unless a size is fixed.
+conv5 by 2 and zoom back, which needs an odd map), at least 33 (49 with a PSP head): dynamic unless a size is
+fixed.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ CONTRACTS = ("caffe", "rgb")
 OUTPUTS = ("logits", "labels")
 OPSET = 18
 MIN_SIDE = 33  # below that, conv5's maps are too small for the heads
+PSP_MIN_SIDE = 49  # conv5 wider than the PSP head's 6 finest bins: at 6 its zoom back is the identity, a branch
 MAX_SIDE = 8193
 METADATA_KEY = "psanet"
 
@@ -43,6 +45,7 @@ class Contract:
     size: tuple[int, int] | None = None  # fixed (H, W), else dynamic sides of step·k+offset
     step: int = 8  # the model config's `side_step`
     offset: int = 1  # the model config's `side_offset`
+    low: int = MIN_SIDE  # the smallest side (`min_side` of the model's config)
 
     def __post_init__(self) -> None:
         if self.input not in CONTRACTS:
@@ -52,11 +55,11 @@ class Contract:
         if self.size is not None:
             object.__setattr__(self, "size", tuple(self.size))
             for side in self.size:
-                check_side(side, self.step, self.offset)
+                check_side(side, self.step, self.offset, self.low)
 
     def describe(self, cfg: PSANetConfig) -> str:
         """The graph's doc string: what to feed and what comes back."""
-        sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"H and W of {self.form}, at least {MIN_SIDE}"
+        sides = f"{self.size[0]}x{self.size[1]}" if self.size else f"H and W of {self.form}, at least {self.low}"
         given = {"caffe": f"float32 N x 3 x H x W, {contract_of(cfg).describe()}",
                  "rgb": "uint8 N x H x W x 3, RGB"}[self.input]
         out = {"logits": "float32 N x C x H x W class scores", "labels": "int64 N x H x W class indices"}[self.output]
@@ -69,17 +72,25 @@ class Contract:
 
 
 def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
-    """Why a model exports only at fixed sizes, or None: PSP's pooling windows and a compact mask follow the size."""
-    if cfg.head == "psp":
-        return "the PSP head's pooling windows depend on the input size"
+    """Why a model exports only at fixed sizes, or None: a compact mask follows the size."""
     if cfg.compact:
         return "a compact mask is as large as the feature map of the crop"
     return None
 
 
-def check_side(side: int, step: int, offset: int = 1) -> None:
-    """A side the graph takes (step·k+offset, MIN_SIDE..MAX_SIDE); ExportError naming the nearest ones otherwise."""
-    if problem := side_problem(side, step, offset, MIN_SIDE, MAX_SIDE):
+def min_side(cfg: PSANetConfig) -> int:
+    """The smallest side a graph of `cfg` takes (a dynamic graph cannot hold a branch on the side's size)."""
+    return PSP_MIN_SIDE if cfg.head == "psp" else MIN_SIDE
+
+
+def sides_of(cfg: PSANetConfig) -> dict[str, int]:
+    """The Contract fields of the sides a graph of `cfg` takes: step·k+offset, at least `low`."""
+    return {"step": cfg.side_step, "offset": cfg.side_offset, "low": min_side(cfg)}
+
+
+def check_side(side: int, step: int, offset: int = 1, low: int = MIN_SIDE) -> None:
+    """A side the graph takes (step·k+offset, low..MAX_SIDE); ExportError naming the nearest ones otherwise."""
+    if problem := side_problem(side, step, offset, low, MAX_SIDE):
         raise ExportError(problem)
 
 
@@ -108,9 +119,9 @@ def example_input(contract: Contract, crop: int) -> torch.Tensor:
     return torch.zeros(2, 3, rows, cols)
 
 
-def dynamic_side(name: str, step: int, offset: int) -> Any:
-    """torch.export's dimension for the sides a graph takes: step·k+offset in MIN_SIDE..MAX_SIDE."""
-    blocks = torch.export.Dim(f"{name}_blocks", min=-(-(MIN_SIDE - offset) // step), max=(MAX_SIDE - offset) // step)
+def dynamic_side(name: str, step: int, offset: int, low: int) -> Any:
+    """torch.export's dimension for the sides a graph takes: step·k+offset in low..MAX_SIDE."""
+    blocks = torch.export.Dim(f"{name}_blocks", min=-(-(low - offset) // step), max=(MAX_SIDE - offset) // step)
     return step * blocks + offset
 
 
@@ -118,7 +129,7 @@ def _dynamic_shapes(contract: Contract) -> dict[str, dict[int, Any]]:
     dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=1024)}
     if contract.size is None:
         spatial = (2, 3) if contract.input == "caffe" else (1, 2)
-        dims.update({axis: dynamic_side(name, contract.step, contract.offset)
+        dims.update({axis: dynamic_side(name, contract.step, contract.offset, contract.low)
                      for axis, name in zip(spatial, ("rows", "cols"))})
     return {"image": dims}
 
@@ -132,9 +143,10 @@ EXPORTER_NOTES = (
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
     """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
     and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
-    expected = Contract(step=model.cfg.side_step, offset=model.cfg.side_offset)
-    if (contract.step, contract.offset) != (expected.step, expected.offset):
-        raise ExportError(f"this model takes sides of {expected.form}, the contract says {contract.form}")
+    expected = Contract(**sides_of(model.cfg))
+    if (contract.step, contract.offset, contract.low) != (expected.step, expected.offset, expected.low):
+        raise ExportError(f"this model takes sides of {expected.form}, at least {expected.low}, the contract says "
+                          f"{contract.form}, at least {contract.low}")
     reason = fixed_by_architecture(model.cfg)
     if reason and contract.size is None:
         raise ExportError(f"this model exports at a fixed size only ({reason}): give the contract a size")

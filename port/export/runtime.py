@@ -104,7 +104,7 @@ class RuntimeNet(nn.Module):
                 f"this graph takes {self.contract.size[0]}x{self.contract.size[1]} inputs, got {tuple(sides)}"
             )
         for side in sides:
-            check_side(int(side), self.contract.step, self.contract.offset)
+            check_side(int(side), self.contract.step, self.contract.offset, self.contract.low)
         dtype = torch.uint8 if rgb else torch.float32
         out = self.runner(image.detach().to("cpu", dtype).contiguous().numpy())
         return torch.from_numpy(np.ascontiguousarray(out))

@@ -10,6 +10,17 @@ from port.model.heads import register
 from port.model.layers import Concat, ConvBN, InterpTo
 
 
+def window_means(x: torch.Tensor, bins: int, kernel: int, stride: int, dim: int) -> torch.Tensor:
+    """Means of `bins` windows of `kernel` positions, `stride` apart, along `dim` (2 or 3) as a product with a
+    bins x size averaging matrix: BinPool's pooling along one axis, for any (symbolic) size. Slices of symbolic
+    length made torch.export specialise on a window of one position."""
+    size = x.shape[dim]
+    start = torch.arange(bins, device=x.device)[:, None] * stride
+    position = torch.arange(size, device=x.device)
+    weights = ((position >= start) & (position < start + kernel)).to(x.dtype) / kernel
+    return weights @ x if dim == 2 else x @ weights.t()
+
+
 class BinPool(nn.Module):
     """`conv5_3_pool<bins>`: average pooling with the kernel/stride the release derives from the feature size."""
 
@@ -19,6 +30,8 @@ class BinPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (kh, sh), (kw, sw) = (psp_pooling(side, self.bins) for side in x.shape[-2:])
+        if torch.compiler.is_exporting():  # a pooling kernel is a graph constant: the same windows, size-free
+            return window_means(window_means(x, self.bins, kh, sh, 2), self.bins, kw, sw, 3)
         # NOTE: Caffe pooling rounds its output size up; these windows tile the map exactly, so both roundings agree.
         return F.avg_pool2d(x, (kh, kw), (sh, sw))
 

@@ -23,7 +23,7 @@ from port.evaluate.datasets import LabelCodec, find_samples
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
 from port.evaluate.runner import evaluate
 from port.export.cli import main
-from port.export.graph import Contract, ExportError, check_side, export_onnx, fixed_by_architecture
+from port.export.graph import Contract, ExportError, check_side, export_onnx, fixed_by_architecture, sides_of
 from port.export.runtime import RuntimeNet
 from port.tests.support.evaluate import write_ade20k
 from port.tests.support.export import assert_as_close_to_float64_as_pytorch
@@ -53,7 +53,8 @@ def _export_and_check(name: str, tmp_path: Path) -> None:
     model = _calibrated(name)
     fixed = fixed_by_architecture(model.cfg) is not None
     step = model.cfg.side_step
-    path = export_onnx(model, tmp_path / f"{name}.onnx", Contract(size=(CROP, CROP) if fixed else None, step=step), {})
+    contract = Contract(size=(CROP, CROP) if fixed else None, **sides_of(model.cfg))
+    path = export_onnx(model, tmp_path / f"{name}.onnx", contract, {})
     graph = onnx.load(str(path)).graph
     assert {node.domain for node in graph.node} <= {""}, "a custom operator"
     sizes = [(CROP, CROP)] + ([] if fixed else [(CROP + 2 * step, CROP - step)])
@@ -104,10 +105,27 @@ def test_rgb_input_and_labels_output_and_the_size_contract(tmp_path: Path) -> No
 
 
 def test_heads_tied_to_their_size_are_refused_a_dynamic_export(tmp_path: Path) -> None:
-    model = port.create_model("pspnet50_ade20k_473", width_divisor=32, crop=65).eval()
-    with pytest.raises(ExportError, match="fixed size only \\(the PSP head's pooling windows"):
-        export_onnx(model, tmp_path / "m.onnx", Contract(step=8), {})
+    model = port.create_model("psanet50_ade20k_465_collect_compact", width_divisor=32, crop=65).eval()
+    with pytest.raises(ExportError, match="fixed size only \\(a compact mask is as large as the feature map"):
+        export_onnx(model, tmp_path / "m.onnx", Contract(**sides_of(model.cfg)), {})
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_pspnet_exports_with_dynamic_sides_from_49(tmp_path: Path) -> None:
+    """The PSP head's pooling windows follow the map: exported, as an averaging product (a pooling kernel was a
+    constant of the graph: a dynamic export gave wrong logits at a second size); 41 is refused (conv5 6 wide, where
+    the finest bins' zoom back is the identity)."""
+    model = _calibrated("pspnet50_ade20k_473")
+    path = export_onnx(model, tmp_path / "m.onnx", Contract(**sides_of(model.cfg)), {})
+    assert {node.op_type for node in onnx.load(str(path)).graph.node}.isdisjoint({"AveragePool"})
+    net = RuntimeNet(path)
+    for rows, cols in ((CROP, CROP), (49, 97)):
+        image = torch.randn(2, 3, rows, cols, generator=torch.Generator().manual_seed(rows)) * 50
+        assert_as_close_to_float64_as_pytorch(model, net, image)
+    with pytest.raises(ExportError, match="side 41 is not 8k\\+1 in 49..8193: nearest 49"):
+        net(torch.zeros(1, 3, 41, 49))
+    with pytest.raises(ExportError, match="the contract says 8k\\+1, at least 33"):
+        export_onnx(model, tmp_path / "n.onnx", Contract(step=8), {})
 
 
 def test_a_fixed_size_graph_refuses_other_sizes(tmp_path: Path) -> None:

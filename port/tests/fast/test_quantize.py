@@ -153,19 +153,35 @@ def test_a_side_the_graph_cannot_take_is_one_clear_error(calibrated: tuple[torch
         int8(torch.zeros(1, 3, 17, 97))
 
 
-def test_a_pspnet_runs_at_its_calibration_size_only() -> None:
-    """The PSP head's pooling windows follow the input size, so its graph stays fixed (port.export's rule)."""
+def test_a_compact_model_runs_at_its_calibration_size_only() -> None:
+    """A compact mask is as large as the crop's feature map, so its graph stays fixed (port.export's rule)."""
     torch.manual_seed(0)
-    model = create_model("pspnet50_ade20k_473", **SMALL).eval()
+    model = create_model("psanet50_ade20k_465_collect_compact", **SMALL).eval()
     images = 50 * torch.randn(2, 3, 97, 97, generator=torch.Generator().manual_seed(1))
     with pytest.raises(ValueError, match=r"^this int8 PSANet runs at 97x97 only, its first calibration image's size "
-                                         r"\(the PSP head's pooling windows depend on the input size\), got 65x65"):
+                                         r"\(a compact mask is as large as the feature map of the crop\), got 65x65"):
         quantize_int8(model, [images, torch.zeros(1, 3, 65, 65)], compile=False)
     int8 = quantize_int8(model, images[:1], compile=False)
     assert int8(images[1:]).shape == (1, 150, 97, 97)
     with pytest.raises(ValueError, match=r"^this int8 PSANet runs at 97x97 only, .* got 113x97: quantise with images "
                                          r"of the size it will run at$"):
         int8(torch.zeros(1, 3, 113, 97))
+
+
+def test_a_pspnet_runs_at_every_side_from_49() -> None:
+    """The PSP head's pooling windows follow the input size; exported, they are an averaging product, so its graph
+    takes dynamic sides too (a pooling kernel was a constant of the graph), from 49 (conv5 wider than 6 bins)."""
+    torch.manual_seed(0)
+    model = create_model("pspnet50_ade20k_473", **SMALL).eval()
+    int8 = quantize_int8(model, 50 * torch.randn(1, 3, 97, 97, generator=torch.Generator().manual_seed(1)),
+                         compile=False)
+    test = 50 * torch.randn(1, 3, 49, 73, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        fp32 = model(test)
+    assert _agreement(int8(test), fp32) >= 0.95
+    with pytest.raises(ValueError, match=r"^input side 41 is not 8k\+1 in 49\.\.8193: nearest 49 \(the sides of the "
+                                         r"exported int8 graph\)$"):
+        int8(torch.zeros(1, 3, 41, 49))
 
 
 def test_missing_lowering_warns() -> None:
