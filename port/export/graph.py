@@ -27,7 +27,7 @@ CONTRACTS = ("caffe", "rgb")
 OUTPUTS = ("logits", "labels")
 OPSET = 18
 MIN_SIDE = 33  # below that, conv5's maps are too small for the heads
-PSP_MIN_SIDE = 49  # conv5 wider than the PSP head's 6 finest bins: at 6 its zoom back is the identity, a branch
+PSP_MIN_SIDE = 49  # conv5 wider than the PSP head's 6 finest bins (at 6 their zoom back is skipped: a branch)
 MAX_SIDE = 8193
 METADATA_KEY = "psanet"
 
@@ -45,7 +45,7 @@ class Contract:
     size: tuple[int, int] | None = None  # fixed (H, W), else dynamic sides of step·k+offset
     step: int = 8  # the model config's `side_step`
     offset: int = 1  # the model config's `side_offset`
-    low: int = MIN_SIDE  # the smallest side (`min_side` of the model's config)
+    low: int = MIN_SIDE  # the smallest side (`min_side(cfg)`)
 
     def __post_init__(self) -> None:
         if self.input not in CONTRACTS:
