@@ -17,7 +17,7 @@ from torch import nn
 
 from port import cpu, sides, torch_private
 from port.config import PSANetConfig
-from port.export.graph import MAX_SIDE, dynamic_side, fixed_by_architecture, min_side, sides_of
+from port.export.graph import MAX_SIDE, dynamic_side, fixed_by_architecture, sides_of
 from port.model.psanet import PSANet, check_input
 from port.optimize import for_inference
 from port.quiet import quiet
@@ -81,7 +81,7 @@ def check_size(cfg: PSANetConfig, size: tuple[int, int] | None, x: torch.Tensor,
     range and form, or, where the architecture fixes the graph's `size`, another size."""
     for side in x.shape[-2:]:
         # the model's own sides (port.model.psanet.check_sides) in the exported graph's range and form (port.export)
-        graph = sides.side_problem(side, cfg.side_step, cfg.side_offset, min_side(cfg), MAX_SIDE, what)
+        graph = sides.side_problem(side, **sides_of(cfg), high=MAX_SIDE, what=what)
         if problem := cfg.side_problem(side, what) or graph and f"{graph} (the sides of the exported int8 graph)":
             raise ValueError(problem)
     if size is not None and tuple(x.shape[-2:]) != size:
@@ -174,10 +174,10 @@ def quantize_int8(
     # folded but unfused: one plain conv2d per nn.Conv2d (FusedConv's calls add weight chunks around theirs, and a
     # non-strict export gave them no source_fn_stack)
     fast = for_inference(model, fuse=False)
-    sides = None if size else ({2: dynamic_side("rows", **sides_of(cfg)), 3: dynamic_side("cols", **sides_of(cfg))},)
+    dims = None if size else ({axis: dynamic_side(name, **sides_of(cfg)) for axis, name in ((2, "rows"), (3, "cols"))},)
     # strict (dynamo) export records each node's source_fn_stack, which the quantizer's partitioner matches
     # convolutions by; torch 2.13 falls back to nn_module_stack without it, torch 2.11 annotated nothing
-    exported = torch.export.export(fast, (images[0],), dynamic_shapes=sides, strict=True).module()
+    exported = torch.export.export(fast, (images[0],), dynamic_shapes=dims, strict=True).module()
     quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
     for name in FLOAT_MODULES:
         quantizer.set_module_name_qconfig(name, None)
