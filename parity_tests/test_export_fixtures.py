@@ -42,7 +42,7 @@ def second_size(fixture: Fixture) -> tuple[int, int]:
 def test_exported_fixture_runs_equal_in_both_runtimes(fixture: Fixture, tmp_path: Path) -> None:
     model = load_converted(fixture.path(".caffemodel"), fixture.path(".prototxt"), tmp_path)
     fixed = fixed_by_architecture(model.cfg) is not None
-    contract = Contract(size=tuple(fixture.shape[2:]) if fixed else None, **sides_of(model.cfg))
+    contract = Contract(size=(size := tuple(fixture.shape[2:]) if fixed else None), **sides_of(model.cfg, size))
     path = export_onnx(model, tmp_path / "model.onnx", contract, {})
     x, _ = recorded(fixture)
     inputs = [torch.from_numpy(x)]

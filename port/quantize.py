@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from port import cpu, sides, torch_private
+from port import cpu, torch_private
 from port.config import PSANetConfig
-from port.export.graph import MAX_SIDE, dynamic_side, fixed_by_architecture, sides_of
+from port.export.graph import dynamic_side, fixed_by_architecture, graph_side_problem, sides_of
 from port.model.psanet import PSANet, check_input
 from port.optimize import for_inference
 from port.quiet import quiet
@@ -81,7 +81,7 @@ def check_size(cfg: PSANetConfig, size: tuple[int, int] | None, x: torch.Tensor,
     range and form, or, where the architecture fixes the graph's `size`, another size."""
     for side in x.shape[-2:]:
         # the model's own sides (port.model.psanet.check_sides) in the exported graph's range and form (port.export)
-        graph = sides.side_problem(side, **sides_of(cfg), high=MAX_SIDE, what=what)
+        graph = graph_side_problem(side, **sides_of(cfg), what=what)
         if problem := cfg.side_problem(side, what) or graph and f"{graph} (the sides of the exported int8 graph)":
             raise ValueError(problem)
     if size is not None and tuple(x.shape[-2:]) != size:

@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> str:
         size = (model.cfg.crop, model.cfg.crop)
         note = f" (fixed {size[0]}x{size[1]}: {reason}; --size for another)"
     try:
-        contract = Contract(args.input, args.output, size, **sides_of(model.cfg))
+        contract = Contract(args.input, args.output, size, **sides_of(model.cfg, size))
         calibration = None
         if args.int8:
             calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg, contract)

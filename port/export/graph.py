@@ -3,8 +3,8 @@
 Input contracts: "caffe" (the network's own: float32 N×3×H×W, BGR, mean subtracted) or "rgb" (uint8 N×H×W×3 RGB,
 as images are stored; the BGR flip and the mean are in the graph). Outputs: "logits" (float32 N×C×H×W) or
 "labels" (int64 N×H×W, the argmax in the graph). Sides are step·k+1 (step 8, or 16 where the PSA branches shrink
-conv5 by 2 and zoom back, which needs an odd map), at least 33 (49 with a PSP head): dynamic unless a size is
-fixed.
+conv5 by 2 and zoom back, which needs an odd map), at least 33 (with a PSP head 41, and 49 in a dynamic graph):
+dynamic unless a size is fixed.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ CONTRACTS = ("caffe", "rgb")
 OUTPUTS = ("logits", "labels")
 OPSET = 18
 MIN_SIDE = 33  # below that, conv5's maps are too small for the heads
-PSP_MIN_SIDE = 49  # conv5 wider than the PSP head's 6 finest bins (at 6 their zoom back is skipped: a branch)
+PSP_MIN_SIDE = 41  # conv5 at least as wide as the PSP head's 6 finest bins
+PSP_MIN_DYNAMIC_SIDE = 49  # conv5 wider than 6 (at 6 the finest bins' zoom back is skipped: a branch)
 MAX_SIDE = 8193
 METADATA_KEY = "psanet"
 
@@ -78,19 +79,28 @@ def fixed_by_architecture(cfg: PSANetConfig) -> str | None:
     return None
 
 
-def min_side(cfg: PSANetConfig) -> int:
-    """The smallest side a graph of `cfg` takes (a dynamic graph cannot hold a branch on the side's size)."""
-    return PSP_MIN_SIDE if cfg.head == "psp" else MIN_SIDE
+def min_side(cfg: PSANetConfig, fixed: bool = False) -> int:
+    """The smallest side a graph of `cfg` takes: a dynamic graph cannot hold a branch on the side's size, a graph
+    of a fixed size can."""
+    if cfg.head == "psp":
+        return PSP_MIN_SIDE if fixed else PSP_MIN_DYNAMIC_SIDE
+    return MIN_SIDE
 
 
-def sides_of(cfg: PSANetConfig) -> dict[str, int]:
-    """The Contract fields of the sides a graph of `cfg` takes: step·k+offset, at least `low`."""
-    return {"step": cfg.side_step, "offset": cfg.side_offset, "low": min_side(cfg)}
+def sides_of(cfg: PSANetConfig, size: tuple[int, int] | None = None) -> dict[str, int]:
+    """The Contract fields of the sides a graph of `cfg` takes, dynamic or of a fixed `size`: step·k+offset, at
+    least `low`."""
+    return {"step": cfg.side_step, "offset": cfg.side_offset, "low": min_side(cfg, fixed=size is not None)}
+
+
+def graph_side_problem(side: int, step: int, offset: int = 1, low: int = MIN_SIDE, what: str = "side") -> str | None:
+    """None for a side a graph takes (step·k+offset, low..MAX_SIDE); else why not, naming the nearest ones."""
+    return side_problem(side, step, offset, low, MAX_SIDE, what)
 
 
 def check_side(side: int, step: int, offset: int = 1, low: int = MIN_SIDE) -> None:
-    """A side the graph takes (step·k+offset, low..MAX_SIDE); ExportError naming the nearest ones otherwise."""
-    if problem := side_problem(side, step, offset, low, MAX_SIDE):
+    """A side the graph takes; ExportError naming the nearest ones otherwise (`graph_side_problem`)."""
+    if problem := graph_side_problem(side, step, offset, low):
         raise ExportError(problem)
 
 
@@ -143,7 +153,7 @@ EXPORTER_NOTES = (
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
     """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
     and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
-    expected = Contract(**sides_of(model.cfg))
+    expected = Contract(**sides_of(model.cfg, contract.size))
     if (contract.step, contract.offset, contract.low) != (expected.step, expected.offset, expected.low):
         raise ExportError(f"this model takes sides of {expected.form}, at least {expected.low}, the contract says "
                           f"{contract.form}, at least {contract.low}")

@@ -53,7 +53,7 @@ def _export_and_check(name: str, tmp_path: Path) -> None:
     model = _calibrated(name)
     fixed = fixed_by_architecture(model.cfg) is not None
     step = model.cfg.side_step
-    contract = Contract(size=(CROP, CROP) if fixed else None, **sides_of(model.cfg))
+    contract = Contract(size=(size := (CROP, CROP) if fixed else None), **sides_of(model.cfg, size))
     path = export_onnx(model, tmp_path / f"{name}.onnx", contract, {})
     graph = onnx.load(str(path)).graph
     assert {node.domain for node in graph.node} <= {""}, "a custom operator"
@@ -114,7 +114,7 @@ def test_heads_tied_to_their_size_are_refused_a_dynamic_export(tmp_path: Path) -
 def test_a_pspnet_exports_with_dynamic_sides_from_49(tmp_path: Path) -> None:
     """The PSP head's pooling windows follow the map: exported, as an averaging product (a pooling kernel was a
     constant of the graph: a dynamic export gave wrong logits at a second size); 41 is refused (conv5 6 wide, where
-    the finest bins' zoom back is the identity)."""
+    the finest bins' zoom back is the identity) but by a graph of that fixed size."""
     model = _calibrated("pspnet50_ade20k_473")
     path = export_onnx(model, tmp_path / "m.onnx", Contract(**sides_of(model.cfg)), {})
     assert {node.op_type for node in onnx.load(str(path)).graph.node}.isdisjoint({"AveragePool"})
@@ -126,6 +126,11 @@ def test_a_pspnet_exports_with_dynamic_sides_from_49(tmp_path: Path) -> None:
         net(torch.zeros(1, 3, 41, 49))
     with pytest.raises(ExportError, match="the contract says 8k\\+1, at least 33"):
         export_onnx(model, tmp_path / "n.onnx", Contract(step=8), {})
+    fixed = export_onnx(model, tmp_path / "f.onnx", Contract(size=(41, 41), **sides_of(model.cfg, (41, 41))), {})
+    image = torch.randn(2, 3, 41, 41, generator=torch.Generator().manual_seed(41)) * 50
+    assert_as_close_to_float64_as_pytorch(model, RuntimeNet(fixed), image)  # a fixed graph holds the identity zoom
+    with pytest.raises(ExportError, match="side 33 is not 8k\\+1 in 41..8193: nearest 41"):
+        Contract(size=(33, 41), **sides_of(model.cfg, (33, 41)))
 
 
 def test_a_fixed_size_graph_refuses_other_sizes(tmp_path: Path) -> None:
