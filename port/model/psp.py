@@ -30,7 +30,7 @@ class BinPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (kh, sh), (kw, sw) = (psp_pooling(side, self.bins) for side in x.shape[-2:])
-        if torch.compiler.is_exporting():  # a pooling kernel is a graph constant: the same windows, size-free
+        if torch.compiler.is_compiling():  # export and compile: a pooling kernel is a constant; these windows are not
             return window_means(window_means(x, self.bins, kh, sh, 2), self.bins, kw, sw, 3)
         # NOTE: Caffe pooling rounds its output size up; these windows tile the map exactly, so both roundings agree.
         return F.avg_pool2d(x, (kh, kw), (sh, sw))
