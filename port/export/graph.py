@@ -64,7 +64,8 @@ class Contract:
         given = {"caffe": f"float32 N x 3 x H x W, {contract_of(cfg).describe()}",
                  "rgb": "uint8 N x H x W x 3, RGB"}[self.input]
         out = {"logits": "float32 N x C x H x W class scores", "labels": "int64 N x H x W class indices"}[self.output]
-        return f"PSANet. Input 'image': {given}; {sides}; other sides are refused. Output '{self.output}': {out}."
+        network = "PSPNet" if cfg.head == "psp" else "PSANet"  # the paper's other Table 1 heads are its ablations
+        return f"{network}. Input 'image': {given}; {sides}; other sides are refused. Output '{self.output}': {out}."
 
     @property
     def form(self) -> str:

@@ -117,7 +117,10 @@ def test_a_pspnet_exports_with_dynamic_sides_from_49(tmp_path: Path) -> None:
     the finest bins' zoom back is the identity) but by a graph of that fixed size."""
     model = _calibrated("pspnet50_ade20k_473")
     path = export_onnx(model, tmp_path / "m.onnx", Contract(**sides_of(model.cfg)), {})
-    assert {node.op_type for node in onnx.load(str(path)).graph.node}.isdisjoint({"AveragePool"})
+    proto = onnx.load(str(path))
+    assert {node.op_type for node in proto.graph.node}.isdisjoint({"AveragePool"})
+    assert proto.doc_string.startswith("PSPNet. Input 'image': float32 N x 3 x H x W")
+    assert "; H and W of 8k+1, at least 49; other sides are refused" in proto.doc_string
     net = RuntimeNet(path)
     for rows, cols in ((CROP, CROP), (49, 97)):
         image = torch.randn(2, 3, rows, cols, generator=torch.Generator().manual_seed(rows)) * 50
