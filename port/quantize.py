@@ -28,8 +28,10 @@ FLOAT_MODULES = ("net.conv6",)
 # inductor's count of int8 convolutions whose quantise/dequantise pattern became a oneDNN int8 kernel with a
 # prepacked weight (torchao's freezing pass; the FX graph cache is bypassed under freezing, so it always runs)
 LOWERED_COUNTER = "qconv_weight_prepack_matcher_count"
-# torchao's import notes on a CPU install (its CUDA libraries not loaded) and pytree's deprecation of its Enum
+# torchao's import notes on a CPU install (its CUDA libraries not loaded), pytree's deprecation of its Enum and
+# torch.jit's of the script methods its inductor passes define
 TORCHAO_NOTES = ("torchao", "torch.utils._pytree")
+TORCHAO_WARNINGS = (r"`torch\.jit\.script_method` is deprecated",)
 
 
 def int8_convolutions(graph: torch.fx.Graph) -> int:
@@ -159,7 +161,7 @@ def quantize_int8(
     float speed). Needs x86 with AVX2 or better (port.cpu; else port.cpu.CpuFeatureError).
     """
     cpu.require_int8("quantize_int8")
-    with quiet(TORCHAO_NOTES):
+    with quiet(TORCHAO_NOTES, TORCHAO_WARNINGS):
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer,

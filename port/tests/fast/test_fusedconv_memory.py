@@ -12,7 +12,7 @@ from torch import nn
 from port.optimize import for_inference, winograd
 from port.optimize.fused_conv import FusedConv, output_parts
 from port.optimize.network import InferencePSANet
-from port.tests.support.fast import PARITY, conv_pair, relative_error, small_model
+from port.tests.support.fast import PARITY, conv_pair, mkldnn_off, relative_error, small_model
 
 pytestmark = pytest.mark.cpu_isa
 
@@ -116,7 +116,7 @@ def test_plain_branch_after_packing_uses_the_plain_weight() -> None:
     conv, fused = conv_pair(torch.float32)
     x = torch.randn(2, 16, 15, 15)
     packed_out = run(fused, x)
-    with torch.backends.mkldnn.flags(enabled=False):
+    with mkldnn_off():
         plain_out, direct = run(fused, x), torch.relu(run(conv, x))
     assert not fused.released and torch.equal(fused.weight, conv.weight)
     assert torch.equal(plain_out, direct)
@@ -187,7 +187,7 @@ def test_weight_packed_in_parts_computes_the_same_convolution(
     calls = []
     conv2d = torch.nn.functional.conv2d
     monkeypatch.setattr(torch.nn.functional, "conv2d", lambda *a, **k: calls.append(a[1].shape) or conv2d(*a, **k))
-    with torch.backends.mkldnn.flags(enabled=False), torch.inference_mode():  # the plain branch, parts too
+    with mkldnn_off(), torch.inference_mode():  # the plain branch, parts too
         plain = parts(x, residual)
     assert not parts.released and calls == [torch.Size([6, 16, 3, 3])] * 4
     torch.testing.assert_close(plain, direct, **tol)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -12,6 +14,18 @@ from port.optimize.fused_conv import FusedConv
 
 SMALL = {"width_divisor": 16, "crop": 97}  # 97 = 8k+1 with k even: the shrink/zoom round trip holds
 PARITY = 1e-4  # max|diff| <= PARITY * max|ref|, the project's fp32 parity tolerance
+
+
+@contextmanager
+def mkldnn_off() -> Iterator[None]:
+    """oneDNN disabled for the block (FusedConv's plain branch). Not torch.backends.mkldnn.flags, which also sets
+    oneDNN's TF32 flag and warns on every CPU that TF32 is for Intel GPUs."""
+    saved = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = saved
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
