@@ -75,7 +75,7 @@ def _images(count: int, size: int, seed: int) -> torch.Tensor:
 def prepare(args: argparse.Namespace, folder: Path) -> None:
     """The BN-calibrated model's weights, its ONNX export (dynamic sizes) and OpenVINO fp32 and int8 models."""
     from port.calibrate import calibrate_bn
-    from port.export.graph import Contract, export_onnx, graph_info, sides_of
+    from port.export.graph import contract_for, export_onnx, graph_info
     from port.export.openvino import save_openvino
     from port.io import save_weights
     from port.model import create_model
@@ -84,7 +84,7 @@ def prepare(args: argparse.Namespace, folder: Path) -> None:
     model = create_model(network(args.depth), width_divisor=args.width_divisor).eval()
     calibrate_bn(model, _images(2, 465, 1))
     save_weights(folder / "model.safetensors", model.state_dict(), model.cfg)
-    contract = Contract(**sides_of(model.cfg))
+    contract = contract_for(model.cfg)
     if {"onnxruntime", "openvino", "openvino_int8"} & set(args.modes):
         export_onnx(model, folder / "model.onnx", contract, {})
     info = graph_info(model, contract, {})

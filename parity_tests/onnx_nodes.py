@@ -116,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)  # a diagnostic tool's own process
     from port.calibrate import calibrate_bn
-    from port.export.graph import Contract, onnx_program, sides_of
+    from port.export.graph import contract_for, onnx_program
     from port.model import create_model
 
     torch.manual_seed(0)
     model = create_model(f"psanet{args.depth}_ade20k_465", width_divisor=args.width_divisor).eval()
     image = torch.randn(1, 3, args.size, args.size) * 50
     calibrate_bn(model, torch.randn(2, 3, args.size, args.size) * 50)
-    program = onnx_program(model, Contract(**sides_of(model.cfg)))
+    program = onnx_program(model, contract_for(model.cfg))
     errors = node_errors(program, image)
     worst = max(errors, key=lambda e: e.local)
     print(f"{len(errors)} nodes compared; worst LOCAL error {worst.local:.1e} ({worst.op} {worst.name}); "

@@ -11,7 +11,7 @@ import torch
 
 from parity_tests.conversion import load_converted
 from parity_tests.fixtures import FIXTURES, Fixture, recorded
-from port.export.graph import Contract, export_onnx, fixed_by_architecture, graph_info, sides_of
+from port.export.graph import contract_for, export_onnx, fixed_by_architecture, graph_info
 from port.export.openvino import save_openvino
 from port.export.runtime import RuntimeNet
 
@@ -42,7 +42,7 @@ def second_size(fixture: Fixture) -> tuple[int, int]:
 def test_exported_fixture_runs_equal_in_both_runtimes(fixture: Fixture, tmp_path: Path) -> None:
     model = load_converted(fixture.path(".caffemodel"), fixture.path(".prototxt"), tmp_path)
     fixed = fixed_by_architecture(model.cfg) is not None
-    contract = Contract(size=(size := tuple(fixture.shape[2:]) if fixed else None), **sides_of(model.cfg, size))
+    contract = contract_for(model.cfg, size=tuple(fixture.shape[2:]) if fixed else None)
     path = export_onnx(model, tmp_path / "model.onnx", contract, {})
     x, _ = recorded(fixture)
     inputs = [torch.from_numpy(x)]

@@ -19,8 +19,8 @@ from port.export.graph import (
     OUTPUTS,
     Contract,
     ExportError,
+    contract_for,
     fixed_by_architecture,
-    sides_of,
 )
 
 PROG = "port.export"
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> str:
         size = (model.cfg.crop, model.cfg.crop)
         note = f" (fixed {size[0]}x{size[1]}: {reason}; --size for another)"
     try:
-        contract = Contract(args.input, args.output, size, **sides_of(model.cfg, size))
+        contract = contract_for(model.cfg, args.input, args.output, size)
         calibration = None
         if args.int8:
             calibration = calibration_inputs(args.calibration, args.calibration_count, model.cfg, contract)

@@ -94,6 +94,13 @@ def sides_of(cfg: PSANetConfig, size: tuple[int, int] | None = None) -> dict[str
     return {"step": cfg.side_step, "offset": cfg.side_offset, "low": min_side(cfg, fixed=size is not None)}
 
 
+def contract_for(cfg: PSANetConfig, input: str = "caffe", output: str = "logits",
+                 size: tuple[int, int] | None = None) -> Contract:
+    """The contract of a graph of `cfg`: its sides (`sides_of`, dynamic or of the fixed `size`) and the given input
+    and output."""
+    return Contract(input, output, size, **sides_of(cfg, size))
+
+
 def graph_side_problem(side: int, step: int, offset: int = 1, low: int = MIN_SIDE, what: str = "side") -> str | None:
     """None for a side a graph takes (step·k+offset, low..MAX_SIDE); else why not, naming the nearest ones."""
     return side_problem(side, step, offset, low, MAX_SIDE, what)
@@ -154,7 +161,7 @@ EXPORTER_NOTES = (
 def onnx_program(model: nn.Module, contract: Contract) -> Any:
     """torch.onnx's program of `model` (a PSANet, put in eval mode) behind `contract`, opset `OPSET` (its FX graph
     and its ONNX model); ExportError for a contract the model cannot honour or an exporter failure."""
-    expected = Contract(**sides_of(model.cfg, contract.size))
+    expected = contract_for(model.cfg, size=contract.size)
     if (contract.step, contract.offset, contract.low) != (expected.step, expected.offset, expected.low):
         raise ExportError(f"this model takes sides of {expected.form}, at least {expected.low}, the contract says "
                           f"{contract.form}, at least {contract.low}")

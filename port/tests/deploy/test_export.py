@@ -23,7 +23,7 @@ from port.evaluate.datasets import LabelCodec, find_samples
 from port.evaluate.inference import SINGLE_SCALE, InferenceSettings
 from port.evaluate.runner import evaluate
 from port.export.cli import main
-from port.export.graph import Contract, ExportError, check_side, export_onnx, fixed_by_architecture, sides_of
+from port.export.graph import Contract, ExportError, check_side, contract_for, export_onnx, fixed_by_architecture
 from port.export.runtime import RuntimeNet
 from port.tests.support.evaluate import write_ade20k
 from port.tests.support.export import assert_as_close_to_float64_as_pytorch
@@ -53,7 +53,7 @@ def _export_and_check(name: str, tmp_path: Path) -> None:
     model = _calibrated(name)
     fixed = fixed_by_architecture(model.cfg) is not None
     step = model.cfg.side_step
-    contract = Contract(size=(size := (CROP, CROP) if fixed else None), **sides_of(model.cfg, size))
+    contract = contract_for(model.cfg, size=(CROP, CROP) if fixed else None)
     path = export_onnx(model, tmp_path / f"{name}.onnx", contract, {})
     graph = onnx.load(str(path)).graph
     assert {node.domain for node in graph.node} <= {""}, "a custom operator"
@@ -107,7 +107,7 @@ def test_rgb_input_and_labels_output_and_the_size_contract(tmp_path: Path) -> No
 def test_heads_tied_to_their_size_are_refused_a_dynamic_export(tmp_path: Path) -> None:
     model = port.create_model("psanet50_ade20k_465_collect_compact", width_divisor=32, crop=65).eval()
     with pytest.raises(ExportError, match="fixed size only \\(a compact mask is as large as the feature map"):
-        export_onnx(model, tmp_path / "m.onnx", Contract(**sides_of(model.cfg)), {})
+        export_onnx(model, tmp_path / "m.onnx", contract_for(model.cfg), {})
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -116,7 +116,7 @@ def test_a_pspnet_exports_with_dynamic_sides_from_49(tmp_path: Path) -> None:
     constant of the graph: a dynamic export gave wrong logits at a second size); 41 is refused (conv5 6 wide, where
     the finest bins' zoom back is the identity) but by a graph of that fixed size."""
     model = _calibrated("pspnet50_ade20k_473")
-    path = export_onnx(model, tmp_path / "m.onnx", Contract(**sides_of(model.cfg)), {})
+    path = export_onnx(model, tmp_path / "m.onnx", contract_for(model.cfg), {})
     proto = onnx.load(str(path))
     assert {node.op_type for node in proto.graph.node}.isdisjoint({"AveragePool"})
     assert proto.doc_string.startswith("PSPNet. Input 'image': float32 N x 3 x H x W")
@@ -129,11 +129,11 @@ def test_a_pspnet_exports_with_dynamic_sides_from_49(tmp_path: Path) -> None:
         net(torch.zeros(1, 3, 41, 49))
     with pytest.raises(ExportError, match="the contract says 8k\\+1, at least 33"):
         export_onnx(model, tmp_path / "n.onnx", Contract(step=8), {})
-    fixed = export_onnx(model, tmp_path / "f.onnx", Contract(size=(41, 41), **sides_of(model.cfg, (41, 41))), {})
+    fixed = export_onnx(model, tmp_path / "f.onnx", contract_for(model.cfg, size=(41, 41)), {})
     image = torch.randn(2, 3, 41, 41, generator=torch.Generator().manual_seed(41)) * 50
     assert_as_close_to_float64_as_pytorch(model, RuntimeNet(fixed), image)  # a fixed graph holds the identity zoom
     with pytest.raises(ExportError, match="side 33 is not 8k\\+1 in 41..8193: nearest 41"):
-        Contract(size=(33, 41), **sides_of(model.cfg, (33, 41)))
+        contract_for(model.cfg, size=(33, 41))
 
 
 def test_a_fixed_size_graph_refuses_other_sizes(tmp_path: Path) -> None:

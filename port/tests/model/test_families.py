@@ -178,12 +178,12 @@ def test_export_runs_in_onnxruntime(family_model: tuple[PSANet, Path], tmp_path:
     """One dynamic export per family, run at two sizes of its side form (mmseg: its 512 crop's 16k), within the
     deploy issue's 1e-4 of max|logits|; the graph refuses the other parity."""
     pytest.importorskip("onnxruntime")
-    from port.export.graph import Contract, ExportError, export_onnx, sides_of
+    from port.export.graph import ExportError, contract_for, export_onnx
     from port.export.runtime import procedure_net
 
     _, path = family_model
     model = port.load(path)
-    contract = Contract(**sides_of(model.cfg))
+    contract = contract_for(model.cfg)
     assert contract.form == ("16k" if model.cfg.family == "mmseg" else "16k+1")
     graph = procedure_net(export_onnx(model, tmp_path / "m.onnx", contract, {"source": model.source}), None)
     assert graph.cfg == model.cfg
